@@ -1,0 +1,32 @@
+# One command sets up and runs each thing a user or CI does; see README.md.
+# `make setup` is idempotent: it re-installs only when pyproject.toml changes.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup test test-all lint train-tiny clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# torch first, pinned: any other torch pulls a multi-GB CUDA build on CPU machines.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+test-all: lint
+	$(BIN)/pytest -m ''
+
+train-tiny: setup
+	$(BIN)/steadytune train examples/train-tiny.yaml --out runs/train-tiny
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,101 @@
+"""Checkpoints: an interrupted run, resumed, ends exactly like an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from trainer import ConfigError, load_config, train
+from trainer.config import merge
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _comparable(result: dict) -> dict:
+    return {k: result[k] for k in ("metrics", "history", "steps", "config")}
+
+
+@pytest.mark.parametrize("strategy", ["sda", "sdv", "noisytune+se"])
+def test_resume_after_interruption_is_exact(tiny_config, tmp_path, strategy):
+    config = load_config(merge(tiny_config, {"strategy": strategy, "distill": {"k": 2}}))
+    reference = train(config, tmp_path / "reference")
+
+    def die_at_step_8(metrics, checkpoint_dir):
+        if metrics["step"] == 8:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(config, tmp_path / "resumed", report=die_at_step_8)
+    assert not (tmp_path / "resumed" / "result.json").exists()
+    resumed = train(config, tmp_path / "resumed")
+    assert resumed["resumed_from_steps"] == [8]
+    assert _comparable(resumed) == _comparable(reference)
+    with (
+        np.load(tmp_path / "reference" / "logits.npz") as a,
+        np.load(tmp_path / "resumed" / "logits.npz") as b,
+    ):
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_checkpoint_of_another_config_is_refused(tiny_config, tmp_path):
+    train(load_config(tiny_config), tmp_path / "run")
+    other = load_config(merge(tiny_config, {"seed": 1}))
+    with pytest.raises(ConfigError, match="different config"):
+        train(other, tmp_path / "run")
+
+
+def _cli(args: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        **kwargs,
+    )
+
+
+def test_sigkill_mid_run_then_same_command_resumes_exactly(tiny_config, tmp_path):
+    config = merge(
+        tiny_config,
+        {
+            "strategy": "sda",
+            "distill": {"k": 3},
+            "optim": {"max_steps": 40},
+            "eval": {"every_steps": 10},
+            "checkpoint": {"every_steps": 2},
+        },
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    reference = _cli(["train", str(path), "--out", str(tmp_path / "ref"), "--no-progress"])
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
+
+    args = ["train", str(path), "--out", str(tmp_path / "killed"), "--no-progress"]
+    victim = _cli(args)
+    state = tmp_path / "killed" / "checkpoint" / "state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert victim.poll() is None, "the run finished before it could be killed"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "killed" / "result.json").exists()
+
+    again = _cli(args)
+    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+    ref = json.loads((tmp_path / "ref" / "result.json").read_text())
+    got = json.loads((tmp_path / "killed" / "result.json").read_text())
+    assert got["resumed_from_steps"] and got["resumed_from_steps"][0] > 0
+    assert _comparable(got) == _comparable(ref)

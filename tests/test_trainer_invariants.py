@@ -1,0 +1,164 @@
+"""The strategies' invariants, checked through the real loop on a tiny BERT."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from trainer import load_config, train
+from trainer.averaging import flatten_parameters_
+from trainer.config import merge
+from trainer.teachers import AveragedTeacher, SelfEnsemble, VotingTeacher
+
+
+def _run(config: dict, out, **overrides) -> tuple[dict, dict[str, np.ndarray]]:
+    result = train(load_config(merge(config, overrides)), out)
+    with np.load(out / "logits.npz") as logits:
+        return result, dict(logits)
+
+
+def _student_history(result: dict) -> list:
+    return [(h["step"], h["train_loss"], h["dev"]) for h in result["history"]]
+
+
+def test_sda_k1_equals_sdv_k1(tiny_config, tmp_path):
+    sda, sda_logits = _run(tiny_config, tmp_path / "sda", strategy="sda", distill={"k": 1})
+    sdv, sdv_logits = _run(tiny_config, tmp_path / "sdv", strategy="sdv", distill={"k": 1})
+    assert _student_history(sda) == _student_history(sdv)
+    np.testing.assert_array_equal(sda_logits["dev_logits"], sdv_logits["dev_logits"])
+
+
+def test_sda_with_zero_lambda_equals_vanilla(tiny_config, tmp_path):
+    vanilla, v_logits = _run(tiny_config, tmp_path / "vanilla")
+    sda, s_logits = _run(
+        tiny_config, tmp_path / "sda", strategy="sda", distill={"lambda": 0.0, "k": 3}
+    )
+    assert _student_history(sda) == _student_history(vanilla)
+    np.testing.assert_array_equal(v_logits["dev_logits"], s_logits["dev_logits"])
+
+
+def test_distillation_changes_training(tiny_config, tmp_path):
+    vanilla, v_logits = _run(tiny_config, tmp_path / "vanilla")
+    sda, s_logits = _run(tiny_config, tmp_path / "sda", strategy="sda", distill={"lambda": 1.0})
+    assert not np.array_equal(v_logits["dev_logits"], s_logits["dev_logits"])
+    assert "averaged" in sda["metrics"] and "averaged" not in vanilla["metrics"]
+
+
+def test_same_seed_reproduces_other_seed_differs(tiny_config, tmp_path):
+    a, a_logits = _run(tiny_config, tmp_path / "a", seed=3)
+    b, b_logits = _run(tiny_config, tmp_path / "b", seed=3)
+    _c, c_logits = _run(tiny_config, tmp_path / "c", seed=4)
+    np.testing.assert_array_equal(a_logits["dev_logits"], b_logits["dev_logits"])
+    assert a["history"] == b["history"]
+    assert not np.array_equal(a_logits["dev_logits"], c_logits["dev_logits"])
+
+
+def test_noisytune_perturbs_and_combines(tiny_config, tmp_path):
+    _, v_logits = _run(tiny_config, tmp_path / "v")
+    _, n_logits = _run(tiny_config, tmp_path / "n", strategy="noisytune")
+    assert not np.array_equal(v_logits["dev_logits"], n_logits["dev_logits"])
+    _, zero_logits = _run(tiny_config, tmp_path / "z", strategy="noisytune", noise={"lambda": 0.0})
+    np.testing.assert_array_equal(v_logits["dev_logits"], zero_logits["dev_logits"])
+    combo, _ = _run(tiny_config, tmp_path / "ns", strategy="noisytune+se")
+    assert combo["teacher_k"] == "all" and "averaged" in combo["metrics"]
+
+
+# -- the teachers against brute force, on a small BERT ------------------------------
+
+
+def _small_bert(seed: int = 0) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    return BertForSequenceClassification(config)
+
+
+def _walk(flat: torch.Tensor, steps: int, seed: int = 1) -> Iterator[torch.Tensor]:
+    """Move the parameters in place like training would, yielding a copy of each state."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        with torch.no_grad():
+            flat.add_(torch.randn(flat.shape, generator=gen) * 0.05)
+        yield flat.clone()
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, "all"])
+def test_sda_teacher_is_mean_of_last_k_snapshots(k):
+    student = _small_bert()
+    flat = flatten_parameters_(student)
+    teacher = AveragedTeacher(student, flat, k)
+    states = []
+    for state in _walk(flat, 9):  # record as the loop does, step by step
+        teacher.record(flat)
+        states.append(state)
+    expected = torch.stack(states if k == "all" else states[-k:]).mean(0)
+    model = teacher.averaged_model()
+    got = torch.cat([p.reshape(-1) for p in model.parameters()])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    student_buffers = dict(student.named_buffers())
+    for name, buffer in model.named_buffers():
+        assert buffer.dtype == student_buffers[name].dtype
+        assert torch.equal(buffer, student_buffers[name])
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_sdv_teacher_logits_are_mean_of_snapshot_logits(k):
+    student = _small_bert()
+    flat = flatten_parameters_(student)
+    teacher = VotingTeacher(student, flat, k)
+    inputs = {"input_ids": torch.randint(1, 50, (4, 7), generator=torch.Generator().manual_seed(0))}
+    assert teacher.logits(inputs) is None  # step 0: nothing recorded yet
+    states = list(_walk(flat, 6))
+    for state in states:
+        teacher.record(state)
+    expected = []
+    for state in states[-k:]:
+        probe = _small_bert()
+        probe_flat = flatten_parameters_(probe)
+        probe_flat.copy_(state)
+        probe.eval()
+        with torch.no_grad():
+            expected.append(probe(**inputs).logits)
+    torch.testing.assert_close(teacher.logits(inputs), torch.stack(expected).mean(0))
+
+
+def test_self_ensemble_evaluates_the_running_mean():
+    student = _small_bert()
+    flat = flatten_parameters_(student)
+    ensemble = SelfEnsemble(student, flat, "all")
+    assert ensemble.averaged_model() is None
+    states = list(_walk(flat, 5))
+    for state in states:
+        ensemble.record(state)
+    got = torch.cat([p.reshape(-1) for p in ensemble.averaged_model().parameters()])
+    torch.testing.assert_close(got, torch.stack(states).mean(0))
+
+
+def test_result_json_and_outputs(tiny_config, tmp_path):
+    result, logits = _run(tiny_config, tmp_path / "r", strategy="sda", save_model=True)
+    on_disk = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert on_disk == json.loads(json.dumps(result))
+    for key in ("config", "metrics", "history", "versions", "git_commit", "runtime_s"):
+        assert key in on_disk
+    assert on_disk["config"]["strategy"] == "sda"
+    assert 0.0 <= on_disk["metrics"]["dev"]["accuracy"] <= 1.0
+    assert set(on_disk["metrics"]["averaged"]["dev"]) == {"accuracy", "macro_f1", "mcc"}
+    assert [h["step"] for h in on_disk["history"]] == [6, 12]
+    assert logits["dev_logits"].shape == (len(logits["dev_labels"]), 2)
+    assert logits["averaged_dev_logits"].shape == logits["dev_logits"].shape
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "r" / "model.safetensors")
+    assert "classifier.weight" in weights

@@ -1,0 +1,129 @@
+"""From a data config to checked, label-encoded splits: the trainer's only data entry.
+
+The steps run in an order that keeps messages honest: validation sees every row as it is
+in the source, so a row number points into the file; the ``train_size`` subset is drawn
+only after that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trainer.config import DataConfig
+from trainer.data.sources import read_splits
+from trainer.data.validation import check_labels, check_split, check_subset
+from trainer.errors import DataError
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class TextSplits:
+    """Checked splits, columns ``text`` [, ``text_pair``], ``label`` (int64 ids), 0-based index.
+
+    ``label_names[i]`` is the source's label for id ``i``. ``fingerprint`` is a sha256 over
+    the contents of every split and the label names: equal fingerprints mean equal data,
+    so it can key a tokenisation cache.
+    """
+
+    train: pd.DataFrame
+    dev: pd.DataFrame
+    test: pd.DataFrame | None
+    label_names: list[str]
+    has_pair: bool
+    fingerprint: str
+
+
+def load_splits(data: DataConfig) -> TextSplits:
+    """Read, check and encode the data a config names.
+
+    Parameters
+    ----------
+    data : DataConfig
+        The source and its column names; ``train_size``/``subset_seed`` pick a fixed
+        training subset.
+
+    Returns
+    -------
+    TextSplits
+
+    Raises
+    ------
+    DataError
+        When a file or column is missing, a text is empty or not a string, a label is
+        missing or unseen in train, train has fewer than 2 classes, or a split is empty.
+    """
+    raws = read_splits(data)
+    # The built-in pair set names its second column itself.
+    pair = data.text_pair or ("text_pair" if data.name == "synthetic-pairs" else None)
+    frames = {
+        split: check_split(raw, data.text, pair, data.label, split) for split, raw in raws.items()
+    }
+    classes = _label_order(frames["train"]["label"])
+    check_labels(frames, raws, data.label, classes)
+    if data.train_size is not None:
+        frames["train"] = _subset(frames["train"], data, raws["train"].origin)
+        check_subset(
+            frames["train"]["label"],
+            classes,
+            data.train_size,
+            data.subset_seed,
+            raws["train"].origin,
+        )
+    ids = {name: i for i, name in enumerate(classes)}
+    for frame in frames.values():
+        frame["label"] = frame["label"].map(ids).astype("int64")
+    return TextSplits(
+        train=frames["train"],
+        dev=frames["dev"],
+        test=frames.get("test"),
+        label_names=classes,
+        has_pair=pair is not None,
+        fingerprint=_fingerprint(frames, classes),
+    )
+
+
+def _label_order(labels: pd.Series) -> list[str]:
+    """The distinct labels in id order: numerically when all are numbers, else as text.
+
+    So 0/1 stay 0/1, AG News' 1..4 become 0..3, and "10" sorts after "9".
+    """
+    distinct = sorted(set(labels))
+    if all(_NUMBER.fullmatch(label) for label in distinct):
+        return sorted(distinct, key=lambda label: (float(label), label))
+    return distinct
+
+
+def _subset(train: pd.DataFrame, data: DataConfig, origin: str) -> pd.DataFrame:
+    """``train_size`` rows, the same for every trial; kept in source order.
+
+    Rows are the first ``train_size`` of one permutation, so with one seed a smaller
+    subset lies inside a larger one (learning curves compare like with like).
+    """
+    assert data.train_size is not None
+    if data.train_size > len(train):
+        raise DataError(
+            f"The 'data.train_size' parameter must be at most the number of train rows in "
+            f"{origin} ({len(train)}). Got {data.train_size} instead."
+        )
+    order = np.random.default_rng(data.subset_seed).permutation(len(train))
+    rows = np.sort(order[: data.train_size])
+    return train.iloc[rows].reset_index(drop=True)
+
+
+def _fingerprint(frames: dict[str, pd.DataFrame], label_names: list[str]) -> str:
+    content = {
+        "label_names": label_names,
+        "splits": {
+            split: {column: frame[column].tolist() for column in frame.columns}
+            for split, frame in sorted(frames.items())
+        },
+    }
+    encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()

@@ -1,0 +1,365 @@
+"""The one fine-tuning loop every strategy runs through.
+
+Read top to bottom: data, model, NoisyTune perturbation, optimizer, the strategy's
+parts (a teacher for SDA/SDV, an averaged model for SE), resume, then one loop:
+forward, distillation loss, backward, clip, teacher records θ_t, step, averaged
+model records θ_{t+1}, evaluate / checkpoint / report. A strategy never copies the
+loop; it only decides which of those parts exist.
+
+Everything that influences the numbers comes from the config and its seed: the head
+initialisation and dropout from ``torch.manual_seed(seed)``, the data order from
+``(seed, epoch)``, the noise from its own generator. A run resumed from a checkpoint
+continues bit for bit as if never interrupted (on the same machine and threads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.averaging import flatten_parameters_
+from trainer.batches import TrainOrder, collate
+from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.config import TrainConfig, config_to_dict
+from trainer.data import load_splits
+from trainer.errors import ConfigError
+from trainer.inference import predict_logits
+from trainer.metrics import classification_metrics
+from trainer.models import load_classifier, load_tokenizer, parameter_groups, resolve_model
+from trainer.noisytune import perturb
+from trainer.provenance import git_commit, library_versions
+from trainer.teachers import AveragedTeacher, SelfEnsemble, VotingTeacher
+from trainer.tokenized import tokenize_splits
+
+__all__ = ["Reporter", "default_cache_dir", "train"]
+
+Reporter = Callable[[dict[str, Any], Path | None], None]
+"""Called with (metrics, checkpoint directory) at every evaluation and checkpoint."""
+
+CHECKPOINT_DIR = "checkpoint"
+RESULT_FILE = "result.json"
+LOGITS_FILE = "logits.npz"
+_NOISE_SEED_OFFSET = 0x5EED  # the noise generator must not share the dropout stream
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("STEADYTUNE_CACHE", Path.home() / ".cache" / "steadytune"))
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is visible.")
+    return torch.device(config.device)
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    """bf16 autocast on CUDA by default (and on CPU when asked); fp32 otherwise."""
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _build_strategy(config: TrainConfig, model: nn.Module, flat: torch.Tensor):
+    """(teacher, self-ensemble) for the strategy; either may be None."""
+    base, k = config.base_strategy, config.teacher_k
+    if base == "sda":
+        return AveragedTeacher(model, flat, k), None
+    if base == "sdv":
+        return VotingTeacher(model, flat, k), None
+    if base == "se":
+        return None, SelfEnsemble(model, flat, k)
+    return None, None
+
+
+def _evaluate(models: dict[str, nn.Module], splits, config, pad_id, device, autocast):
+    """Metrics and logits of each model ('student', 'averaged') on dev and test."""
+    metrics: dict[str, Any] = {}
+    logits: dict[str, np.ndarray] = {}
+    for role, model in models.items():
+        for split_name in ("dev", "test"):
+            if split_name not in splits:
+                continue
+            split = splits[split_name]
+            out = predict_logits(model, split, config.eval.batch_size, pad_id, device, autocast)
+            scores = classification_metrics(out, split.labels)
+            prefix = "" if role == "student" else f"{role}_"
+            logits[f"{prefix}{split_name}_logits"] = out
+            if role == "student":
+                metrics[split_name] = scores
+            else:
+                metrics.setdefault(role, {})[split_name] = scores
+    return metrics, logits
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    report: Reporter | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune one model under ``config`` and write its results to ``out_dir``.
+
+    Parameters
+    ----------
+    config
+        The validated trial configuration.
+    out_dir
+        Where ``result.json``, ``logits.npz``, the checkpoint and (with
+        ``save_model``) ``model.safetensors`` go. If it already holds a checkpoint of
+        this config, training resumes from it.
+    report
+        Optional callback ``(metrics, checkpoint_dir)``, called after every evaluation
+        and every periodic checkpoint (Ray Tune plugs in here).
+    progress
+        Show a progress bar (tqdm) on stderr.
+
+    Returns
+    -------
+    dict
+        The content of ``result.json``.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resolved = config_to_dict(config)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    device = _device(config)
+    autocast = _autocast(config, device)
+
+    # -- data ----------------------------------------------------------------------
+    text_splits = load_splits(config.data)
+    model_path = resolve_model(config.model, cache_dir)
+    tokenizer = load_tokenizer(model_path)
+    splits, cache_hit = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)
+    pad_id = tokenizer.pad_token_id or 0
+
+    # -- model, NoisyTune ------------------------------------------------------------
+    model = load_classifier(model_path, len(text_splits.label_names), config.seed)
+    if config.uses_noise:
+        noise = config.noise
+        perturb(
+            model,
+            noise.lam,
+            distribution=noise.distribution,
+            scope=noise.scope,
+            exclude=noise.exclude,
+            generator=torch.Generator().manual_seed(config.seed + _NOISE_SEED_OFFSET),
+        )
+    model.to(device)
+    flat = flatten_parameters_(model)
+
+    # -- optimizer and schedule -----------------------------------------------------
+    from transformers import get_linear_schedule_with_warmup
+
+    opt = config.optim
+    order = TrainOrder(len(splits["train"]), opt.batch_size, config.seed)
+    total_steps = opt.max_steps or math.ceil(opt.epochs * order.steps_per_epoch)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, opt.lr, opt.head_lr, opt.weight_decay),
+        betas=opt.betas,
+        eps=opt.eps,
+        fused=device.type in ("cpu", "cuda"),  # fused kernels exist for both; ~9x faster on CPU
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, round(opt.warmup_ratio * total_steps), total_steps
+    )
+    eval_every = config.eval.every_steps or order.steps_per_epoch
+    ckpt_every = config.checkpoint.every_steps
+
+    # -- strategy parts --------------------------------------------------------------
+    teacher, ensemble = _build_strategy(config, model, flat)
+    averaged = teacher if isinstance(teacher, AveragedTeacher) else ensemble
+    distill_lam = config.distill.lam
+
+    # -- resume ----------------------------------------------------------------------
+    step, history, elapsed_before, resumed_from = 0, [], 0.0, []
+    loss_sum = torch.zeros((), device=device)
+    loss_count = 0
+    state = load_checkpoint(out_dir / CHECKPOINT_DIR)
+    if state is not None:
+        if state["config"] != resolved:
+            raise ConfigError(
+                f"{out_dir} holds a checkpoint of a different config; use another --out "
+                "or delete it to start over."
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if teacher is not None:
+            teacher.load_state_dict(state["teacher"])
+        if ensemble is not None:
+            ensemble.load_state_dict(state["ensemble"])
+        step, history = state["step"], state["history"]
+        loss_sum.fill_(state["loss_sum"])
+        loss_count = state["loss_count"]
+        elapsed_before = state["elapsed_s"]
+        resumed_from = [*state["resumed_from"], step]
+        _set_rng_state(state["rng"], device)
+    else:
+        torch.manual_seed(config.seed)  # dropout stream: independent of the steps above
+
+    def checkpoint() -> Path:
+        return save_checkpoint(
+            {
+                "format": 1,
+                "config": resolved,
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "teacher": teacher.state_dict() if teacher is not None else None,
+                "ensemble": ensemble.state_dict() if ensemble is not None else None,
+                "rng": _rng_state(device),
+                "history": history,
+                "loss_sum": float(loss_sum),
+                "loss_count": loss_count,
+                "elapsed_s": elapsed_before + time.perf_counter() - started,
+                "resumed_from": resumed_from,
+            },
+            out_dir / CHECKPOINT_DIR,
+        )
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, desc=f"{config.strategy} seed {config.seed}")
+
+    last_logits: dict[str, np.ndarray] = {}
+    train_split = splits["train"]
+    model.train()
+    while step < total_steps:
+        inputs, labels = collate(train_split, order.indices(step), pad_id, device)
+
+        # forward
+        with autocast():
+            logits = model(**inputs).logits
+            loss = F.cross_entropy(logits.float(), labels)
+            # distillation: λ·MSE(student logits, teacher logits)
+            if teacher is not None:
+                target = teacher.logits(inputs)
+                if target is not None:
+                    loss = loss + distill_lam * F.mse_loss(logits.float(), target)
+
+        # backward
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # clip the gradient
+        if opt.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opt.max_grad_norm)
+        # the teacher remembers θ_t, the parameters this step started from
+        if teacher is not None:
+            teacher.record(flat)
+        # update
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        if ensemble is not None:
+            ensemble.record(flat)
+        loss_sum += loss.detach()
+        loss_count += 1
+        if bar is not None:
+            bar.update(1)
+
+        # evaluate, checkpoint, report
+        finished = step == total_steps
+        if step % eval_every == 0 or finished:
+            models = {"student": model}
+            averaged_model = averaged.averaged_model() if averaged is not None else None
+            if averaged_model is not None:
+                models["averaged"] = averaged_model
+            metrics, last_logits = _evaluate(models, splits, config, pad_id, device, autocast)
+            entry = {
+                "step": step,
+                "epoch": step / order.steps_per_epoch,
+                "train_loss": float(loss_sum) / max(loss_count, 1),
+                "lr": scheduler.get_last_lr()[0],
+                **metrics,
+            }
+            loss_sum.zero_()
+            loss_count = 0
+            history.append(entry)
+            if bar is not None:
+                primary = config.eval.primary_metric
+                bar.set_postfix(loss=f"{entry['train_loss']:.3f}", dev=entry["dev"][primary])
+            ckpt = checkpoint()
+            if report is not None:
+                report(entry, ckpt)
+        elif ckpt_every is not None and step % ckpt_every == 0:
+            ckpt = checkpoint()
+            if report is not None:
+                report({"step": step, "epoch": step / order.steps_per_epoch}, ckpt)
+    if bar is not None:
+        bar.close()
+
+    if not last_logits:  # resumed after the final evaluation's checkpoint: nothing left to run
+        models = {"student": model}
+        averaged_model = averaged.averaged_model() if averaged is not None else None
+        if averaged_model is not None:
+            models["averaged"] = averaged_model
+        _, last_logits = _evaluate(models, splits, config, pad_id, device, autocast)
+
+    # -- outputs ---------------------------------------------------------------------
+    final = history[-1]
+    labels_out = {
+        f"{name}_labels": splits[name].labels for name in ("dev", "test") if name in splits
+    }
+    np.savez_compressed(out_dir / LOGITS_FILE, **last_logits, **labels_out)
+    if config.save_model:
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        save_file(weights, out_dir / "model.safetensors", metadata={"base_model": model_path})
+    result = {
+        "config": resolved,
+        "metrics": {k: v for k, v in final.items() if k in ("dev", "test", "averaged")},
+        "primary_metric": config.eval.primary_metric,
+        "history": history,
+        "label_names": text_splits.label_names,
+        "teacher_k": config.teacher_k,
+        "steps": step,
+        "n_train": len(train_split),
+        "n_parameters": int(flat.numel()),
+        "model_path": model_path,
+        "device": str(device),
+        "tokenization_cache_hit": cache_hit,
+        "resumed_from_steps": resumed_from,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "runtime_s": elapsed_before + time.perf_counter() - started,
+    }
+    _write_json(out_dir / RESULT_FILE, result)
+    return result

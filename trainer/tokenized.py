@@ -1,0 +1,133 @@
+"""Tokenise each dataset once and keep the result on disk for every later trial.
+
+A sweep runs the same (tokenizer, data, max_length) dozens of times; tokenising is
+cheap next to training but not free, and it should never differ between trials. The
+cache key hashes the tokenizer's full serialised definition, the data fingerprint and
+``max_length``, so any change to one of them misses the cache instead of reusing
+stale ids. Files are written to a temporary name and renamed, so concurrent trials
+on one node race harmlessly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data import TextSplits
+
+__all__ = ["TokenizedSplit", "tokenize_splits"]
+
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TokenizedSplit:
+    """Ragged token ids stored flat: example i is ``input_ids[offsets[i]:offsets[i+1]]``."""
+
+    input_ids: np.ndarray  # int32, concatenated
+    token_type_ids: np.ndarray  # int8, concatenated, aligned with input_ids
+    offsets: np.ndarray  # int64, len n + 1
+    labels: np.ndarray  # int64, len n
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = backend.to_str()
+    else:  # a slow tokenizer: its vocabulary and class define it
+        definition = json.dumps([type(tokenizer).__name__, sorted(tokenizer.get_vocab().items())])
+    return hashlib.sha256(definition.encode()).hexdigest()
+
+
+def _encode(frame, tokenizer, max_length: int, has_pair: bool) -> TokenizedSplit:
+    texts = frame["text"].tolist()
+    pairs = frame["text_pair"].tolist() if has_pair else None
+    encoded = tokenizer(
+        texts,
+        pairs,
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=True,
+    )
+    ids = encoded["input_ids"]
+    types = encoded.get("token_type_ids") or [[0] * len(x) for x in ids]
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return TokenizedSplit(
+        input_ids=np.fromiter((t for x in ids for t in x), dtype=np.int32, count=offsets[-1]),
+        token_type_ids=np.fromiter((t for x in types for t in x), dtype=np.int8, count=offsets[-1]),
+        offsets=offsets,
+        labels=frame["label"].to_numpy(dtype=np.int64),
+    )
+
+
+def _save(path: Path, splits: dict[str, TokenizedSplit]) -> None:
+    arrays = {
+        f"{name}.{field}": getattr(split, field)
+        for name, split in splits.items()
+        for field in ("input_ids", "token_type_ids", "offsets", "labels")
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: Path) -> dict[str, TokenizedSplit]:
+    with np.load(path, allow_pickle=False) as archive:
+        names = sorted({key.split(".")[0] for key in archive.files})
+        return {
+            name: TokenizedSplit(
+                input_ids=archive[f"{name}.input_ids"],
+                token_type_ids=archive[f"{name}.token_type_ids"],
+                offsets=archive[f"{name}.offsets"],
+                labels=archive[f"{name}.labels"],
+            )
+            for name in names
+        }
+
+
+def tokenize_splits(
+    splits: TextSplits, tokenizer, max_length: int, cache_dir: Path
+) -> tuple[dict[str, TokenizedSplit], bool]:
+    """Tokenise train/dev/(test), reading or filling the on-disk cache.
+
+    Returns the splits by name and whether the cache was hit.
+    """
+    key = hashlib.sha256(
+        json.dumps(
+            [_CACHE_FORMAT, _tokenizer_digest(tokenizer), splits.fingerprint, max_length]
+        ).encode()
+    ).hexdigest()[:32]
+    path = Path(cache_dir) / "tokens" / f"{key}.npz"
+    if path.is_file():
+        return _load(path), True
+    frames = {"train": splits.train, "dev": splits.dev}
+    if splits.test is not None:
+        frames["test"] = splits.test
+    encoded = {
+        name: _encode(frame, tokenizer, max_length, splits.has_pair)
+        for name, frame in frames.items()
+    }
+    _save(path, encoded)
+    return encoded, False
