@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-all lint train-tiny clean
+.PHONY: setup test test-all lint quickstart train-tiny clean
 
 setup: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# torch first, pinned: any other torch pulls a multi-GB CUDA build on CPU machines.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 lint: setup
@@ -24,6 +24,9 @@ test: lint
 
 test-all: lint
 	$(BIN)/pytest -m ''
+
+quickstart: setup
+	$(BIN)/steadytune sweep examples/quickstart.yaml
 
 train-tiny: setup
 	$(BIN)/steadytune train examples/train-tiny.yaml --out runs/train-tiny

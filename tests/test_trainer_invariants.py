@@ -162,3 +162,27 @@ def test_result_json_and_outputs(tiny_config, tmp_path):
 
     weights = load_file(tmp_path / "r" / "model.safetensors")
     assert "classifier.weight" in weights
+
+
+@pytest.mark.parametrize("lengths", [None, np.arange(103) % 17 + 3])
+def test_train_order_covers_each_example_once_per_epoch(lengths):
+    from trainer.batches import TrainOrder
+
+    order = TrainOrder(103, 8, seed=5, lengths=lengths)
+    for epoch in range(2):
+        steps = range(epoch * order.steps_per_epoch, (epoch + 1) * order.steps_per_epoch)
+        seen = np.concatenate([order.indices(s) for s in steps])
+        assert sorted(seen.tolist()) == list(range(103))
+    again = TrainOrder(103, 8, seed=5, lengths=lengths)
+    assert np.array_equal(
+        again.indices(order.steps_per_epoch + 3), order.indices(order.steps_per_epoch + 3)
+    )
+    other = TrainOrder(103, 8, seed=6, lengths=lengths)
+    assert not np.array_equal(other.indices(0), order.indices(0))
+    if lengths is not None:  # grouped batches pad far less than random ones
+        padded = sum(lengths[order.indices(s)].max() * len(order.indices(s)) for s in range(13))
+        plain = TrainOrder(103, 8, seed=5)
+        padded_plain = sum(
+            lengths[plain.indices(s)].max() * len(plain.indices(s)) for s in range(13)
+        )
+        assert padded < 0.8 * padded_plain

@@ -51,25 +51,48 @@ def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, device: tor
 class TrainOrder:
     """Which examples form the batch of optimizer step ``step``.
 
-    Epoch ``e`` visits the examples in ``default_rng([seed, e]).permutation(n)`` order,
-    in batches of ``batch_size`` (the last one may be smaller).
+    Epoch ``e`` shuffles the examples with ``default_rng([seed, e])`` and cuts the
+    permutation into batches of ``batch_size`` (the last one may be smaller).
+
+    With ``lengths`` given (length-grouped batching, as HF's ``group_by_length``), the
+    permutation is cut into mega-batches of ``GROUP_BATCHES`` batches, each sorted by
+    length before it is cut, and the batches are then shuffled with the same
+    generator: batches hold examples of similar length (little padding) yet every
+    epoch's order is still random and a pure function of (seed, epoch).
     """
 
-    def __init__(self, n_examples: int, batch_size: int, seed: int) -> None:
+    GROUP_BATCHES = 50
+
+    def __init__(
+        self, n_examples: int, batch_size: int, seed: int, lengths: np.ndarray | None = None
+    ) -> None:
         self.n_examples = n_examples
         self.batch_size = batch_size
         self.seed = seed
+        self.lengths = lengths
         self.steps_per_epoch = math.ceil(n_examples / batch_size)
         self._epoch = -1
-        self._order = np.arange(0)
+        self._batches: list[np.ndarray] = []
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(self.n_examples)
+        size = self.batch_size
+        if self.lengths is None:
+            return [order[i : i + size] for i in range(0, self.n_examples, size)]
+        batches = []
+        for start in range(0, self.n_examples, size * self.GROUP_BATCHES):
+            mega = order[start : start + size * self.GROUP_BATCHES]
+            mega = mega[np.argsort(-self.lengths[mega], kind="stable")]
+            batches.extend(mega[i : i + size] for i in range(0, len(mega), size))
+        return [batches[i] for i in rng.permutation(len(batches))]
 
     def indices(self, step: int) -> np.ndarray:
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n_examples)
+            self._batches = self._epoch_batches(epoch)
             self._epoch = epoch
-        start = position * self.batch_size
-        return self._order[start : start + self.batch_size]
+        return self._batches[position]
 
 
 def eval_batches(

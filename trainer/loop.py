@@ -118,6 +118,15 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _peak_memory_mib(device: torch.device) -> float:
+    """Peak GPU memory allocated by torch, or the process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
@@ -185,7 +194,13 @@ def train(
     from transformers import get_linear_schedule_with_warmup
 
     opt = config.optim
-    order = TrainOrder(len(splits["train"]), opt.batch_size, config.seed)
+    train_split = splits["train"]
+    order = TrainOrder(
+        len(train_split),
+        opt.batch_size,
+        config.seed,
+        lengths=train_split.lengths if opt.group_by_length else None,
+    )
     total_steps = opt.max_steps or math.ceil(opt.epochs * order.steps_per_epoch)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, opt.lr, opt.head_lr, opt.weight_decay),
@@ -259,10 +274,13 @@ def train(
         bar = tqdm(total=total_steps, initial=step, desc=f"{config.strategy} seed {config.seed}")
 
     last_logits: dict[str, np.ndarray] = {}
-    train_split = splits["train"]
+    # throughput of this session's training steps (evaluation and checkpoints excluded)
+    loop_started, side_time, samples_seen = time.perf_counter(), 0.0, 0
     model.train()
     while step < total_steps:
-        inputs, labels = collate(train_split, order.indices(step), pad_id, device)
+        batch_indices = order.indices(step)
+        samples_seen += len(batch_indices)
+        inputs, labels = collate(train_split, batch_indices, pad_id, device)
 
         # forward
         with autocast():
@@ -296,6 +314,7 @@ def train(
 
         # evaluate, checkpoint, report
         finished = step == total_steps
+        side_started = time.perf_counter()
         if step % eval_every == 0 or finished:
             models = {"student": model}
             averaged_model = averaged.averaged_model() if averaged is not None else None
@@ -322,6 +341,8 @@ def train(
             ckpt = checkpoint()
             if report is not None:
                 report({"step": step, "epoch": step / order.steps_per_epoch}, ckpt)
+        side_time += time.perf_counter() - side_started
+    train_time = time.perf_counter() - loop_started - side_time
     if bar is not None:
         bar.close()
 
@@ -356,6 +377,9 @@ def train(
         "model_path": model_path,
         "device": str(device),
         "tokenization_cache_hit": cache_hit,
+        "train_time_s": train_time,
+        "train_samples_per_s": samples_seen / train_time if train_time > 0 else None,
+        "peak_memory_mib": _peak_memory_mib(device),
         "resumed_from_steps": resumed_from,
         "versions": library_versions(),
         "git_commit": git_commit(),

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Module names under sweeps.cli, in the order `--help` lists them.
-SUBCOMMANDS = ("train",)
+SUBCOMMANDS = ("train", "sweep", "resume", "submit", "status", "logs", "stop", "report", "ensemble")
 
 
 def build_parser() -> argparse.ArgumentParser:

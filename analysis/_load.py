@@ -1,0 +1,238 @@
+"""Reading a run: ``results.parquet`` as a tidy table, the trials' histories, what is missing.
+
+This is the only module of ``analysis`` (with ``_ensemble.run_ensembles`` and
+``_report.write_report``) that touches files; everything it returns is a plain DataFrame
+that the statistics take as input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from trainer.errors import UserInputError
+
+RESULTS_FILE = "results.parquet"
+ENSEMBLES_FILE = "ensembles.parquet"
+SWEEP_FILE = "sweep.json"
+FINISHED = "TERMINATED"
+
+# The knobs that make a configuration; a configuration's seeds are its rows.
+CONFIG_COLUMNS = ("dataset", "strategy", "noise_lambda", "distill_lambda", "teacher_k")
+PATH_COLUMNS = ("result_path", "logits_path", "model_path")
+SPLITS = ("dev", "test")
+
+
+class AnalysisError(UserInputError):
+    """A run directory or table that cannot be analysed; the message says what is wrong."""
+
+
+def _run_dir_and_file(source: str | Path) -> tuple[Path, Path]:
+    path = Path(source)
+    if path.is_dir():
+        return path, path / RESULTS_FILE
+    return path.parent, path
+
+
+def resolve_path(value: str | None, run_dir: Path) -> str | None:
+    """A path from the table that exists here, or ``None``.
+
+    Paths written on another machine (a cluster's absolute paths) are tried relative to
+    ``run_dir`` with their leading parts dropped one at a time, so ``/scratch/u/runs/q/
+    trials/k/result.json`` finds ``<run_dir>/trials/k/result.json``.
+    """
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return None
+    path = Path(str(value))
+    if path.exists():
+        return str(path)
+    if not path.is_absolute() and (run_dir / path).exists():
+        return str(run_dir / path)
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    for i in range(len(parts)):
+        candidate = run_dir.joinpath(*parts[i:])
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+def load(source: str | Path) -> pd.DataFrame:
+    """The sweep's results as a tidy table: one row per trial.
+
+    Parameters
+    ----------
+    source : str or Path
+        A run directory (``<storage>/<name>``, holding ``results.parquet``) or the
+        parquet file itself. A run dir copied off a cluster works: paths in the table
+        that do not exist here are resolved relative to the run directory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``results.parquet`` (``dataset``, ``strategy``, ``seed``,
+        ``noise_lambda``, ``distill_lambda``, ``teacher_k`` as a string, ``status``,
+        ``primary``, metric columns such as ``dev_accuracy``, ...) plus ``finished``
+        (status is TERMINATED and the primary metric is known). ``result_path``,
+        ``logits_path`` and ``model_path`` hold paths that exist here, or missing values.
+        ``df.attrs["run_dir"]`` is the run directory.
+
+    Examples
+    --------
+    >>> df = analysis.load("runs/quickstart")  # doctest: +SKIP
+    >>> df.groupby("strategy")["dev_accuracy"].mean()  # doctest: +SKIP
+    """
+    run_dir, file = _run_dir_and_file(source)
+    if not file.is_file():
+        if (run_dir / SWEEP_FILE).is_file():
+            raise AnalysisError(
+                f"{run_dir} has no {RESULTS_FILE} yet: no trial of this sweep has finished"
+            )
+        raise AnalysisError(
+            f"{source} is neither a sweep run directory (no {RESULTS_FILE}) nor a parquet file"
+        )
+    try:
+        df = pd.read_parquet(file)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise AnalysisError(f"{file} cannot be read as parquet: {exc}") from exc
+    return tidy(df, run_dir)
+
+
+def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
+    """Normalise a results table (column types, resolved paths, ``finished``)."""
+    required = {"dataset", "strategy", "seed"}
+    missing = sorted(required - set(df.columns))
+    if missing:
+        raise AnalysisError(f"the results table has no column(s) {missing}")
+    df = df.copy()
+    for col in (*CONFIG_COLUMNS, "status", "primary_metric", "optuna_cell", "optuna_trial", "key"):
+        if col not in df.columns:
+            df[col] = None
+    for col in ("noise_lambda", "distill_lambda", "primary", "optuna_trial"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    df["teacher_k"] = (
+        df["teacher_k"]
+        .map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+        .astype(object)
+    )
+    df["seed"] = pd.to_numeric(df["seed"]).astype("int64")
+    df["status"] = df["status"].fillna(FINISHED)
+    df["primary_metric"] = df["primary_metric"].fillna("accuracy")
+    if "primary" not in df.columns:
+        df["primary"] = [row.get(f"dev_{row['primary_metric']}") for row in df.to_dict("records")]
+    df["finished"] = (df["status"] == FINISHED) & df["primary"].notna()
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        for col in PATH_COLUMNS:
+            if col in df.columns:
+                df[col] = [resolve_path(v, run_dir) for v in df[col]]
+        df.attrs["run_dir"] = str(run_dir)
+    return df
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns present: ``dev_accuracy``, ``averaged_test_mcc``, ..."""
+    heads = ("dev_", "test_", "averaged_dev_", "averaged_test_")
+    return [c for c in df.columns if c.startswith(heads)]
+
+
+def long_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Finished trials in long form: one row per (trial, model, split, metric).
+
+    ``model`` is ``student`` (columns ``dev_*``, ``test_*``) or ``averaged``
+    (``averaged_dev_*``: SE's averaged model, SDA's teacher).
+    """
+    done = df[df["finished"]] if "finished" in df.columns else df
+    ids = [c for c in (*CONFIG_COLUMNS, "seed", "key", "optuna_trial") if c in done.columns]
+    frames = []
+    for col in metric_columns(done):
+        model, rest = (
+            ("averaged", col[len("averaged_") :])
+            if col.startswith("averaged_")
+            else (
+                "student",
+                col,
+            )
+        )
+        split, metric = rest.split("_", 1)
+        part = done[ids].copy()
+        part["model"], part["split"], part["metric"] = model, split, metric
+        part["value"] = pd.to_numeric(done[col], errors="coerce").astype("float64")
+        frames.append(part[part["value"].notna()])
+    columns = [*ids, "model", "split", "metric", "value"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def load_histories(df: pd.DataFrame) -> pd.DataFrame:
+    """Learning curves of the finished trials, read from their ``result.json``.
+
+    Returns one row per (trial, evaluation, model, split, metric) with the
+    configuration columns, ``seed``, ``step``, ``epoch``, ``train_loss``, ``model``,
+    ``split``, ``metric``, ``value``. Trials whose ``result.json`` is not found are
+    skipped (``attrs["missing"]`` lists their keys).
+    """
+    rows, missing = [], []
+    for trial in df[df["finished"]].to_dict("records"):
+        path = trial.get("result_path")
+        if not isinstance(path, str) or not Path(path).is_file():
+            missing.append(trial.get("key"))
+            continue
+        try:
+            history = json.loads(Path(path).read_text()).get("history") or []
+        except (OSError, json.JSONDecodeError):
+            missing.append(trial.get("key"))
+            continue
+        ids = {c: trial.get(c) for c in (*CONFIG_COLUMNS, "seed", "key")}
+        for entry in history:
+            base = {
+                **ids,
+                "step": entry.get("step"),
+                "epoch": entry.get("epoch"),
+                "train_loss": entry.get("train_loss"),
+            }
+            blocks = [("student", s, entry.get(s)) for s in SPLITS]
+            averaged = entry.get("averaged") or {}
+            blocks += [("averaged", s, averaged.get(s)) for s in SPLITS]
+            for model, split, scores in blocks:
+                for metric, value in (scores or {}).items():
+                    rows.append(
+                        {**base, "model": model, "split": split, "metric": metric, "value": value}
+                    )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            *CONFIG_COLUMNS,
+            "seed",
+            "key",
+            "step",
+            "epoch",
+            "train_loss",
+            "model",
+            "split",
+            "metric",
+            "value",
+        ],
+    )
+    out.attrs["missing"] = missing
+    return out
+
+
+def expected_trials(run_dir: str | Path) -> list[str] | None:
+    """The grid trial keys the sweep planned (``sweep.json``), or ``None`` if unknown."""
+    path = Path(run_dir) / SWEEP_FILE
+    if not path.is_file():
+        return None
+    try:
+        return list(json.loads(path.read_text()).get("grid_keys") or [])
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_ensembles(run_dir: str | Path) -> pd.DataFrame | None:
+    """``ensembles.parquet`` written by ``steadytune ensemble``, or ``None``."""
+    path = Path(run_dir) / ENSEMBLES_FILE
+    return pd.read_parquet(path) if path.is_file() else None

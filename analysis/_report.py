@@ -1,0 +1,531 @@
+"""The report of a run: the statistics and figures assembled as a list of blocks, rendered to
+Markdown (figures as PNG files beside it) and to one self-contained HTML file (figures
+embedded as base64), plus ``summary.csv`` and ``selection.yaml``.
+
+``build_report`` is pure (DataFrames in, blocks and tables out); ``write_report`` is the
+one function that reads a run directory and writes the files.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis._compare import compare_to_vanilla
+from analysis._ensemble import ensemble_summary
+from analysis._select import RULE, select, selection_dict
+from analysis._tables import config_label, missing_trials, primary_metrics, seed_stats
+
+STATISTICS = """\
+- Seeds are the unit of replication: each configuration's statistics are over its finished
+  seeds. std and variance use ddof = 1; SEM = std/√n; the 95 % CI of a mean is Student-t
+  with n − 1 degrees of freedom (`--bootstrap`: a seeded percentile bootstrap of the mean,
+  `scipy.stats.bootstrap`, 9999 resamples).
+- Comparison with vanilla is paired by seed (same seed ⇒ same data order and head
+  initialisation), on the seeds both have; seeds only one side has are listed as missing
+  pairs. Δ = mean of the per-seed differences with its t interval; p-values of the paired
+  t-test (`scipy.stats.ttest_rel`) and of the Wilcoxon signed-rank test
+  (`scipy.stats.wilcoxon`, undefined when every difference is 0), Holm-corrected across the
+  configurations of a dataset. Variance: std ratio (configuration / vanilla; < 1 is
+  steadier) and the Brown–Forsythe test (`scipy.stats.levene(center="median")`).
+- With few seeds (3–5) these tests have little power: read the intervals, not only the
+  p-values."""
+
+
+@dataclass
+class Block:
+    """One piece of the report: a heading, a paragraph (Markdown), a table or a figure."""
+
+    kind: str  # "h1" | "h2" | "h3" | "text" | "table" | "figure"
+    content: Any
+    name: str = ""  # figure file stem
+
+
+@dataclass
+class Report:
+    blocks: list[Block] = field(default_factory=list)
+    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    selection: pd.DataFrame = field(default_factory=pd.DataFrame)
+    selection_yaml: dict = field(default_factory=dict)
+    missing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    out_dir: Path | None = None  # set by write_report
+
+    def add(self, kind: str, content: Any, name: str = "") -> None:
+        self.blocks.append(Block(kind, content, name))
+
+
+# -- formatting ---------------------------------------------------------------------
+def _f(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return f"{v:.{digits}f}"
+
+
+def _p(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _pm(mean: Any, std: Any, n: Any = None) -> str:
+    s = f"{_f(mean)} ± {_f(std)}"
+    return s if n is None else f"{s} (n={int(n)})"
+
+
+def _seeds(v: Any) -> str:
+    return ", ".join(map(str, v)) if v else "—"
+
+
+def headline_table(
+    selection: pd.DataFrame, comparison: pd.DataFrame, stats: pd.DataFrame
+) -> pd.DataFrame:
+    """Per dataset: vanilla, the selected configuration, and how it compares."""
+    rows = []
+    for sel in selection[selection["scope"] == "best"].to_dict("records"):
+        ds, m = sel["dataset"], sel["metric"]
+        van = stats[
+            (stats["dataset"] == ds)
+            & (stats["strategy"] == "vanilla")
+            & (stats["model"] == "student")
+            & (stats["split"] == "dev")
+            & (stats["metric"] == m)
+        ]
+        row = {
+            "dataset": ds,
+            "metric": f"dev {m}",
+            "vanilla": _pm(van["mean"].iloc[0], van["std"].iloc[0], van["n"].iloc[0])
+            if len(van)
+            else "—",
+            "selected": sel["label"],
+            "selected mean ± std": _pm(sel["mean"], sel["std"], sel["n"]),
+            "Δ vs vanilla [95% CI]": "—",
+            "p (t, Holm)": "—",
+            "p (Wilcoxon, Holm)": "—",
+            "std ratio": "—",
+            "p (Brown–Forsythe)": "—",
+        }
+        cmp = comparison[(comparison["dataset"] == ds) & (comparison["metric"] == m)]
+        cmp = cmp[[config_label(r) == sel["label"] for r in cmp.to_dict("records")]]
+        if len(cmp):
+            c = cmp.iloc[0]
+            row.update(
+                {
+                    "Δ vs vanilla [95% CI]": f"{c['mean_diff']:+.4f} "
+                    f"[{_f(c['diff_ci_low'])}, {_f(c['diff_ci_high'])}] (n={c['n_pairs']} pairs)",
+                    "p (t, Holm)": _p(c["t_p_holm"]),
+                    "p (Wilcoxon, Holm)": _p(c["wilcoxon_p_holm"]),
+                    "std ratio": _f(c["std_ratio"], 2),
+                    "p (Brown–Forsythe)": _p(c["levene_p"]),
+                }
+            )
+        elif sel["strategy"] == "vanilla":
+            row["Δ vs vanilla [95% CI]"] = "(vanilla is selected)"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _stats_view(stats: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "configuration": stats["label"],
+            "n": stats["n"],
+            "mean": stats["mean"].map(_f),
+            "std": stats["std"].map(_f),
+            "var": stats["var"].map(lambda v: _f(v, 6)),
+            "SEM": stats["sem"].map(_f),
+            "95% CI": [
+                f"[{_f(a)}, {_f(b)}]"
+                for a, b in zip(stats["ci_low"], stats["ci_high"], strict=True)
+            ],
+            "min": stats["min"].map(_f),
+            "median": stats["median"].map(_f),
+            "max": stats["max"].map(_f),
+            "missing seeds": stats["missing_seeds"].map(_seeds),
+        }
+    )
+
+
+def _compare_view(cmp: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "configuration": cmp["label"],
+            "pairs": cmp["n_pairs"],
+            "mean": cmp["mean"].map(_f),
+            "Δ mean": cmp["mean_diff"].map(lambda v: "—" if pd.isna(v) else f"{v:+.4f}"),
+            "Δ 95% CI": [
+                f"[{_f(a)}, {_f(b)}]"
+                for a, b in zip(cmp["diff_ci_low"], cmp["diff_ci_high"], strict=True)
+            ],
+            "p t": cmp["t_p"].map(_p),
+            "p t Holm": cmp["t_p_holm"].map(_p),
+            "p Wilcoxon": cmp["wilcoxon_p"].map(_p),
+            "p Wilcoxon Holm": cmp["wilcoxon_p_holm"].map(_p),
+            "std": cmp["std"].map(_f),
+            "vanilla std": cmp["vanilla_std"].map(_f),
+            "std ratio": cmp["std_ratio"].map(lambda v: _f(v, 2)),
+            "p Brown–Forsythe": cmp["levene_p"].map(_p),
+            "unpaired seeds": cmp["missing_pairs"].map(_seeds),
+        }
+    )
+
+
+def build_report(
+    df: pd.DataFrame,
+    *,
+    histories: pd.DataFrame | None = None,
+    ensembles: pd.DataFrame | None = None,
+    expected_keys: list[str] | None = None,
+    title: str = "steadytune report",
+    ci: str = "t",
+    plots: bool = True,
+) -> Report:
+    """Every table and figure of the report, from the results (and optional histories,
+    ensembles and the planned trial keys). Pure: nothing is read or written."""
+    from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
+
+    rep = Report()
+    metric_of = primary_metrics(df)
+    stats = seed_stats(df, ci=ci)
+    rep.summary = stats
+    rep.comparison = compare_to_vanilla(df)
+    rep.selection = select(df)
+    rep.selection_yaml = selection_dict(rep.selection)
+    rep.headline = headline_table(rep.selection, rep.comparison, stats)
+    rep.missing = missing_trials(df, expected_keys)
+    finished = int(df["finished"].sum())
+
+    rep.add("h1", title)
+    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    n_optuna = int((df["finished"] & df["optuna_trial"].notna()).sum())
+    planned = f"{finished - n_optuna} grid trials finished"
+    if expected_keys:
+        planned += f" of {len(expected_keys)} planned"
+    planned += f", {n_optuna} Optuna candidate trials" if n_optuna else ""
+    commits = sorted(set(df["git_commit"].dropna().astype(str))) if "git_commit" in df else []
+    rep.add(
+        "text",
+        f"Generated {stamp}. {planned} ({len(df) - finished} trials in the table "
+        f"unfinished); datasets: "
+        f"{', '.join(sorted(df['dataset'].astype(str).unique()))}."
+        + (f" Code: git {', '.join(c[:10] for c in commits)}." if commits else ""),
+    )
+    if len(rep.missing):
+        rep.add(
+            "text",
+            f"**Partial sweep:** {len(rep.missing)} trial(s) have not finished — "
+            "see *Missing* at the end. The statistics below use the finished trials.",
+        )
+
+    rep.add("h2", "Headline")
+    rep.add(
+        "text",
+        "Per dataset, the configuration selected by the rule below against vanilla "
+        "(dev split, the dataset's primary metric). Δ > 0 and std ratio < 1 are the papers' "
+        "claim: higher mean, smaller variance.",
+    )
+    rep.add("table", rep.headline)
+
+    rep.add("h2", "Selection of strategy, K and λ")
+    rep.add("text", "**Rule.** " + RULE.format(min_seeds=3) + " Written to `selection.yaml`.")
+    sel_view = pd.DataFrame(
+        {
+            "dataset": rep.selection["dataset"],
+            "scope": rep.selection["scope"],
+            "selected": rep.selection["label"],
+            "metric": rep.selection["metric"],
+            "mean ± std (n)": [
+                _pm(a, b, n)
+                for a, b, n in zip(
+                    rep.selection["mean"], rep.selection["std"], rep.selection["n"], strict=True
+                )
+            ],
+            "SEM": rep.selection["sem"].map(_f),
+            "tied within 1 SEM": rep.selection["ties"].map(lambda t: "; ".join(t)),
+        }
+    )
+    rep.add("table", sel_view)
+
+    for dataset in sorted(df["dataset"].astype(str).unique()):
+        m = metric_of.get(dataset, "accuracy")
+        rep.add("h2", f"Dataset {dataset} (primary metric: {m})")
+        for split in ("dev", "test"):
+            part = stats[
+                (stats["dataset"] == dataset) & (stats["metric"] == m) & (stats["split"] == split)
+            ]
+            if part.empty:
+                continue
+            rep.add("h3", f"Seed statistics, {split} {m}")
+            rep.add(
+                "text",
+                "`[averaged]`: SE's averaged model / SDA's teacher of the same run. "
+                "All metrics, splits and models are in `summary.csv`.",
+            )
+            rep.add("table", _stats_view(part))
+        cmp = rep.comparison[rep.comparison["dataset"] == dataset]
+        rep.add("h3", f"Against vanilla, paired by seed (dev {m})")
+        if cmp.empty:
+            rep.add(
+                "text",
+                "No vanilla run (or no other configuration) on this dataset: nothing to compare.",
+            )
+        else:
+            rep.add("table", _compare_view(cmp))
+        if plots:
+            rep.add("h3", "Figures")
+            safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset)
+            figures = [
+                ("seeds", plot_seeds(df, dataset, m)),
+                ("k", plot_k(df, dataset, m)),
+                ("lambda", plot_lambda(df, dataset, m)),
+            ]
+            if histories is not None and not histories.empty:
+                best = rep.selection[rep.selection["dataset"] == dataset]
+                configs = [r for r in best[best["scope"] != "best"].to_dict("records")]
+                figures.append(
+                    ("curves", plot_learning_curves(histories, dataset, m, configs=configs))
+                )
+            for name, fig in figures:
+                if fig is not None:
+                    rep.add("figure", fig, name=f"{safe}-{name}")
+                elif name == "lambda":
+                    rep.add(
+                        "text",
+                        "No λ plot: neither distill λ nor noise λ takes more than "
+                        "one value on this dataset.",
+                    )
+                elif name == "k":
+                    rep.add(
+                        "text",
+                        "No K plot: no strategy with a teacher or averaging "
+                        "window on this dataset.",
+                    )
+            if histories is not None and not histories.empty:
+                rep.add(
+                    "text",
+                    "Learning curves: each strategy's selected K and λ (the "
+                    "per-strategy rows of the selection).",
+                )
+
+    ens = ensemble_summary(ensembles, df, metric_of) if ensembles is not None else None
+    rep.add("h2", "Seed ensembles (VOTE, AVG)")
+    if ens is None or ens.empty:
+        rep.add(
+            "text",
+            "None built yet: run `steadytune ensemble RUN_DIR` (VOTE needs the "
+            "trials' logits; AVG needs `save_model: true`).",
+        )
+    else:
+        rep.add(
+            "text",
+            "VOTE: sum of the members' softmax probabilities; AVG: the mean of the "
+            "members' weights, evaluated once. *members* is the mean single-model score "
+            "of the same seeds; *gain* = ensemble − members.",
+        )
+        rep.add(
+            "table",
+            pd.DataFrame(
+                {
+                    "dataset": ens["dataset"],
+                    "configuration": ens["label"],
+                    "method": ens["method"].str.upper(),
+                    "members": ens["size"],
+                    "ensembles": ens["groups"],
+                    "metric": "dev " + ens["metric"],
+                    "ensemble": ens["ensemble"].map(_f),
+                    "members mean": ens["members_mean"].map(_f),
+                    "gain": ens["gain"].map(lambda v: "—" if pd.isna(v) else f"{v:+.4f}"),
+                }
+            ),
+        )
+
+    rep.add("h2", "Missing")
+    incomplete = stats[(stats["missing_seeds"].map(len) > 0) & ~stats["optuna"]]
+    incomplete = incomplete[["label", "dataset", "missing_seeds"]].drop_duplicates("label")
+    if rep.missing.empty and incomplete.empty:
+        rep.add(
+            "text",
+            "Nothing: every planned trial finished and every configuration has "
+            "every seed of its dataset.",
+        )
+    if len(rep.missing):
+        rep.add("text", f"{len(rep.missing)} trial(s) have no finished result:")
+        rep.add("table", rep.missing.fillna("—"))
+    if len(incomplete):
+        rep.add(
+            "text",
+            "Configurations lacking seeds that other configurations of the "
+            "dataset have (their comparisons use the seeds both sides have):",
+        )
+        rep.add(
+            "table",
+            pd.DataFrame(
+                {
+                    "dataset": incomplete["dataset"],
+                    "configuration": incomplete["label"],
+                    "missing seeds": incomplete["missing_seeds"].map(_seeds),
+                }
+            ),
+        )
+    if histories is not None and histories.attrs.get("missing"):
+        rep.add(
+            "text",
+            "No `result.json` found (no learning curve) for: "
+            + ", ".join(map(str, histories.attrs["missing"])),
+        )
+
+    rep.add("h2", "Statistics used")
+    rep.add("text", STATISTICS)
+    return rep
+
+
+# -- rendering ----------------------------------------------------------------------
+def _md_cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(empty)_"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in df.itertuples(False)]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, figure_dir: str = "figures") -> str:
+    parts = []
+    for b in report.blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(b.kind[1]) + " " + b.content)
+        elif b.kind == "text":
+            parts.append(b.content)
+        elif b.kind == "table":
+            parts.append(markdown_table(b.content))
+        elif b.kind == "figure":
+            parts.append(f"![{b.name}]({figure_dir}/{b.name}.png)")
+    return "\n\n".join(parts) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1300px;
+padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.8em 0;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+code{background:#f5f5f5;padding:0 .2em}
+"""
+
+
+def _inline_md(text: str) -> str:
+    """The little Markdown the report's paragraphs use: **bold**, *italic*, `code`, lists."""
+    import re
+
+    out = []
+    for para in text.split("\n- "):
+        t = html.escape(para.strip().removeprefix("- "))
+        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+        t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
+        t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+        out.append(t)
+    if text.lstrip().startswith("- "):
+        return "<ul>" + "".join(f"<li>{t}</li>" for t in out) + "</ul>"
+    return "<p>" + "<br>".join(out) + "</p>"
+
+
+def render_html(report: Report, pngs: dict[str, bytes]) -> str:
+    body = []
+    for b in report.blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            body.append(f"<{b.kind}>{html.escape(b.content)}</{b.kind}>")
+        elif b.kind == "text":
+            body.append(_inline_md(b.content))
+        elif b.kind == "table":
+            body.append(b.content.to_html(index=False, border=0, na_rep="—"))
+        elif b.kind == "figure":
+            data = base64.b64encode(pngs[b.name]).decode("ascii")
+            body.append(f'<img alt="{html.escape(b.name)}" src="data:image/png;base64,{data}">')
+    title = next((b.content for b in report.blocks if b.kind == "h1"), "steadytune report")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def write_report(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    ci: str = "t",
+    plots: bool = True,
+) -> Report:
+    """Analyse a run directory and write ``report.md`` (with ``figures/*.png``),
+    ``report.html`` (self-contained), ``summary.csv`` and ``selection.yaml``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The sweep's run directory (``results.parquet``, ``trials/``, optional
+        ``sweep.json`` and ``ensembles.parquet``).
+    out_dir : str or Path, optional
+        Where to write; default ``<run_dir>/report``.
+    ci : {"t", "bootstrap"}
+        The confidence interval of the seed means.
+    plots : bool
+        Draw the figures.
+
+    Returns
+    -------
+    Report
+        With ``headline``, ``summary``, ``comparison``, ``selection``, ``missing``.
+    """
+    import yaml
+
+    from analysis._load import expected_trials, load, load_ensembles, load_histories
+    from analysis._plots import figure_png
+
+    run_dir = Path(run_dir)
+    df = load(run_dir)
+    histories = load_histories(df) if plots else None
+    report = build_report(
+        df,
+        histories=histories,
+        ensembles=load_ensembles(run_dir),
+        expected_keys=expected_trials(run_dir),
+        title=f"steadytune report: {run_dir.resolve().name}",
+        ci=ci,
+        plots=plots,
+    )
+    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    pngs = {}
+    for b in report.blocks:
+        if b.kind == "figure":
+            pngs[b.name] = figure_png(b.content)
+            (figures / f"{b.name}.png").write_bytes(pngs[b.name])
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report, pngs), encoding="utf-8")
+    summary = report.summary.copy()
+    for col in ("seeds", "missing_seeds"):
+        summary[col] = summary[col].map(lambda s: " ".join(map(str, s)))
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "selection.yaml").write_text(
+        yaml.safe_dump(report.selection_yaml, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    report.out_dir = out
+    return report

@@ -1,0 +1,253 @@
+"""Seed statistics per configuration: n, mean, std, variance, SEM, 95 % CI, min/median/max.
+
+Pure functions of the tidy results table (``analysis.load``); no file I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis._load import CONFIG_COLUMNS, AnalysisError, long_metrics
+
+GROUP_COLUMNS = (*CONFIG_COLUMNS, "model", "split", "metric")
+STAT_COLUMNS = (
+    "n",
+    "mean",
+    "std",
+    "var",
+    "sem",
+    "ci_low",
+    "ci_high",
+    "min",
+    "median",
+    "max",
+    "seeds",
+)
+
+
+def k_order(k: object) -> float:
+    """Sort key of a teacher size: no K (vanilla, NoisyTune) 0, integers as such, 'all' ∞."""
+    if k is None or (isinstance(k, float) and math.isnan(k)):
+        return 0.0
+    if str(k) == "all":
+        return math.inf
+    return float(k)
+
+
+def _num(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def config_label(row: dict | pd.Series, *, with_dataset: bool = False) -> str:
+    """A short name for a configuration: ``sda K=2 dλ=1``, ``noisytune nλ=0.15``."""
+    parts = [str(row["dataset"])] if with_dataset else []
+    parts.append(str(row["strategy"]))
+    k = row.get("teacher_k")
+    if k is not None and not (isinstance(k, float) and math.isnan(k)):
+        parts.append(f"K={k}")
+    dl, nl = _num(row.get("distill_lambda")), _num(row.get("noise_lambda"))
+    if dl is not None:
+        parts.append(f"dλ={dl:g}")
+    if nl is not None:
+        parts.append(f"nλ={nl:g}")
+    model = row.get("model")
+    if model not in (None, "student") and not (isinstance(model, float) and math.isnan(model)):
+        parts.append(f"[{model}]")
+    return " ".join(parts)
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean (NaN for fewer than 2 values)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return (math.nan, math.nan)
+    sem = stats.sem(x)
+    if sem == 0:
+        return (float(x.mean()), float(x.mean()))
+    low, high = stats.t.interval(confidence, len(x) - 1, loc=x.mean(), scale=sem)
+    return (float(low), float(high))
+
+
+def bootstrap_interval(
+    values: Sequence[float], confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (``scipy.stats.bootstrap``), seeded."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return (math.nan, math.nan)
+    if np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def describe(values: Sequence[float], *, ci: str = "t", confidence: float = 0.95) -> dict:
+    """The statistics of one configuration's seed values (std and variance with ddof=1)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if ci not in ("t", "bootstrap"):
+        raise AnalysisError(f"ci must be 't' or 'bootstrap', got {ci!r}")
+    low, high = (t_interval if ci == "t" else bootstrap_interval)(x, confidence)
+    std = float(x.std(ddof=1)) if n > 1 else math.nan
+    return {
+        "n": n,
+        "mean": float(x.mean()) if n else math.nan,
+        "std": std,
+        "var": std**2,
+        "sem": std / math.sqrt(n) if n > 1 else math.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "min": float(x.min()) if n else math.nan,
+        "median": float(np.median(x)) if n else math.nan,
+        "max": float(x.max()) if n else math.nan,
+    }
+
+
+def seed_stats(
+    df: pd.DataFrame,
+    *,
+    metrics: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    ci: str = "t",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Statistics across seeds for every configuration, model, split and metric.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The tidy results table (``analysis.load``); unfinished trials are ignored.
+    metrics, splits, models : sequence of str, optional
+        Keep only these metrics (``accuracy``, ``macro_f1``, ``mcc``), splits (``dev``,
+        ``test``) and models (``student``, ``averaged``); default all present.
+    ci : {"t", "bootstrap"}
+        Student-t interval of the mean, or a seeded percentile bootstrap
+        (``scipy.stats.bootstrap``, 9999 resamples).
+    confidence : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, strategy, noise_lambda, distill_lambda, teacher_k, model,
+        split, metric) with ``n``, ``mean``, ``std`` (ddof=1), ``var``, ``sem``,
+        ``ci_low``, ``ci_high``, ``min``, ``median``, ``max``, ``seeds`` (the seeds, as
+        a tuple), ``missing_seeds`` (seeds other configurations of the dataset have but
+        this one lacks; Optuna candidates are compared with Optuna candidates only),
+        ``optuna`` (the configuration is an Optuna λ candidate) and ``label``.
+    """
+    long = long_metrics(df)
+    if metrics is not None:
+        long = long[long["metric"].isin(list(metrics))]
+    if splits is not None:
+        long = long[long["split"].isin(list(splits))]
+    if models is not None:
+        long = long[long["model"].isin(list(models))]
+    columns = [*GROUP_COLUMNS, *STAT_COLUMNS, "missing_seeds", "optuna", "label"]
+    if long.empty:
+        return pd.DataFrame(columns=columns)
+    # Optuna candidates run on fewer seeds by design: their seeds are counted apart
+    long = long.assign(optuna=long["optuna_trial"].notna() if "optuna_trial" in long else False)
+    all_seeds = long.groupby(["dataset", "optuna"])["seed"].agg(lambda s: set(s.tolist()))
+    all_seeds = all_seeds.to_dict()
+    rows = []
+    for key, group in long.groupby(list(GROUP_COLUMNS), dropna=False, sort=False):
+        row = dict(zip(GROUP_COLUMNS, key, strict=True))
+        group = group.sort_values("seed")
+        row.update(describe(group["value"].to_numpy(), ci=ci, confidence=confidence))
+        seeds = tuple(int(s) for s in group["seed"])
+        row["seeds"] = seeds
+        row["optuna"] = bool(group["optuna"].any())
+        row["missing_seeds"] = tuple(
+            sorted(all_seeds[(row["dataset"], row["optuna"])] - set(seeds))
+        )
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ("noise_lambda", "distill_lambda"):
+        out[col] = out[col].astype("float64")
+    out["teacher_k"] = out["teacher_k"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+    out["label"] = [config_label(r) for r in out.to_dict("records")]
+    return sort_configs(out)[columns].reset_index(drop=True)
+
+
+def sort_configs(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by dataset, strategy (vanilla first), K (small first), λ, model."""
+    from trainer.config import STRATEGIES
+
+    order = {s: i for i, s in enumerate(STRATEGIES)}
+    keys = pd.DataFrame(
+        {
+            "d": df["dataset"].astype(str),
+            "s": df["strategy"].map(lambda s: order.get(s, len(order))),
+            "k": df["teacher_k"].map(k_order) if "teacher_k" in df else 0,
+            "dl": df["distill_lambda"].fillna(-1) if "distill_lambda" in df else 0,
+            "nl": df["noise_lambda"].fillna(-1) if "noise_lambda" in df else 0,
+            "m": df["model"].map({"student": 0}).fillna(1) if "model" in df else 0,
+        },
+        index=df.index,
+    )
+    return df.loc[keys.sort_values(list(keys.columns), kind="stable").index]
+
+
+def primary_metrics(df: pd.DataFrame) -> dict[str, str]:
+    """The primary metric name of each dataset (from the sweep spec, via the table)."""
+    if "primary_metric" not in df.columns or df.empty:
+        return {}
+    return (
+        df.dropna(subset=["primary_metric"]).groupby("dataset")["primary_metric"].first().to_dict()
+    )
+
+
+def missing_trials(df: pd.DataFrame, expected_keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """What a partial sweep lacks: one row per trial that has not finished.
+
+    ``status`` is the trial's status in the table (``ERROR``, ``RUNNING``, ...) or
+    ``no result yet`` for a planned grid trial (``expected_keys``, from ``sweep.json``)
+    that has no row yet (not started, or running).
+    """
+    rows = []
+    cols = ["key", "dataset", "strategy", "seed", "status"]
+    unfinished = df[~df["finished"]] if "finished" in df.columns else df.iloc[:0]
+    for r in unfinished.to_dict("records"):
+        status = r.get("status") or "unknown"
+        if status == "TERMINATED":
+            status = "finished without a primary metric"
+        row = {c: r.get(c) for c in cols[:-1]} | {"status": status}
+        row["seed"] = None if row["seed"] is None or pd.isna(row["seed"]) else int(row["seed"])
+        rows.append(row)
+    if expected_keys is not None:
+        seen = set(df["key"].dropna()) if "key" in df.columns else set()
+        for key in expected_keys:
+            if key not in seen:
+                rows.append(
+                    {
+                        "key": key,
+                        "dataset": None,
+                        "strategy": None,
+                        "seed": None,
+                        "status": "no result yet",
+                    }
+                )
+    return pd.DataFrame(rows, columns=cols, dtype=object)

@@ -1,0 +1,327 @@
+"""Everything that touches Ray Tune lives here (pinned: ray==2.60.0).
+
+Ray's reporting API has moved between releases; keeping the Tune-facing code in one
+module means one place to follow it. Public pieces: ``init_ray``, ``run_trial`` (the
+trainable), ``build_tuner`` / ``restore_tuner``, and the driver-side callbacks and
+searcher adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.search import Searcher
+
+from sweeps import results as results_mod
+from sweeps.optuna_search import FINISHED, SeedGroupSearch
+from sweeps.trial import place_checkpoint, run_trial_body
+
+# AF_UNIX socket paths are limited to ~107 bytes; Ray puts sockets at
+# <temp_dir>/session_<date>_<time>_<pid>/sockets/plasma_store (~70 chars after temp_dir).
+_SOCKET_SUFFIX_LEN = 75
+_UNIX_PATH_MAX = 107
+
+
+def ray_temp_dir(run_dir: str) -> str:
+    """Ray's temp dir for a local instance: ``<run dir>/ray`` when short enough.
+
+    Ray's session sockets live under the temp dir and Unix limits a socket path to ~107
+    bytes; when ``<run dir>/ray`` is too long (or the run dir is remote) this falls back
+    to a fresh short directory under the system temp dir (``/tmp/st-ray-XXXX``) and
+    records its path in ``<run dir>/ray-temp-dir.txt``.
+    """
+    if "://" not in run_dir:
+        candidate = Path(run_dir) / "ray"
+        if len(str(candidate)) + _SOCKET_SUFFIX_LEN <= _UNIX_PATH_MAX:
+            candidate.mkdir(parents=True, exist_ok=True)
+            return str(candidate)
+    short = tempfile.mkdtemp(prefix="st-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    if "://" not in run_dir:
+        Path(run_dir, "ray-temp-dir.txt").write_text(short + "\n")
+    return short
+
+
+def init_ray(
+    run_dir: str,
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    dashboard: bool = True,
+) -> dict[str, Any]:
+    """Connect to ``address`` (``auto``, ``host:port``, ``ray://…``) or start a local Ray.
+
+    A local instance listens on loopback only: dashboard on 127.0.0.1, temp dir (logs,
+    sockets) under the run dir. Ray 2.60 turns token authentication on by default for a
+    new local cluster (``RAY_AUTH_MODE`` unset -> ``token``, token in
+    ``~/.ray/auth_token``); we leave that default alone. Returns a short description.
+    """
+    # forced snapshots (checkpoint_config.num_to_keep) are what makes resume exact; the
+    # warning about their frequency is noise for short trials
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return {"address": "already connected"}
+    if address:
+        ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        return {"address": address, "dashboard": getattr(ctx, "dashboard_url", None)}
+    temp = ray_temp_dir(run_dir)
+    ctx = ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=dashboard,
+        dashboard_host="127.0.0.1",
+        _temp_dir=temp,
+        logging_level="WARNING",
+    )
+    return {"address": "local", "temp_dir": temp, "dashboard": ctx.dashboard_url}
+
+
+def cluster_nodes() -> list[dict[str, Any]]:
+    return ray.nodes()
+
+
+def cluster_gpus() -> float:
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
+# -- the trainable ----------------------------------------------------------------
+def trial_out_dir(run_dir: str, key: str) -> Path:
+    """Where the trainer writes: ``<run dir>/trials/<key>`` (local or shared storage);
+    for a remote run dir, the trial's local directory (uploaded at the end)."""
+    if "://" in run_dir:
+        return Path(tune.get_context().get_trial_dir()) / "out"
+    return Path(run_dir) / "trials" / key
+
+
+def _upload(out_dir: Path, run_dir: str, key: str, final: dict[str, Any]) -> None:
+    import pyarrow.fs as pafs
+
+    dest = f"{run_dir}/trials/{key}"
+    fs, inner = pafs.FileSystem.from_uri(dest)
+    for name in ("result.json", "logits.npz", "model.safetensors"):
+        if (out_dir / name).exists():
+            pafs.copy_files(str(out_dir / name), f"{inner}/{name}", destination_filesystem=fs)
+    for field, name in (("result_path", "result.json"), ("logits_path", "logits.npz")):
+        final[field] = f"{dest}/{name}"
+    if final.get("model_path"):
+        final["model_path"] = f"{dest}/model.safetensors"
+
+
+def run_trial(config: dict[str, Any], train_fn=None) -> None:
+    """The Tune trainable: one trainer run, resumed from Tune's checkpoint if it has one.
+
+    ``config`` is ``{"trial": TrialSpec dict, "run_dir": str}``. Every trainer report
+    goes to Tune with its checkpoint directory (Tune copies it to storage), so a retried
+    or restored trial continues from the last one. ``train_fn`` replaces
+    ``trainer.train`` in tests.
+    """
+    trial, run_dir = config["trial"], config["run_dir"]
+    out_dir = trial_out_dir(run_dir, trial["key"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            place_checkpoint(Path(directory), out_dir)
+    else:
+        place_checkpoint(None, out_dir)
+
+    objective = f"dev/{trial['primary_metric']}"
+
+    def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        ckpt = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        # every result carries the searcher's metric (Tune checks it strictly)
+        tune.report({**metrics, "objective": metrics.get(objective)}, checkpoint=ckpt)
+
+    final = run_trial_body(trial, out_dir, report, train_fn)
+    if "://" in run_dir:
+        _upload(out_dir, run_dir, trial["key"], final)
+    tune.report(final)
+
+
+# -- driver-side callbacks --------------------------------------------------------
+class ResultsCallback(tune.Callback):
+    """Upserts a ``results.parquet`` row whenever a trial finishes or finally fails."""
+
+    def __init__(self, results_path: str) -> None:
+        self.results_path = results_path
+
+    def _write(self, trial, status: str) -> None:
+        spec = trial.config.get("trial")
+        if spec is None:
+            return
+        row = results_mod.make_row(
+            spec, dict(trial.last_result or {}), trial_id=trial.trial_id, status=status
+        )
+        results_mod.upsert_rows(self.results_path, [row])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._write(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._write(trial, "ERROR")
+
+
+class ProgressCallback(tune.Callback):
+    """One line per event: running / finished / failed counts and what just happened."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.started = time.monotonic()
+
+    def _line(self, trials, trial, what: str, status: str) -> None:
+        # Tune calls back before it updates the trial's status: count it as it will be
+        counts: dict[str, int] = {}
+        for t in trials:
+            now = status if t is trial else t.status
+            counts[now] = counts.get(now, 0) + 1
+        total = self.total or len(trials)
+        key = (trial.config.get("trial") or {}).get("key", trial.trial_id)
+        score = (trial.last_result or {}).get("objective")
+        score_txt = f" ({score:.4f})" if isinstance(score, (int, float)) else ""
+        print(
+            f"[{self.label} {time.monotonic() - self.started:6.0f}s] "
+            f"finished {counts.get('TERMINATED', 0)}/{total}  "
+            f"running {counts.get('RUNNING', 0)}  failed {counts.get('ERROR', 0)}  "
+            f"| {what} {key}{score_txt}",
+            file=sys.stdout,
+            flush=True,
+        )
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._line(trials, trial, "started", "RUNNING")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trials, trial, "finished", "TERMINATED")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._line(trials, trial, "retrying", "PENDING")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trials, trial, "FAILED", "ERROR")
+
+
+class SeedGroupSearcher(Searcher):
+    """Tune adapter for ``sweeps.optuna_search.SeedGroupSearch``."""
+
+    def __init__(self, search: SeedGroupSearch) -> None:
+        super().__init__(metric="objective", mode="max")
+        self.search = search
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # the search space is the spec's; Tune's config only holds constants
+
+    def suggest(self, trial_id: str):
+        suggestion = self.search.suggest(trial_id)
+        return Searcher.FINISHED if suggestion is FINISHED else suggestion
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        value = (result or {}).get("objective")
+        self.search.complete(trial_id, value, error or value is None)
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps(self.search.get_state()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.search.set_state(json.loads(Path(checkpoint_path).read_text()))
+
+
+# -- tuners -----------------------------------------------------------------------
+def _trainable(cpu: float, gpu: float, train_fn=None):
+    fn = tune.with_parameters(run_trial, train_fn=train_fn) if train_fn else run_trial
+    return tune.with_resources(fn, {"cpu": cpu, "gpu": gpu})
+
+
+def _dirname(trial) -> str:
+    key = (trial.config.get("trial") or {}).get("key", "trial")
+    return f"{key}_{trial.trial_id}"[:200]
+
+
+def build_tuner(
+    experiment: str,
+    run_dir: str,
+    *,
+    trials: list[dict[str, Any]] | None = None,
+    search: SeedGroupSearch | None = None,
+    cpu: float,
+    gpu: float,
+    max_concurrent: int | None,
+    max_failures: int,
+    train_fn=None,
+) -> tune.Tuner:
+    """A Tuner for the grid (``trials``) or for the Optuna search (``search``)."""
+    param_space: dict[str, Any] = {"run_dir": run_dir}
+    if trials is not None:
+        param_space["trial"] = tune.grid_search(trials)
+        tune_config = tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            trial_dirname_creator=_dirname,
+            reuse_actors=True,
+        )
+        total = len(trials)
+    else:
+        assert search is not None
+        tune_config = tune.TuneConfig(
+            search_alg=SeedGroupSearcher(search),
+            num_samples=search.total_trials,
+            max_concurrent_trials=max_concurrent,
+            trial_dirname_creator=_dirname,
+            reuse_actors=True,
+        )
+        total = search.total_trials
+    run_config = tune.RunConfig(
+        name=experiment,
+        storage_path=run_dir,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[
+            ResultsCallback(f"{run_dir}/{results_mod.FILE_NAME}"),
+            ProgressCallback(experiment, total),
+        ],
+        verbose=0,
+    )
+    return tune.Tuner(
+        _trainable(cpu, gpu, train_fn),
+        param_space=param_space,
+        tune_config=tune_config,
+        run_config=run_config,
+    )
+
+
+def can_restore(run_dir: str, experiment: str) -> bool:
+    return tune.Tuner.can_restore(f"{run_dir}/{experiment}")
+
+
+def restore_tuner(run_dir: str, experiment: str, *, cpu: float, gpu: float, train_fn=None):
+    """Continue an experiment whose driver died: finished trials are kept, unfinished and
+    errored ones resume from their last checkpoint."""
+    return tune.Tuner.restore(
+        f"{run_dir}/{experiment}",
+        trainable=_trainable(cpu, gpu, train_fn),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+
+
+def fit(tuner: tune.Tuner) -> dict[str, int]:
+    """Run it; return counts of trial outcomes."""
+    grid = tuner.fit()
+    errors = sum(1 for r in grid if r.error is not None)
+    return {"trials": len(grid), "errors": errors}
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def remove_local_temp(temp_dir: str | None) -> None:
+    if temp_dir and temp_dir.startswith("/tmp/st-ray-"):
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""``steadytune report RUN_DIR [--out DIR]``: tables, selection and figures of a sweep."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write report.md/.html, summary.csv and selection.yaml for a run",
+        description="Analyse a sweep's run directory (also a partial one, or one copied off "
+        "a cluster): seed statistics per configuration, paired comparison with vanilla, the "
+        "K/λ selection, seed ensembles and figures. Prints the headline table.",
+    )
+    p.add_argument("run_dir", help="the sweep's run directory (<storage>/<name>)")
+    p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/report)")
+    p.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="bootstrap confidence intervals of the seed means (default: Student-t)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="tables only, no figures")
+    p.set_defaults(run=run)
+
+
+def print_headline(report, stream=None) -> None:
+    """The headline table (and the selection rule) in the terminal, with rich."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream or sys.stdout)
+    console.width = max(console.width, 150)  # the table is wide; wrapping it is worse
+    table = Table(title="steadytune: selected configuration vs vanilla (dev)")
+    for col in report.headline.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in report.headline.itertuples(index=False):
+        table.add_row(*map(str, row))
+    console.print(table)
+    if len(report.missing):
+        console.print(f"[yellow]partial sweep: {len(report.missing)} trial(s) not finished[/]")
+
+
+def report_after_sweep(summary: dict) -> None:
+    """Write and print the report of the run a sweep just finished (local run dirs only)."""
+    import sys
+
+    from analysis import AnalysisError, write_report
+
+    run_dir = str(summary["run_dir"])
+    if summary.get("dry_run") or "://" in run_dir:
+        return
+    try:
+        report = write_report(run_dir)
+    except AnalysisError as err:  # e.g. no trial finished
+        print(f"steadytune: no report: {err}", file=sys.stderr)
+        return
+    print_headline(report)
+    print(f"report: {report.out_dir / 'report.html'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis import write_report
+
+    report = write_report(
+        args.run_dir, args.out, ci="bootstrap" if args.bootstrap else "t", plots=not args.no_plots
+    )
+    print_headline(report)
+    print(f"report: {report.out_dir / 'report.html'} (and report.md, summary.csv, selection.yaml)")
+    return 0

@@ -1,0 +1,25 @@
+"""``steadytune stop JOB_ID [--address …]``: stop a submitted sweep."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "stop",
+        help="stop a submitted sweep job",
+        description="Stop the job. Its run directory stays; `steadytune resume` or a new "
+        "submit of the same spec continues it.",
+    )
+    p.add_argument("job_id")
+    p.add_argument("--address", default=None, help="job server, e.g. http://HEAD:8265")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweeps import jobs
+
+    stopped = jobs.stop(args.job_id, args.address)
+    print(f"job {args.job_id}: {'stop requested' if stopped else 'already finished'}")
+    return 0

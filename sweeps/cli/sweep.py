@@ -1,0 +1,49 @@
+"""``steadytune sweep SPEC [--address ADDR] [--dry-run]``: run a sweep on Ray Tune."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a sweep (grid and/or Optuna λ search) on Ray Tune",
+        description="Run the sweep a spec describes. Without --address, a local Ray "
+        "instance on this machine (dashboard on 127.0.0.1, temp dir under the run dir). "
+        "On an existing run directory the sweep continues where it stopped.",
+    )
+    p.add_argument("spec", help="sweep spec (YAML)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="an existing Ray cluster: auto, host:port or ray://host:10001 "
+        "(default: start a local instance)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
+    p.add_argument("--run-dir", default=None, help="override <storage>/<name>")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local instance")
+    p.add_argument(
+        "--no-dashboard", action="store_true", help="local instance without the dashboard"
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweeps.driver import run_sweep
+
+    summary = run_sweep(
+        args.spec,
+        address=args.address,
+        run_dir=args.run_dir,
+        dry_run=args.dry_run,
+        num_cpus=args.num_cpus,
+        dashboard=not args.no_dashboard,
+    )
+    if not args.no_report:
+        from sweeps.cli.report import report_after_sweep
+
+        report_after_sweep(summary)
+    failed = sum(summary.get(k, {}).get("errors", 0) for k in ("grid", "optuna"))
+    return 1 if failed else 0

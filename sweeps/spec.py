@@ -1,0 +1,312 @@
+"""The sweep spec: one YAML file, validated before Ray (or anything heavy) starts.
+
+Constraints are declared once, on the pydantic models below; every problem is reported
+as one line naming the dotted key, what is allowed and the value given, in the same
+shape as the trainer's config errors (``trainer.config.format_validation_error``).
+
+A spec looks like this (see ``examples/quickstart.yaml``)::
+
+    name: quickstart
+    model: minilm-l6
+    datasets:
+      - {name: synthetic-sentiment, train_size: 512, metric: accuracy, k: [1, 2]}
+    strategies: [vanilla, sda, noisytune, noisytune+sda]
+    seeds: 3                       # or an explicit list: [0, 1, 2]
+    grid: {distill.lambda: [1.0], distill.k: [1, all], noise.lambda: [0.15]}
+    defaults: {optim: {epochs: 1, batch_size: 32}}
+    resources: {cpu: 1, gpu: 0}    # gpu: a fraction (0.25), a count, or auto
+    max_concurrent: 2
+    storage: ./runs                # or s3://bucket/prefix, or an NFS path
+    max_failures: 1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainer.config import (
+    METRICS,
+    STRATEGIES,
+    DataConfig,
+    TeacherSize,
+    format_validation_error,
+)
+from trainer.errors import ConfigError
+
+# Which knobs matter for which strategy: the grid expands a knob only where it matters.
+K_STRATEGIES = ("se", "sda", "sdv")  # teacher size / averaging window
+DISTILL_LAMBDA_STRATEGIES = ("sda", "sdv")  # SE averages weights, it has no distillation loss
+GRID_KEYS = ("distill.lambda", "distill.k", "noise.lambda")
+SEARCH_PARAMS = ("distill.lambda", "noise.lambda")
+# Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
+_PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")
+
+
+def base_strategy(strategy: str) -> str:
+    """'noisytune+sda' -> 'sda'; 'noisytune' -> 'vanilla' (same rule as TrainConfig)."""
+    return strategy.removeprefix("noisytune").removeprefix("+") or "vanilla"
+
+
+def uses_noise(strategy: str) -> bool:
+    return strategy.startswith("noisytune")
+
+
+def knob_matters(knob: str, strategy: str) -> bool:
+    """Whether the grid/search knob ``knob`` changes what ``strategy`` trains."""
+    if knob == "noise.lambda":
+        return uses_noise(strategy)
+    if knob == "distill.k":
+        return base_strategy(strategy) in K_STRATEGIES
+    if knob == "distill.lambda":
+        return base_strategy(strategy) in DISTILL_LAMBDA_STRATEGIES
+    raise KeyError(knob)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DatasetSpec(_Strict):
+    """One dataset: a trainer data spec plus the sweep's per-dataset settings.
+
+    The entry is written flat (``{name: synthetic-sentiment, metric: mcc, k: [1, 2]}``);
+    keys other than ``id``, ``metric``, ``k`` and ``epochs`` are the trainer's ``data``
+    section and are validated by ``trainer.config.DataConfig``.
+    """
+
+    id: str | None = Field(default=None, description="Short name in results; default: the source.")
+    metric: Literal[METRICS] = "accuracy"  # type: ignore[valid-type]
+    k: list[TeacherSize] | None = Field(default=None, description="K grid for this dataset.")
+    epochs: Annotated[float, Field(gt=0)] | None = None
+    data: DataConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_flat(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "data" not in value:
+            own = {"id", "metric", "k", "epochs"}
+            value = {
+                **{k: v for k, v in value.items() if k in own},
+                "data": {k: v for k, v in value.items() if k not in own},
+            }
+        return value
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k_list(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @property
+    def label(self) -> str:
+        return self.id or self.data.source_label
+
+
+def _as_list(value: Any) -> Any:
+    if value is None or isinstance(value, list):
+        return value
+    return [value]
+
+
+class GridSpec(_Strict):
+    """Values to sweep for the knobs that only some strategies use."""
+
+    distill_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        default=None, alias="distill.lambda"
+    )
+    distill_k: list[TeacherSize] | None = Field(default=None, alias="distill.k")
+    noise_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        default=None, alias="noise.lambda"
+    )
+
+    @field_validator("distill_lambda", "distill_k", "noise_lambda", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        value = _as_list(value)
+        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
+            raise ValueError("values must be numbers (K: integers >= 1 or 'all'), not booleans")
+        return value
+
+
+class ResourcesSpec(_Strict):
+    """Per-trial resources. ``gpu`` is a fraction (several trials share a GPU), a whole
+    count, or ``auto`` (a fraction from the model's size and the GPU's memory)."""
+
+    cpu: Annotated[float, Field(gt=0)] = 1.0
+    gpu: Annotated[float, Field(ge=0)] | Literal["auto"] = 0.0
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, value: Any) -> Any:
+        if isinstance(value, float) and value > 1 and not value.is_integer():
+            raise ValueError("a gpu request above 1 must be a whole number of GPUs")
+        return value
+
+
+class SearchSpec(_Strict):
+    """Optuna search of one λ for each (dataset, strategy, K) cell where it matters."""
+
+    method: Literal["optuna"] = "optuna"
+    param: Literal[SEARCH_PARAMS]  # type: ignore[valid-type]
+    low: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    log: bool = False
+    n_trials: Annotated[int, Field(ge=1)] = 10
+    seeds_per_candidate: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Seeds per λ candidate (the first ones of `seeds`); default all."
+    )
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: int = 0
+    storage: str | None = Field(
+        default=None, description="Optuna storage URL; default sqlite:///<run dir>/optuna.db."
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> SearchSpec:
+        if self.high <= self.low:
+            raise ValueError(f"'high' ({self.high}) must be greater than 'low' ({self.low})")
+        if self.log and self.low <= 0:
+            raise ValueError("'low' must be > 0 when 'log' is true")
+        return self
+
+
+class SweepSpec(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    model: str = "minilm-l6"
+    datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
+    strategies: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)]  # type: ignore[valid-type]
+    seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = 3
+    grid: GridSpec = GridSpec()
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="Trainer config shared by every trial."
+    )
+    resources: ResourcesSpec = ResourcesSpec()
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    storage: str = "./runs"
+    max_failures: Annotated[int, Field(ge=0)] = 1
+    search: SearchSpec | None = None
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _strategies_list(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator("defaults")
+    @classmethod
+    def _no_per_trial_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in _PER_TRIAL_KEYS if k in value]
+        if bad:
+            raise ValueError(
+                f"{bad} cannot be defaults: they are set by the spec's "
+                "'model', 'datasets', 'strategies' and 'seeds' keys"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepSpec:
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError("'strategies' lists a strategy twice")
+        if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("'seeds' lists a seed twice")
+        labels = [d.label for d in self.datasets]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two datasets have the same id {labels}; give each an 'id'")
+        if self.search is not None:
+            param = self.search.param
+            grid_key = param.replace(".", "_")
+            if getattr(self.grid, grid_key) is not None:
+                raise ValueError(
+                    f"'grid.{param}' and 'search.param: {param}' both set {param}; "
+                    "remove one of them"
+                )
+            if not any(knob_matters(param, s) for s in self.strategies):
+                allowed = [s for s in STRATEGIES if knob_matters(param, s)]
+                raise ValueError(
+                    f"'search.param: {param}' matters for none of the strategies "
+                    f"{self.strategies}; it is used by {allowed}"
+                )
+            n = self.search.seeds_per_candidate
+            if n is not None and n > len(self.seed_list):
+                raise ValueError(
+                    f"'search.seeds_per_candidate' ({n}) is more than the "
+                    f"{len(self.seed_list)} seeds in 'seeds'"
+                )
+        return self
+
+    # -- derived ------------------------------------------------------------------
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def candidate_seeds(self) -> list[int]:
+        """Seeds each Optuna candidate is trained with."""
+        assert self.search is not None
+        n = self.search.seeds_per_candidate or len(self.seed_list)
+        return self.seed_list[:n]
+
+    def is_remote_storage(self) -> bool:
+        return "://" in self.storage and not self.storage.startswith("file://")
+
+    def run_dir(self, base: Path | None = None) -> str:
+        """``<storage>/<name>``: a local absolute path, or a URI for remote storage."""
+        if self.is_remote_storage():
+            return f"{self.storage.rstrip('/')}/{self.name}"
+        storage = self.storage.removeprefix("file://")
+        root = Path(storage) if Path(storage).is_absolute() else (base or Path.cwd()) / storage
+        return str((root / self.name).resolve())
+
+
+def load_spec(source: dict[str, Any] | str | Path) -> SweepSpec:
+    """Validate a sweep spec given as a dict or a YAML path; raise ``ConfigError``."""
+    where = "sweep spec"
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"sweep spec not found: {path}")
+        where = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping of spec keys, not {type(raw).__name__}")
+        raw = _absolute_data_files(raw, path.parent)
+    else:
+        raw = dict(source)
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, where)) from None
+
+
+def _absolute_data_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative ``files`` paths are relative to the spec file, not to a worker's cwd."""
+    datasets = raw.get("datasets")
+    if not isinstance(datasets, list):
+        return raw
+    fixed = []
+    for entry in datasets:
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if isinstance(files, dict):
+            files = {
+                k: str((base / v).resolve())
+                if k in ("train", "dev", "test") and isinstance(v, str) and "://" not in v
+                else v
+                for k, v in files.items()
+            }
+            entry = {**entry, "files": files}
+        fixed.append(entry)
+    return {**raw, "datasets": fixed}
+
+
+def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
+    """The spec as plain data that loads back (aliases, no defaults dropped)."""
+    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["datasets"] = [
+        {**{k: v for k, v in d.items() if k != "data"}, **d["data"]} for d in data["datasets"]
+    ]
+    return data

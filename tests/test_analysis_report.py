@@ -1,0 +1,128 @@
+"""The report from a fake run dir (every section, PNGs, HTML, CSV, YAML) and, marked slow,
+from a real tiny sweep run through ``steadytune sweep``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_analysis_fakerun import make_run
+
+import analysis
+from sweeps.cli.main import main
+
+SECTIONS = (
+    "## Headline",
+    "## Selection of strategy, K and λ",
+    "## Dataset alpha",
+    "### Seed statistics, dev accuracy",
+    "### Against vanilla, paired by seed",
+    "### Figures",
+    "## Seed ensembles (VOTE, AVG)",
+    "## Missing",
+    "## Statistics used",
+)
+
+
+def check_report(out: Path) -> str:
+    md = (out / "report.md").read_text()
+    for section in SECTIONS[:2] + SECTIONS[-3:]:
+        assert section in md, section
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
+        assert f"figures/{png.name}" in md
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(pngs)
+    assert not re.search(r'src="(?!data:)', html)  # self-contained
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"n", "mean", "std", "var", "sem", "ci_low", "ci_high", "median"} <= set(summary)
+    selection = yaml.safe_load((out / "selection.yaml").read_text())
+    assert "rule" in selection and selection["datasets"]
+    return md
+
+
+def test_report_of_a_fake_run(tmp_path, monkeypatch, capsys):
+    run = make_run(tmp_path, save_models=False)
+    assert main(["ensemble", str(run), "--method", "vote"]) == 0
+    shutil.rmtree(run / "trials" / "alpha_se_kall_dlNone_nlNone_s1")  # lost result.json
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "selected configuration vs vanilla" in printed and "partial sweep" in printed
+    md = check_report(out)
+    for section in SECTIONS:
+        assert section in md, section
+    assert {p.name for p in (out / "figures").glob("*.png")} == {
+        "alpha-seeds.png",
+        "alpha-k.png",
+        "alpha-lambda.png",
+        "alpha-curves.png",
+        "beta-seeds.png",
+        "beta-k.png",
+        "beta-curves.png",
+    }
+    # ensembles appear as their own rows; what is missing is said
+    assert "| VOTE |" in md
+    assert "beta_noisytune_kNone_dlNone_nl0.15_s4 | beta | noisytune | 4 | ERROR" in md
+    assert "no result yet" in md and "alpha_se_kall_dlNone_nlNone_s1" in md
+    headline = md.split("## Headline")[1].split("##")[0]
+    assert "| alpha | dev accuracy |" in headline and "| beta | dev mcc |" in headline
+
+
+def test_report_errors_cleanly(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "neither a sweep run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_of_a_real_tiny_sweep(tmp_path, cache_dir):
+    spec = {
+        "name": "tiny",
+        "model": "tiny-bert",
+        "datasets": [{"name": "synthetic-sentiment", "train_size": 96, "k": [1, 2]}],
+        "strategies": ["vanilla", "sda"],
+        "seeds": 3,
+        "defaults": {
+            "optim": {"max_steps": 6, "batch_size": 16, "lr": 2e-3, "head_lr": 2e-3},
+            "eval": {"every_steps": 3},
+            "save_model": True,
+            "cache_dir": str(cache_dir),
+        },
+        "resources": {"cpu": 1},
+        "max_concurrent": 2,
+        "storage": str(tmp_path / "runs"),
+    }
+    spec_path = tmp_path / "tiny.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    exe = [sys.executable, "-m", "sweeps.cli.main"]
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [*exe, "sweep", str(spec_path), "--num-cpus", "2", "--no-dashboard"],
+        check=True,
+        cwd=root,
+        timeout=900,
+    )
+    run = tmp_path / "runs" / "tiny"
+    df = analysis.load(run)
+    assert df["finished"].sum() == 9  # 3 vanilla + 2 K × 3 sda
+    subprocess.run([*exe, "ensemble", str(run)], check=True, cwd=root, timeout=300)
+    done = subprocess.run(
+        [*exe, "report", str(run)],
+        check=True,
+        cwd=root,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
+    assert "selected configuration vs vanilla" in done.stdout
+    md = check_report(run / "report")
+    assert "| VOTE |" in md and "| AVG |" in md

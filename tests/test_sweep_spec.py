@@ -1,0 +1,158 @@
+"""Sweep spec validation, grid expansion and the dry run: no Ray, fast."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sweeps.cli.main import main
+from sweeps.driver import plan_rows
+from sweeps.grid import expand_grid, search_cells
+from sweeps.spec import load_spec
+from trainer.errors import ConfigError
+
+BASE = {
+    "name": "t",
+    "model": "tiny-bert",
+    "datasets": [{"name": "synthetic-sentiment", "train_size": 64}],
+    "strategies": ["vanilla", "se", "sda", "noisytune", "noisytune+sdv"],
+    "seeds": 2,
+    "grid": {"distill.lambda": [0.5, 1.0], "distill.k": [1, "all"], "noise.lambda": [0.1, 0.2]},
+    "defaults": {"optim": {"max_steps": 2}},
+}
+
+
+def spec(**over):
+    return load_spec({**BASE, **over})
+
+
+def test_grid_expands_knobs_only_where_they_matter():
+    trials = expand_grid(spec())
+    by = {}
+    for t in trials:
+        by.setdefault(t.strategy, []).append(t)
+    assert len(by["vanilla"]) == 2  # seeds only: no duplicate vanilla trials
+    assert len(by["se"]) == 2 * 2  # K × seeds (SE has no distillation loss)
+    assert len(by["sda"]) == 2 * 2 * 2  # K × distill λ × seeds
+    assert len(by["noisytune"]) == 2 * 2  # noise λ × seeds
+    assert len(by["noisytune+sdv"]) == 1 * 2 * 2 * 2  # K=all is not valid for SDV
+    assert len({t.key for t in trials}) == len(trials)
+    v = by["vanilla"][0]
+    assert (v.teacher_k, v.distill_lambda, v.noise_lambda) == (None, None, None)
+    assert {t.teacher_k for t in by["se"]} == {1, "all"}
+    assert all(t.noise_lambda is None for t in by["sda"])
+
+
+def test_per_dataset_k_and_epochs_and_metric():
+    s = spec(datasets=[{"name": "synthetic-pairs", "k": [3], "epochs": 2, "metric": "mcc"}])
+    trials = expand_grid(s)
+    sda = [t for t in trials if t.strategy == "sda"]
+    assert {t.teacher_k for t in sda} == {3}
+    assert all(t.config["optim"]["epochs"] == 2 for t in trials)
+    assert all(t.config["eval"]["primary_metric"] == "mcc" for t in trials)
+
+
+def test_seed_list_and_single_values():
+    s = spec(seeds=[7, 11], strategies="vanilla", grid={"distill.lambda": 1.0})
+    assert [t.seed for t in expand_grid(s)] == [7, 11]
+
+
+def test_search_leaves_searched_strategies_to_optuna():
+    s = spec(
+        grid={"distill.k": [1, 2]},
+        search={"param": "distill.lambda", "low": 0.1, "high": 2, "n_trials": 3,
+                "seeds_per_candidate": 2},
+    )  # fmt: skip
+    grid = expand_grid(s)
+    assert {t.strategy for t in grid} == {"vanilla", "se", "noisytune"}
+    cells = search_cells(s)
+    assert {(c["strategy"], c["k"]) for c in cells} == {
+        ("sda", 1), ("sda", 2), ("noisytune+sdv", 1), ("noisytune+sdv", 2),
+    }  # fmt: skip
+    rows = {r["strategy"]: r for r in plan_rows(s)}
+    assert rows["sda"]["trials"] == 2 * 3 * 2
+
+
+@pytest.mark.parametrize(
+    ("override", "needles"),
+    [
+        ({"strategies": ["vanila"]}, ["'strategies.0'", "'vanilla'", "'noisytune+sdv'", "vanila"]),
+        ({"grid": {"distill.k": [0]}}, ["'grid.distill.k.0", "greater than or equal to 1"]),
+        ({"grid": {"distill.k": ["some"]}}, ["'grid.distill.k.0", "'all'"]),
+        ({"grid": {"teacher": [1]}}, ["'grid.teacher'", "Extra inputs are not permitted"]),
+        ({"resources": {"gpu": "half"}}, ["'resources.gpu", "'auto'", "half"]),
+        ({"resources": {"gpu": 1.5}}, ["'resources.gpu'", "whole number"]),
+        ({"seeds": 0}, ["'seeds", "greater than or equal to 1"]),
+        ({"datasets": []}, ["'datasets'", "at least 1"]),
+        ({"datasets": [{"name": "imdb"}]}, ["'datasets.0.data.name'", "'synthetic-sentiment'"]),
+        ({"datasets": [{"name": "synthetic-sentiment", "metric": "f1"}]},
+         ["'datasets.0.metric'", "'macro_f1'"]),
+        ({"defaults": {"seed": 3}}, ["'defaults'", "cannot be defaults"]),
+        ({"max_failures": -1}, ["'max_failures'", "greater than or equal to 0"]),
+        ({"name": "a b"}, ["'name'", "pattern"]),
+        ({"grid": {}, "search": {"param": "optim.lr", "low": 0, "high": 1}},
+         ["'search.param'", "'distill.lambda'", "'noise.lambda'"]),
+        ({"grid": {}, "search": {"param": "distill.lambda", "low": 2, "high": 1}},
+         ["'high'", "'low'"]),
+        ({"search": {"param": "noise.lambda", "low": 0.1, "high": 1}, "grid": {"noise.lambda": 1}},
+         ["'grid.noise.lambda'", "search.param"]),
+        ({"strategies": ["vanilla"], "grid": {},
+          "search": {"param": "distill.lambda", "low": 0.1, "high": 1}},
+         ["matters for none", "'sda'"]),
+        ({"storage": 3}, ["'storage'", "valid string"]),
+    ],
+)  # fmt: skip
+def test_invalid_specs_name_key_and_allowed_values(override, needles):
+    with pytest.raises(ConfigError) as err:
+        spec(**override)
+    for needle in needles:
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+def test_bad_defaults_are_reported_with_the_key():
+    with pytest.raises(ConfigError, match=r"optim\.lr"):
+        expand_grid(spec(defaults={"optim": {"lr": -1}}))
+
+
+def test_missing_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_spec(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_spec(bad)
+
+
+def test_relative_data_files_resolve_against_the_spec(tmp_path):
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        yaml.safe_dump({**BASE, "datasets": [{"files": {"train": "d/t.csv", "dev": "d/v.csv"}}]})
+    )
+    s = load_spec(path)
+    assert s.datasets[0].data.files.train == (tmp_path / "d" / "t.csv").resolve()
+
+
+def test_dry_run_cli_prints_table_and_starts_nothing(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "storage": str(tmp_path / "runs")}))
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "noisytune+sdv" in out and "total" in out and "rough cost" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_invalid_spec_exits_2_with_message(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "strategies": ["nope"]}))
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert "'strategies.0'" in capsys.readouterr().err
+
+
+def test_examples_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for name in ("quickstart.yaml", "glue-sst2.yaml", "local-files.yaml"):
+        s = load_spec(root / name)
+        assert expand_grid(s) or s.search
