@@ -26,7 +26,7 @@ from trainer.errors import UserInputError
 
 # Ray refuses working_dir packages above its GCS limit; stay well below it.
 MAX_UPLOAD_BYTES = 100 * 2**20
-AGENT_WAIT_S = 60
+AGENT_WAIT_S = 120
 
 
 class JobError(UserInputError):
@@ -50,12 +50,20 @@ def _token_auth_like_ray_init() -> None:
 
 
 def client(address: str | None):
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     _token_auth_like_ray_init()
 
     try:
         return JobSubmissionClient(address)
+    except AuthenticationError as err:
+        raise JobError(
+            f"the Ray cluster at {address or '(auto)'} refused this request: it has token "
+            "authentication on and this machine sent no token or a wrong one. Give the "
+            "cluster's token in RAY_AUTH_TOKEN, or in a file named by RAY_AUTH_TOKEN_PATH "
+            f"(see docs/cluster.md).\nRay said: {err.message}"
+        ) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise JobError(f"cannot reach the Ray job server at {address or '(auto)'}: {err}") from err
 

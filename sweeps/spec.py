@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainer.config import (
@@ -34,6 +33,7 @@ from trainer.config import (
     DataConfig,
     TeacherSize,
     format_validation_error,
+    read_yaml_mapping,
 )
 from trainer.errors import ConfigError
 
@@ -264,17 +264,8 @@ def load_spec(source: dict[str, Any] | str | Path) -> SweepSpec:
     """Validate a sweep spec given as a dict or a YAML path; raise ``ConfigError``."""
     where = "sweep spec"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"sweep spec not found: {path}")
-        where = str(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must hold a mapping of spec keys, not {type(raw).__name__}")
-        raw = _absolute_data_files(raw, path.parent)
+        where = str(source)
+        raw = _absolute_data_files(read_yaml_mapping(source, "sweep spec"), Path(source).parent)
     else:
         raw = dict(source)
     try:

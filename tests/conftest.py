@@ -1,11 +1,32 @@
-"""Shared fixtures: a cache directory for the whole session (tokenised data and the
-generated tiny BERT are made once) and a small, fast trial config."""
+"""Shared fixtures: a private HOME and Ray temp dir for the session (tests leave nothing
+outside their temp dirs: Ray writes its auth token under ~/.ray and lock files under its
+temp dir), a cache directory for the whole session (tokenised data and the generated
+tiny BERT are made once) and a small, fast trial config."""
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import tempfile
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    saved = {name: os.environ.get(name) for name in ("HOME", "RAY_TMPDIR")}
+    os.environ["HOME"] = str(home)
+    ray_tmp = tempfile.mkdtemp(prefix="st-raytmp-", dir="/tmp")  # short: Unix socket paths
+    os.environ["RAY_TMPDIR"] = ray_tmp
+    yield home
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

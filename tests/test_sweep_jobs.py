@@ -1,71 +1,29 @@
 """``submit`` / ``status`` / ``logs`` / ``stop`` against a real local Ray head.
 
-The head is started by the test (``ray start --head`` on 127.0.0.1, its own temp dir)
-and stopped by the test: its processes are ended by pid (those that mention its temp
-dir), never with a machine-wide ``ray stop``.
+The head is started by the test (``ray start --head`` on 127.0.0.1, its own temp dir,
+see ``tests/ray_cluster.py``) and stopped by the test: its processes are ended by pid
+(those that mention its temp dir), never with a machine-wide ``ray stop``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 import pytest
+import ray_cluster
 import yaml
 
 from sweeps import jobs
 from sweeps.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _end_processes_mentioning(needle: str) -> None:
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
-            continue
-        try:
-            hit = needle.encode() in (pid_dir / "cmdline").read_bytes() or any(
-                needle in os.readlink(fd) for fd in (pid_dir / "fd").iterdir()
-            )
-        except OSError:
-            continue
-        if hit:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
-
 
 @pytest.fixture
 def ray_head():
-    temp = tempfile.mkdtemp(prefix="st-head-", dir="/tmp")
-    port, dash = _free_port(), _free_port()
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
-    env.pop("RAY_ADDRESS", None)
-    subprocess.run(
-        [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2",
-         f"--temp-dir={temp}", "--disable-usage-stats"],
-        check=True, env=env, cwd=ROOT, capture_output=True, timeout=120,
-    )  # fmt: skip
+    cluster = ray_cluster.Cluster(ray_cluster.clean_env())
     try:
-        yield f"http://127.0.0.1:{dash}"
+        cluster.start_head(num_cpus=2)
+        yield cluster.dashboard_url
     finally:
-        _end_processes_mentioning(temp)
-        shutil.rmtree(temp, ignore_errors=True)
+        cluster.stop()
 
 
 def test_submit_rejects_data_too_large_to_upload(tmp_path, monkeypatch):

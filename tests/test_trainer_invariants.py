@@ -26,9 +26,12 @@ def _student_history(result: dict) -> list:
     return [(h["step"], h["train_loss"], h["dev"]) for h in result["history"]]
 
 
-def test_sda_k1_equals_sdv_k1(tiny_config, tmp_path):
-    sda, sda_logits = _run(tiny_config, tmp_path / "sda", strategy="sda", distill={"k": 1})
-    sdv, sdv_logits = _run(tiny_config, tmp_path / "sdv", strategy="sdv", distill={"k": 1})
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sda_k1_equals_sdv_k1(tiny_config, tmp_path, precision):
+    distill = {"k": 1, "teacher_precision": precision}
+    sda, sda_logits = _run(tiny_config, tmp_path / "sda", strategy="sda", distill=distill)
+    sdv, sdv_logits = _run(tiny_config, tmp_path / "sdv", strategy="sdv", distill=distill)
+    assert sda["teacher_bf16"] == sdv["teacher_bf16"] == (precision == "bf16")
     assert _student_history(sda) == _student_history(sdv)
     np.testing.assert_array_equal(sda_logits["dev_logits"], sdv_logits["dev_logits"])
 
@@ -46,6 +49,15 @@ def test_distillation_changes_training(tiny_config, tmp_path):
     vanilla, v_logits = _run(tiny_config, tmp_path / "vanilla")
     sda, s_logits = _run(tiny_config, tmp_path / "sda", strategy="sda", distill={"lambda": 1.0})
     assert not np.array_equal(v_logits["dev_logits"], s_logits["dev_logits"])
+    # an fp32 teacher gives other targets than a bf16 one, but the same training in spirit
+    _, fp32_logits = _run(
+        tiny_config, tmp_path / "fp32", strategy="sda", distill={"teacher_precision": "fp32"}
+    )
+    _, bf16_logits = _run(
+        tiny_config, tmp_path / "bf16", strategy="sda", distill={"teacher_precision": "bf16"}
+    )
+    assert not np.array_equal(fp32_logits["dev_logits"], bf16_logits["dev_logits"])
+    np.testing.assert_allclose(fp32_logits["dev_logits"], bf16_logits["dev_logits"], atol=0.05)
     assert "averaged" in sda["metrics"] and "averaged" not in vanilla["metrics"]
 
 

@@ -7,11 +7,13 @@ the last K parameter snapshots themselves. All three rest on two pieces:
 * :func:`flatten_parameters_` re-points a model's parameters at views of one
   contiguous vector, so reading or writing "the model" is one kernel, not one per
   tensor (as ``torch.optim.swa_utils`` does per tensor group, but flatter).
-* :class:`ParameterAverage` keeps the last K vectors in a ring buffer with their
-  running sum, so each update is O(params), not O(K * params). The sum is recomputed
-  exactly from the ring once every K updates, which bounds the floating-point drift
-  of add/subtract to K steps at amortised O(params) cost (and makes K = 1 exact).
-  ``K = "all"`` keeps a running mean instead, like ``AveragedModel``.
+* :class:`ParameterAverage` keeps the last K vectors in a ring buffer and their
+  running mean, so each update is three passes over the parameters, not O(K) of them:
+  the newest vector replaces the oldest in the mean. The mean is recomputed exactly
+  from the ring every 64 updates, which bounds the drift of add/subtract at almost no
+  cost. K = 1 keeps just a copy (exact), ``K = "all"`` a running mean (``lerp``), as
+  ``AveragedModel``. The mean can live in the teacher's own flat buffer, so the
+  teacher *is* the average, with no copy per step.
 
 Buffers are never averaged: BERT's int64 ``position_ids`` must stay integers.
 """
@@ -57,10 +59,23 @@ class ParameterAverage:
         Shape and placement of the flat parameter vector.
     k
         Window size K >= 1, or ``"all"`` for the mean of every vector pushed so far.
+    out
+        Where to keep the mean (e.g. a shadow model's flat buffer, so the teacher *is*
+        the mean with no copy); a new buffer if None.
+    keep_mean
+        False keeps only the window's members (SDV needs the snapshots, not their mean).
     """
 
+    RESYNC_EVERY = 64  # updates between exact recomputations of a window's mean
+
     def __init__(
-        self, numel: int, k: int | Literal["all"], device: torch.device, dtype: torch.dtype
+        self,
+        numel: int,
+        k: int | Literal["all"],
+        device: torch.device,
+        dtype: torch.dtype,
+        out: torch.Tensor | None = None,
+        keep_mean: bool = True,
     ) -> None:
         if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ValueError(
@@ -68,11 +83,14 @@ class ParameterAverage:
             )
         self.k = k
         self.count = 0
-        if k == "all":
-            self.mean = torch.zeros(numel, device=device, dtype=dtype)
-        else:
+        self.mean: torch.Tensor | None = None
+        if keep_mean:
+            self.mean = out if out is not None else torch.zeros(numel, device=device, dtype=dtype)
+        # A window keeps its members, to drop the oldest and for SDV's snapshots; with
+        # K = 1 and a mean, the mean is the single member.
+        self.ring: torch.Tensor | None = None
+        if k != "all" and (k > 1 or self.mean is None):
             self.ring = torch.zeros(k, numel, device=device, dtype=dtype)
-            self.total = torch.zeros(numel, device=device, dtype=dtype)
 
     @property
     def size(self) -> int:
@@ -83,58 +101,56 @@ class ParameterAverage:
     def update(self, flat: torch.Tensor) -> None:
         """Push one parameter vector (a copy is kept; ``flat`` may change afterwards)."""
         self.count += 1
-        if self.k == "all":
-            if self.count == 1:
-                self.mean.copy_(flat)
+        mean, ring = self.mean, self.ring
+        if ring is None:  # K = "all", or K = 1: the mean alone
+            if self.k == 1 or self.count == 1:
+                mean.copy_(flat)
             else:
-                self.mean.lerp_(flat, 1.0 / self.count)
+                mean.lerp_(flat, 1.0 / self.count)
             return
         slot = (self.count - 1) % self.k
-        if self.count > self.k:
-            self.total.sub_(self.ring[slot])
-        self.ring[slot].copy_(flat)
-        if self.count % self.k == 0:
-            torch.sum(self.ring, dim=0, out=self.total)
-        else:
-            self.total.add_(flat)
+        if mean is not None:
+            if self.count == 1:
+                mean.copy_(flat)
+            elif self.count <= self.k:  # filling the window: a running mean
+                mean.lerp_(flat, 1.0 / self.count)
+            else:  # full: the newest member replaces the oldest
+                mean.add_(flat, alpha=1.0 / self.k).sub_(ring[slot], alpha=1.0 / self.k)
+        ring[slot].copy_(flat)
+        if mean is not None and self.count % self.RESYNC_EVERY == 0 and self.count >= self.k:
+            # add/subtract rounding would drift without bound; recompute it exactly
+            torch.mean(ring, dim=0, out=mean)
 
     @torch.no_grad()
     def mean_into(self, out: torch.Tensor) -> None:
-        """Write the current mean into ``out`` (e.g. a shadow model's flat buffer)."""
-        if self.count == 0:
-            raise RuntimeError("ParameterAverage.mean_into called before any update")
-        if self.k == "all":
+        """Write the current mean into ``out`` (a no-op when ``out`` holds it already)."""
+        if self.count == 0 or self.mean is None:
+            raise RuntimeError("ParameterAverage has no mean: no update yet, or keep_mean=False")
+        if out is not self.mean:
             out.copy_(self.mean)
-        else:
-            torch.div(self.total, self.size, out=out)
 
     def snapshots(self) -> list[torch.Tensor]:
         """The vectors in the window, oldest first (``k`` must be an integer)."""
         if self.k == "all":
             raise ValueError("snapshots() needs an integer window K, not 'all'")
+        if self.ring is None:  # K = 1 kept as its mean
+            return [self.mean] if self.count else []
         n = self.size
         start = self.count - n
         return [self.ring[(start + i) % self.k] for i in range(n)]
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"k": self.k, "count": self.count}
-        if self.k == "all":
-            state["mean"] = self.mean
-        else:
-            state["ring"] = self.ring
-            state["total"] = self.total
-        return state
+        return {"k": self.k, "count": self.count, "mean": self.mean, "ring": self.ring}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["k"] != self.k:
             raise ValueError(f"checkpoint has K={state['k']!r}, this run K={self.k!r}")
         self.count = int(state["count"])
-        if self.k == "all":
-            self.mean.copy_(state["mean"])
-        else:
-            self.ring.copy_(state["ring"])
-            self.total.copy_(state["total"])
+        for name in ("mean", "ring"):
+            mine = getattr(self, name)
+            if mine is not None:
+                mine.copy_(state[name])
 
 
 class ShadowModel:

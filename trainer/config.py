@@ -176,6 +176,12 @@ class DistillConfig(_Strict):
 
     lam: Annotated[float, Field(alias="lambda", ge=0.0, allow_inf_nan=False)] = 1.0
     k: TeacherSize | None = None
+    teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Precision of the teacher's forward passes. auto: bf16 where the "
+        "hardware computes it natively (CUDA, CPUs with AMX/AVX512-BF16), else fp32. "
+        "Distillation targets need no fp32, and the teacher is most of SDA/SDV's cost.",
+    )
 
     @field_validator("k", mode="before")
     @classmethod
@@ -321,24 +327,29 @@ def format_validation_error(err: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping a YAML file holds; a missing file, bad YAML or a non-mapping is a
+    ``ConfigError`` naming the file (``what`` says what the file should be)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of {what} keys, not {type(raw).__name__}")
+    return raw
+
+
 def load_config(
     source: dict[str, Any] | str | Path, overrides: list[str] | None = None
 ) -> TrainConfig:
     """Validate a config given as a dict or a YAML file path, with ``--set`` overrides."""
     where = "config"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        where = str(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(
-                f"{path} must hold a mapping of config keys, not {type(raw).__name__}"
-            )
+        where = str(source)
+        raw = read_yaml_mapping(source, "config file")
     else:
         raw = dict(source)
     if overrides:

@@ -73,6 +73,22 @@ def _autocast(config: TrainConfig, device: torch.device):
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def _native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA; CPUs with AMX or AVX512-BF16)."""
+    if device.type == "cuda":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _teacher_in_bf16(config: TrainConfig, device: torch.device) -> bool:
+    """The teacher runs in bf16 when asked, or by default where bf16 is native."""
+    wanted = config.distill.teacher_precision
+    return wanted == "bf16" or (wanted == "auto" and _native_bf16(device))
+
+
 def _build_strategy(config: TrainConfig, model: nn.Module, flat: torch.Tensor):
     """(teacher, self-ensemble) for the strategy; either may be None."""
     base, k = config.base_strategy, config.teacher_k
@@ -167,6 +183,12 @@ def train(
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     device = _device(config)
     autocast = _autocast(config, device)
+    teacher_bf16 = _teacher_in_bf16(config, device)
+    teacher_autocast = (
+        (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
+        if teacher_bf16
+        else autocast
+    )
 
     # -- data ----------------------------------------------------------------------
     text_splits = load_splits(config.data)
@@ -276,6 +298,7 @@ def train(
     last_logits: dict[str, np.ndarray] = {}
     # throughput of this session's training steps (evaluation and checkpoints excluded)
     loop_started, side_time, samples_seen = time.perf_counter(), 0.0, 0
+    loop_cpu_started, side_cpu = time.process_time(), 0.0
     model.train()
     while step < total_steps:
         batch_indices = order.indices(step)
@@ -285,12 +308,13 @@ def train(
         # forward
         with autocast():
             logits = model(**inputs).logits
-            loss = F.cross_entropy(logits.float(), labels)
-            # distillation: λ·MSE(student logits, teacher logits)
-            if teacher is not None:
+        loss = F.cross_entropy(logits.float(), labels)
+        # distillation: λ·MSE(student logits, teacher logits)
+        if teacher is not None:
+            with teacher_autocast():
                 target = teacher.logits(inputs)
-                if target is not None:
-                    loss = loss + distill_lam * F.mse_loss(logits.float(), target)
+            if target is not None:
+                loss = loss + distill_lam * F.mse_loss(logits.float(), target)
 
         # backward
         optimizer.zero_grad(set_to_none=True)
@@ -314,7 +338,7 @@ def train(
 
         # evaluate, checkpoint, report
         finished = step == total_steps
-        side_started = time.perf_counter()
+        side_started, side_cpu_started = time.perf_counter(), time.process_time()
         if step % eval_every == 0 or finished:
             models = {"student": model}
             averaged_model = averaged.averaged_model() if averaged is not None else None
@@ -342,7 +366,9 @@ def train(
             if report is not None:
                 report({"step": step, "epoch": step / order.steps_per_epoch}, ckpt)
         side_time += time.perf_counter() - side_started
+        side_cpu += time.process_time() - side_cpu_started
     train_time = time.perf_counter() - loop_started - side_time
+    train_cpu = time.process_time() - loop_cpu_started - side_cpu
     if bar is not None:
         bar.close()
 
@@ -371,6 +397,7 @@ def train(
         "history": history,
         "label_names": text_splits.label_names,
         "teacher_k": config.teacher_k,
+        "teacher_bf16": teacher is not None and teacher_bf16,
         "steps": step,
         "n_train": len(train_split),
         "n_parameters": int(flat.numel()),
@@ -379,6 +406,7 @@ def train(
         "tokenization_cache_hit": cache_hit,
         "train_time_s": train_time,
         "train_samples_per_s": samples_seen / train_time if train_time > 0 else None,
+        "train_cpu_s": train_cpu,  # CPU time of those steps: steadier than wall time on a busy host
         "peak_memory_mib": _peak_memory_mib(device),
         "resumed_from_steps": resumed_from,
         "versions": library_versions(),

@@ -35,7 +35,10 @@ class _Averaged:
 
     def __init__(self, model: nn.Module, flat: torch.Tensor, k: TeacherK) -> None:
         self.shadow = ShadowModel(model)
-        self.average = ParameterAverage(flat.numel(), k, flat.device, flat.dtype)
+        # the mean lives in the shadow's own parameters: the shadow *is* the average
+        self.average = ParameterAverage(
+            flat.numel(), k, flat.device, flat.dtype, out=self.shadow.flat
+        )
 
     def record(self, flat: torch.Tensor) -> None:
         self.average.update(flat)
@@ -70,7 +73,7 @@ class VotingTeacher:
         if k == "all":
             raise ValueError("SDV needs an integer K: it runs one forward pass per snapshot")
         self.shadow = ShadowModel(model)
-        self.snapshots = ParameterAverage(flat.numel(), k, flat.device, flat.dtype)
+        self.snapshots = ParameterAverage(flat.numel(), k, flat.device, flat.dtype, keep_mean=False)
 
     def record(self, flat: torch.Tensor) -> None:
         self.snapshots.update(flat)

@@ -5,39 +5,30 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "sweep",
-        help="run a sweep (grid and/or Optuna λ search) on Ray Tune",
-        description="Run the sweep a spec describes. Without --address, a local Ray "
-        "instance on this machine (dashboard on 127.0.0.1, temp dir under the run dir). "
-        "On an existing run directory the sweep continues where it stopped.",
-    )
-    p.add_argument("spec", help="sweep spec (YAML)")
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the sweep runs and what it does at the end (shared with ``resume``)."""
     p.add_argument(
         "--address",
         default=None,
         help="an existing Ray cluster: auto, host:port or ray://host:10001 "
         "(default: start a local instance)",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
-    p.add_argument("--run-dir", default=None, help="override <storage>/<name>")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local instance")
     p.add_argument(
         "--no-dashboard", action="store_true", help="local instance without the dashboard"
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_and_report(args: argparse.Namespace, spec, run_dir: str | None, dry_run: bool) -> int:
+    """Run (or continue) the sweep, write its report, and exit 1 if any trial failed."""
     from sweeps.driver import run_sweep
 
     summary = run_sweep(
-        args.spec,
+        spec,
         address=args.address,
-        run_dir=args.run_dir,
-        dry_run=args.dry_run,
+        run_dir=run_dir,
+        dry_run=dry_run,
         num_cpus=args.num_cpus,
         dashboard=not args.no_dashboard,
     )
@@ -47,3 +38,22 @@ def run(args: argparse.Namespace) -> int:
         report_after_sweep(summary)
     failed = sum(summary.get(k, {}).get("errors", 0) for k in ("grid", "optuna"))
     return 1 if failed else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a sweep (grid and/or Optuna λ search) on Ray Tune",
+        description="Run the sweep a spec describes. Without --address, a local Ray "
+        "instance on this machine (dashboard on 127.0.0.1, temp dir under the run dir). "
+        "On an existing run directory the sweep continues where it stopped.",
+    )
+    p.add_argument("spec", help="sweep spec (YAML)")
+    p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
+    p.add_argument("--run-dir", default=None, help="override <storage>/<name>")
+    add_cluster_arguments(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_and_report(args, args.spec, args.run_dir, args.dry_run)

@@ -1,0 +1,112 @@
+"""Baseline: HF ``Trainer`` fine-tuning the same model on the same rows.
+
+What a user would write: ``AutoModelForSequenceClassification``, dynamic padding with
+``DataCollatorWithPadding``, no length grouping, bf16 on CUDA, fp32 on CPU. Throughput is
+timed from ``on_train_begin`` to ``on_train_end`` (no evaluation, no saving), the same
+span as our trainer's ``train_samples_per_s``.
+
+    python bench/hf_trainer.py --steps 30 --rows 1024 [--device cuda] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+
+from _common import add_workload_arguments, emit, machine, sst2_data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_workload_arguments(parser)
+    args = parser.parse_args()
+
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from trainer.config import DataConfig
+    from trainer.data import load_splits
+    from trainer.loop import default_cache_dir
+    from trainer.models import load_classifier, load_tokenizer, resolve_model
+
+    data = DataConfig.model_validate(sst2_data(args.data, args.rows))
+    splits = load_splits(data)
+    path = resolve_model(args.model, default_cache_dir())
+    tokenizer = load_tokenizer(path)
+    model = load_classifier(path, len(splits.label_names), seed=0)
+    train = Dataset.from_pandas(splits.train[["text", "label"]]).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=data.max_length),
+        batched=True,
+        remove_columns=["text"],
+    )
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *_, **__):
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+        def on_train_end(self, *_, **__):
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            self.seconds = time.perf_counter() - self.start
+            self.cpu_seconds = time.process_time() - self.cpu_start
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as out:
+        training_args = TrainingArguments(
+            output_dir=out,
+            max_steps=args.steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=2e-5,
+            warmup_steps=0.1,  # a float in [0, 1) is a ratio in transformers 5
+            weight_decay=0.01,
+            bf16=args.device == "cuda",
+            use_cpu=args.device == "cpu",
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            dataloader_num_workers=0,
+            seed=0,
+        )
+        Trainer(
+            model=model,
+            args=training_args,
+            train_dataset=train,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            callbacks=[clock],
+        ).train()
+    samples = args.steps * args.batch_size
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if args.device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    emit(
+        {
+            "bench": "hf_trainer",
+            "model": args.model,
+            "device": args.device,
+            "rows": args.rows,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "samples_per_s": samples / clock.seconds,
+            "step_time_s": clock.seconds / args.steps,
+            "step_cpu_s": clock.cpu_seconds / args.steps,
+            "peak_memory_mib": peak,
+            "machine": machine(),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

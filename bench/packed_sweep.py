@@ -1,0 +1,117 @@
+"""A packed sweep through ``steadytune sweep``: aggregate throughput and Ray's overhead.
+
+Runs N vanilla trials (one per seed) of the same model and rows with C at a time (on a
+GPU: each trial asks for 1/C of it), then reports aggregate samples/s, trials/hour, the
+tokenisation cache hits, Ray's overhead per trial — the wall time a trial costs beyond
+its own ``trainer.train`` (start-up of the worker, scheduling, checkpoint upload) — and,
+with a GPU, its utilisation sampled by ``nvidia-smi`` every second.
+
+    python bench/packed_sweep.py --trials 4 --concurrent 2 --steps 20
+    python bench/packed_sweep.py --device cuda --trials 16 --concurrent 16 --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from _common import add_workload_arguments, emit, machine, sst2_data
+
+
+def _gpu_sampler(samples: list[float], stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if out.returncode == 0 and out.stdout.strip():
+            samples.append(float(out.stdout.split()[0]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_workload_arguments(parser)
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--concurrent", type=int, default=2)
+    args = parser.parse_args()
+
+    gpu = 1.0 / args.concurrent if args.device == "cuda" else 0
+    cores = os.cpu_count() or 1
+    spec = {
+        "name": "bench-packed",
+        "model": args.model,
+        "datasets": [{**sst2_data(args.data, args.rows), "id": "sst2", "metric": "accuracy"}],
+        "strategies": ["vanilla"],
+        "seeds": args.trials,
+        "defaults": {
+            "device": args.device,
+            "optim": {"max_steps": args.steps, "batch_size": args.batch_size},
+            "eval": {"every_steps": args.steps, "batch_size": 256},
+            "checkpoint": {"every_steps": None},
+        },
+        "resources": {"cpu": max(1, cores // args.concurrent) if args.device == "cpu" else 1,
+                      "gpu": gpu},
+        "max_concurrent": args.concurrent,
+    }  # fmt: skip
+    storage = Path(tempfile.mkdtemp(prefix="st-bench-"))
+    spec["storage"] = str(storage)
+    spec_path = storage / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+
+    samples: list[float] = []
+    stop = threading.Event()
+    sampler = None
+    if args.device == "cuda" and shutil.which("nvidia-smi"):
+        sampler = threading.Thread(target=_gpu_sampler, args=(samples, stop), daemon=True)
+        sampler.start()
+    steadytune = Path(sys.executable).with_name("steadytune")
+    started = time.perf_counter()
+    out = subprocess.run(
+        [str(steadytune), "sweep", str(spec_path), "--no-report", "--no-dashboard"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    stop.set()
+    if out.returncode != 0:
+        sys.exit(f"bench: the sweep failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+
+    import pandas as pd
+
+    table = pd.read_parquet(storage / "bench-packed" / "results.parquet")
+    results = [json.loads(Path(p).read_text()) for p in table["result_path"]]
+    inside = sum(r["runtime_s"] for r in results)
+    trained = sum(r["steps"] for r in results) * args.batch_size
+    emit(
+        {
+            "bench": "packed_sweep",
+            "model": args.model,
+            "device": args.device,
+            "trials": len(results),
+            "concurrent": args.concurrent,
+            "gpu_per_trial": gpu,
+            "steps": args.steps,
+            "wall_s": wall,
+            "aggregate_samples_per_s": trained / wall,
+            "trials_per_hour": len(results) / wall * 3600,
+            "mean_trial_train_samples_per_s": sum(r["train_samples_per_s"] for r in results)
+            / len(results),
+            "ray_overhead_per_trial_s": (wall * args.concurrent - inside) / len(results),
+            "tokenization_cache_hits": sum(bool(r["tokenization_cache_hit"]) for r in results),
+            "gpu_utilization_mean": sum(samples) / len(samples) if samples else None,
+            "machine": machine(),
+        }
+    )
+    shutil.rmtree(storage, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
