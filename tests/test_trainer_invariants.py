@@ -198,3 +198,12 @@ def test_train_order_covers_each_example_once_per_epoch(lengths):
             lengths[plain.indices(s)].max() * len(plain.indices(s)) for s in range(13)
         )
         assert padded < 0.8 * padded_plain
+
+
+def test_second_trial_hits_the_tokenization_cache(tiny_config, tmp_path):
+    cold = merge(tiny_config, {"cache_dir": str(tmp_path / "cache"), "optim": {"max_steps": 2}})
+    first, _ = _run(cold, tmp_path / "a")
+    second, _ = _run(cold, tmp_path / "b", seed=1, strategy="sda")
+    other_length, _ = _run(cold, tmp_path / "c", data={"max_length": 32})
+    assert (first["tokenization_cache_hit"], second["tokenization_cache_hit"]) == (False, True)
+    assert other_length["tokenization_cache_hit"] is False
