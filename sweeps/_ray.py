@@ -115,32 +115,46 @@ def _upload(out_dir: Path, run_dir: str, key: str, final: dict[str, Any]) -> Non
 
 
 def run_trial(config: dict[str, Any], train_fn=None) -> None:
-    """The Tune trainable: one trainer run, resumed from Tune's checkpoint if it has one.
+    """The Tune trainable: one trainer run, resumed from its last checkpoint if it has one.
 
-    ``config`` is ``{"trial": TrialSpec dict, "run_dir": str}``. Every trainer report
-    goes to Tune with its checkpoint directory (Tune copies it to storage), so a retried
-    or restored trial continues from the last one. ``train_fn`` replaces
-    ``trainer.train`` in tests.
+    ``config`` is ``{"trial": TrialSpec dict, "run_dir": str}``. Where the checkpoint
+    lives depends on the storage:
+
+    * a local or shared run dir (NFS, a compose volume, a PVC): the trainer's own
+      checkpoint in ``<run dir>/trials/<key>/checkpoint`` is the one truth. It is written
+      atomically and is always the newest, so a retried or restored trial continues from
+      it, on whichever node. Tune is *not* given checkpoints here: with
+      ``num_to_keep=1`` a driver killed between a trial's checkpoint and the driver's
+      next experiment snapshot would leave Tune pointing at a checkpoint already deleted,
+      and the trial could never be restored.
+    * a remote run dir (``s3://…``): the trial works in a local directory, and every
+      trainer checkpoint is handed to Tune, which uploads it; a retry starts from Tune's.
+
+    ``train_fn`` replaces ``trainer.train`` in tests.
     """
     trial, run_dir = config["trial"], config["run_dir"]
+    remote = "://" in run_dir
     out_dir = trial_out_dir(run_dir, trial["key"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            place_checkpoint(Path(directory), out_dir)
-    else:
-        place_checkpoint(None, out_dir)
+    if remote:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                place_checkpoint(Path(directory), out_dir)
+        else:
+            place_checkpoint(None, out_dir)
 
     objective = f"dev/{trial['primary_metric']}"
 
     def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        ckpt = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ckpt = None
+        if remote and checkpoint_dir:
+            ckpt = tune.Checkpoint.from_directory(str(checkpoint_dir))
         # every result carries the searcher's metric (Tune checks it strictly)
         tune.report({**metrics, "objective": metrics.get(objective)}, checkpoint=ckpt)
 
     final = run_trial_body(trial, out_dir, report, train_fn)
-    if "://" in run_dir:
+    if remote:
         _upload(out_dir, run_dir, trial["key"], final)
     tune.report(final)
 

@@ -29,9 +29,9 @@ def flatten_metrics(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def place_checkpoint(checkpoint_dir: Path | None, out_dir: Path) -> None:
     """Make ``out_dir/checkpoint`` hold exactly Tune's checkpoint (or nothing).
 
-    The trainer resumes from ``out_dir/checkpoint``; Tune's checkpoint is the truth (a
-    newer local one may belong to a step Tune never recorded, and ``restart_errored``
-    must really restart).
+    Used for remote run dirs, where the trial's directory is local to a worker and
+    Tune's uploaded checkpoint is the truth; the trainer resumes from
+    ``out_dir/checkpoint``.
     """
     target = out_dir / "checkpoint"
     if target.exists():
