@@ -178,8 +178,9 @@ class DistillConfig(_Strict):
     k: TeacherSize | None = None
     teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
-        description="Precision of the teacher's forward passes. auto: bf16 where the "
-        "hardware computes it natively (CUDA, CPUs with AMX/AVX512-BF16), else fp32. "
+        description="Precision of the teacher's forward passes, whatever the student's. "
+        "auto: bf16 where the hardware computes it natively (CUDA, CPUs with "
+        "AMX/AVX512-BF16), else fp32. "
         "Distillation targets need no fp32, and the teacher is most of SDA/SDV's cost.",
     )
 

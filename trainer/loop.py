@@ -65,12 +65,16 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device)
 
 
-def _autocast(config: TrainConfig, device: torch.device):
-    """bf16 autocast on CUDA by default (and on CPU when asked); fp32 otherwise."""
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-    if not use_bf16:
+def _autocast(device: torch.device, bf16: bool):
+    """A context factory: bf16 autocast on ``device``, or nothing (fp32)."""
+    if not bf16:
         return nullcontext
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _student_in_bf16(config: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast on CUDA by default (and on CPU when asked); fp32 otherwise."""
+    return config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
 
 
 def _native_bf16(device: torch.device) -> bool:
@@ -182,13 +186,9 @@ def train(
     resolved = config_to_dict(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     device = _device(config)
-    autocast = _autocast(config, device)
+    autocast = _autocast(device, _student_in_bf16(config, device))
     teacher_bf16 = _teacher_in_bf16(config, device)
-    teacher_autocast = (
-        (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
-        if teacher_bf16
-        else autocast
-    )
+    teacher_autocast = _autocast(device, teacher_bf16)
 
     # -- data ----------------------------------------------------------------------
     text_splits = load_splits(config.data)
