@@ -214,6 +214,13 @@ def plot_lambda(
     return fig
 
 
+def _mean_band(ax, agg: pd.DataFrame, color, label: str) -> None:
+    """A mean-per-step line with a ± std band (no band where a step has one seed)."""
+    ax.plot(agg["step"], agg["mean"], color=color, marker=".", label=label)
+    std = agg["std"].fillna(0)
+    ax.fill_between(agg["step"], agg["mean"] - std, agg["mean"] + std, color=color, alpha=0.15)
+
+
 def plot_learning_curves(
     histories: pd.DataFrame,
     dataset: str,
@@ -243,16 +250,7 @@ def plot_learning_curves(
         part = scores[scores["label"] == lab]
         agg = part.groupby("step")["value"].agg(["mean", "std", "count"]).reset_index()
         c = colors[lab]
-        axes[0].plot(
-            agg["step"], agg["mean"], color=c, marker=".", label=f"{lab} (n={agg['count'].max()})"
-        )
-        axes[0].fill_between(
-            agg["step"],
-            agg["mean"] - agg["std"].fillna(0),
-            agg["mean"] + agg["std"].fillna(0),
-            color=c,
-            alpha=0.15,
-        )
+        _mean_band(axes[0], agg, c, f"{lab} (n={agg['count'].max()})")
         loss = (
             part.drop_duplicates(["key", "step"])
             .groupby("step")["train_loss"]
@@ -260,14 +258,7 @@ def plot_learning_curves(
             .reset_index()
         )
         if loss["mean"].notna().any():
-            axes[1].plot(loss["step"], loss["mean"], color=c, marker=".", label=lab)
-            axes[1].fill_between(
-                loss["step"],
-                loss["mean"] - loss["std"].fillna(0),
-                loss["mean"] + loss["std"].fillna(0),
-                color=c,
-                alpha=0.15,
-            )
+            _mean_band(axes[1], loss, c, lab)
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:

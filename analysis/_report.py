@@ -72,6 +72,11 @@ def _f(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def _intervals(low: pd.Series, high: pd.Series) -> list[str]:
+    """``[low, high]`` per row, formatted like every other number in the report."""
+    return [f"[{_f(a)}, {_f(b)}]" for a, b in zip(low, high, strict=True)]
+
+
 def _p(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
@@ -144,10 +149,7 @@ def _stats_view(stats: pd.DataFrame) -> pd.DataFrame:
             "std": stats["std"].map(_f),
             "var": stats["var"].map(lambda v: _f(v, 6)),
             "SEM": stats["sem"].map(_f),
-            "95% CI": [
-                f"[{_f(a)}, {_f(b)}]"
-                for a, b in zip(stats["ci_low"], stats["ci_high"], strict=True)
-            ],
+            "95% CI": _intervals(stats["ci_low"], stats["ci_high"]),
             "min": stats["min"].map(_f),
             "median": stats["median"].map(_f),
             "max": stats["max"].map(_f),
@@ -163,10 +165,7 @@ def _compare_view(cmp: pd.DataFrame) -> pd.DataFrame:
             "pairs": cmp["n_pairs"],
             "mean": cmp["mean"].map(_f),
             "Δ mean": cmp["mean_diff"].map(lambda v: "—" if pd.isna(v) else f"{v:+.4f}"),
-            "Δ 95% CI": [
-                f"[{_f(a)}, {_f(b)}]"
-                for a, b in zip(cmp["diff_ci_low"], cmp["diff_ci_high"], strict=True)
-            ],
+            "Δ 95% CI": _intervals(cmp["diff_ci_low"], cmp["diff_ci_high"]),
             "p t": cmp["t_p"].map(_p),
             "p t Holm": cmp["t_p_holm"].map(_p),
             "p Wilcoxon": cmp["wilcoxon_p"].map(_p),
