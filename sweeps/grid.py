@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sweeps.spec import SweepSpec, base_strategy, knob_matters
+from sweeps.spec import SweepSpec, base_strategy, k_values_for, knob_matters
 from trainer.config import config_to_dict, load_config, merge
 from trainer.errors import ConfigError
 
@@ -133,10 +133,12 @@ def _values(grid_values: list[Any] | None, matters: bool) -> list[Any]:
     return list(grid_values) if (matters and grid_values) else [None]
 
 
-def _k_values(ks: list[Any] | None, strategy: str) -> list[Any]:
-    """The K grid for ``strategy``; 'all' is skipped for SDV (the trainer runs one
-    forward pass per teacher snapshot, so SDV needs a finite K)."""
-    values = _values(ks, knob_matters("distill.k", strategy))
+def _k_values(spec: SweepSpec, dataset_index: int, strategy: str) -> list[Any]:
+    """The K grid for ``strategy`` on a dataset (the dataset's ``k``, else ``grid.distill.k``;
+    either may be per strategy). 'all' is skipped for SDV (the trainer runs one forward
+    pass per teacher snapshot, so SDV needs a finite K)."""
+    ks = spec.datasets[dataset_index].k or spec.grid.distill_k
+    values = _values(k_values_for(ks, strategy), knob_matters("distill.k", strategy))
     if base_strategy(strategy) == "sdv":
         values = [k for k in values if k != "all"] or [None]
     return values
@@ -151,11 +153,11 @@ def expand_grid(spec: SweepSpec) -> list[TrialSpec]:
     trials: list[TrialSpec] = []
     seen: dict[str, str] = {}
     searched = spec.search.param if spec.search else None
-    for i, ds in enumerate(spec.datasets):
+    for i in range(len(spec.datasets)):
         for strategy in spec.strategies:
             if searched and knob_matters(searched, strategy):
                 continue
-            ks = _k_values(ds.k or spec.grid.distill_k, strategy)
+            ks = _k_values(spec, i, strategy)
             dls = _values(spec.grid.distill_lambda, knob_matters("distill.lambda", strategy))
             nls = _values(spec.grid.noise_lambda, knob_matters("noise.lambda", strategy))
             for k in ks:
@@ -183,11 +185,11 @@ def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
         return []
     param = spec.search.param
     cells = []
-    for i, ds in enumerate(spec.datasets):
+    for i in range(len(spec.datasets)):
         for strategy in spec.strategies:
             if not knob_matters(param, strategy):
                 continue
-            ks = _k_values(ds.k or spec.grid.distill_k, strategy)
+            ks = _k_values(spec, i, strategy)
             dls = _values(
                 None if param == "distill.lambda" else spec.grid.distill_lambda,
                 knob_matters("distill.lambda", strategy),

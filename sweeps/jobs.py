@@ -76,7 +76,12 @@ def _package_dirs() -> list[str]:
 
 
 def prepare_upload(
-    spec_path: str | Path, workdir: Path, *, shared_data: bool = False, storage: str | None = None
+    spec_path: str | Path,
+    workdir: Path,
+    *,
+    shared_data: bool = False,
+    storage: str | None = None,
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write ``workdir/spec.yaml`` (+ ``data/``); return the spec dict written.
 
@@ -84,7 +89,7 @@ def prepare_upload(
     absolute paths must exist on every node). A relative ``storage`` is made absolute on
     this machine, so results land where the submitter expects on a shared filesystem.
     """
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, data_dir=data_dir)
     data = spec_to_dict(spec)
     if storage:
         data["storage"] = storage
@@ -124,12 +129,15 @@ def submit(
     storage: str | None = None,
     submission_id: str | None = None,
     extra_args: list[str] | None = None,
+    data_dir: str | Path | None = None,
 ) -> str:
     """Submit the sweep as a Ray Job; return the job id."""
     c = client(address)
     workdir = Path(tempfile.mkdtemp(prefix="steadytune-job-"))
     try:
-        spec = prepare_upload(spec_path, workdir, shared_data=shared_data, storage=storage)
+        spec = prepare_upload(
+            spec_path, workdir, shared_data=shared_data, storage=storage, data_dir=data_dir
+        )
         command = ["python", "-m", "sweeps.cli.main", "sweep", "spec.yaml", "--address", "auto"]
         entrypoint = " ".join([*command, *(extra_args or [])])
         # a freshly started head answers "No available agent" until its job agent is up

@@ -13,11 +13,15 @@ A spec looks like this (see ``examples/quickstart.yaml``)::
     strategies: [vanilla, sda, noisytune, noisytune+sda]
     seeds: 3                       # or an explicit list: [0, 1, 2]
     grid: {distill.lambda: [1.0], distill.k: [1, all], noise.lambda: [0.15]}
+    # K may also be given per strategy (here or in a dataset's `k`):
+    #   distill.k: {se: [all], sda: [1, 2, 5, all], sdv: [1, 3], noisytune+sda: [1]}
     defaults: {optim: {epochs: 1, batch_size: 32}}
     resources: {cpu: 1, gpu: 0}    # gpu: a fraction (0.25), a count, or auto
     max_concurrent: 2
     storage: ./runs                # or s3://bucket/prefix, or an NFS path
     max_failures: 1
+    data_dir: ../data              # optional: relative data files are read from here
+                                   # (relative to this file; --data-dir overrides it)
 """
 
 from __future__ import annotations
@@ -25,11 +29,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trainer.config import (
     METRICS,
     STRATEGIES,
+    UNION_TAG_PREFIX,
     DataConfig,
     TeacherSize,
     format_validation_error,
@@ -70,6 +84,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# A K grid: one list for every strategy that uses K, or a list per strategy. A tagged
+# union, so an error names one shape's problem (the tags are dropped from error keys).
+KGrid = Annotated[
+    Annotated[list[TeacherSize], Tag(UNION_TAG_PREFIX + "list")]
+    | Annotated[
+        dict[Literal[STRATEGIES], list[TeacherSize]],  # type: ignore[valid-type]
+        Tag(UNION_TAG_PREFIX + "per_strategy"),
+    ],
+    Discriminator(
+        lambda v: UNION_TAG_PREFIX + ("per_strategy" if isinstance(v, dict) else "list")
+    ),
+]
+
+
+def _k_grid(value: Any) -> Any:
+    """Scalars become one-element lists, at the top level and per strategy."""
+    if isinstance(value, dict):
+        return {strategy: _as_list(ks) for strategy, ks in value.items()}
+    return _as_list(value)
+
+
+def k_values_for(ks: list[Any] | dict[str, list[Any]] | None, strategy: str) -> list[Any] | None:
+    """The K list a K grid gives ``strategy`` (``None``: the trainer's default K)."""
+    if isinstance(ks, dict):
+        return ks.get(strategy)
+    return ks
+
+
 class DatasetSpec(_Strict):
     """One dataset: a trainer data spec plus the sweep's per-dataset settings.
 
@@ -80,7 +122,9 @@ class DatasetSpec(_Strict):
 
     id: str | None = Field(default=None, description="Short name in results; default: the source.")
     metric: Literal[METRICS] = "accuracy"  # type: ignore[valid-type]
-    k: list[TeacherSize] | None = Field(default=None, description="K grid for this dataset.")
+    k: KGrid | None = Field(
+        default=None, description="K grid for this dataset (a list, or a list per strategy)."
+    )
     epochs: Annotated[float, Field(gt=0)] | None = None
     data: DataConfig
 
@@ -98,7 +142,7 @@ class DatasetSpec(_Strict):
     @field_validator("k", mode="before")
     @classmethod
     def _k_list(cls, value: Any) -> Any:
-        return _as_list(value)
+        return _k_grid(value)
 
     @property
     def label(self) -> str:
@@ -117,7 +161,7 @@ class GridSpec(_Strict):
     distill_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         default=None, alias="distill.lambda"
     )
-    distill_k: list[TeacherSize] | None = Field(default=None, alias="distill.k")
+    distill_k: KGrid | None = Field(default=None, alias="distill.k")
     noise_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         default=None, alias="noise.lambda"
     )
@@ -125,9 +169,18 @@ class GridSpec(_Strict):
     @field_validator("distill_lambda", "distill_k", "noise_lambda", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
-        value = _as_list(value)
-        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
-            raise ValueError("values must be numbers (K: integers >= 1 or 'all'), not booleans")
+        value = _k_grid(value)
+        lists = value.values() if isinstance(value, dict) else [value]
+        for values in lists:
+            if isinstance(values, list) and any(isinstance(v, bool) for v in values):
+                raise ValueError("values must be numbers (K: integers >= 1 or 'all'), not booleans")
+        return value
+
+    @field_validator("distill_lambda", "noise_lambda", mode="before")
+    @classmethod
+    def _lambda_is_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise ValueError("a λ grid is one list of numbers (only K may be given per strategy)")
         return value
 
 
@@ -211,6 +264,7 @@ class SweepSpec(_Strict):
             raise ValueError("'strategies' lists a strategy twice")
         if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
             raise ValueError("'seeds' lists a seed twice")
+        self._check_k_grids()
         labels = [d.label for d in self.datasets]
         if len(set(labels)) != len(labels):
             raise ValueError(f"two datasets have the same id {labels}; give each an 'id'")
@@ -236,6 +290,26 @@ class SweepSpec(_Strict):
                 )
         return self
 
+    def _check_k_grids(self) -> None:
+        """A per-strategy K grid names only K strategies of this spec, and all of them:
+        a K strategy left out would silently run with the trainer's default K."""
+        grids = [("grid.distill.k", self.grid.distill_k)] + [
+            (f"datasets[{i}].k", d.k) for i, d in enumerate(self.datasets)
+        ]
+        k_strategies = [s for s in self.strategies if knob_matters("distill.k", s)]
+        for where, ks in grids:
+            if not isinstance(ks, dict):
+                continue
+            unknown = sorted(set(ks) - set(k_strategies))
+            if unknown:
+                raise ValueError(
+                    f"'{where}' gives K for {unknown}, which are not K strategies of this "
+                    f"spec; K strategies here: {k_strategies}"
+                )
+            missing = [s for s in k_strategies if s not in ks]
+            if missing:
+                raise ValueError(f"'{where}' gives no K list for {missing}")
+
     # -- derived ------------------------------------------------------------------
     @property
     def seed_list(self) -> list[int]:
@@ -260,14 +334,35 @@ class SweepSpec(_Strict):
         return str((root / self.name).resolve())
 
 
-def load_spec(source: dict[str, Any] | str | Path) -> SweepSpec:
-    """Validate a sweep spec given as a dict or a YAML path; raise ``ConfigError``."""
+def load_spec(source: dict[str, Any] | str | Path, data_dir: str | Path | None = None) -> SweepSpec:
+    """Validate a sweep spec given as a dict or a YAML path; raise ``ConfigError``.
+
+    Relative data ``files`` paths are resolved here, once, so trials on any worker read
+    the same absolute paths: against ``data_dir`` (the CLI's ``--data-dir``, relative to
+    the current directory), else the spec's own ``data_dir:`` key (relative to the spec
+    file), else the spec file's folder.
+    """
     where = "sweep spec"
     if isinstance(source, (str, Path)):
         where = str(source)
-        raw = _absolute_data_files(read_yaml_mapping(source, "sweep spec"), Path(source).parent)
+        raw = read_yaml_mapping(source, "sweep spec")
+        spec_folder = Path(source).parent
     else:
         raw = dict(source)
+        spec_folder = Path.cwd()
+    spec_data_dir = raw.pop("data_dir", None)
+    if data_dir is not None:
+        base = Path(data_dir)
+    elif spec_data_dir is not None:
+        if not isinstance(spec_data_dir, str):
+            raise ConfigError(f"{where}: 'data_dir' must be a path, got {spec_data_dir!r}")
+        base = spec_folder / Path(spec_data_dir).expanduser()
+    else:
+        base = spec_folder
+    if (data_dir is not None or spec_data_dir is not None) and not base.is_dir():
+        origin = "--data-dir" if data_dir is not None else "'data_dir'"
+        raise ConfigError(f"{where}: {origin} {str(base)!r} is not a directory")
+    raw = _absolute_data_files(raw, base)
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as err:
@@ -275,7 +370,7 @@ def load_spec(source: dict[str, Any] | str | Path) -> SweepSpec:
 
 
 def _absolute_data_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative ``files`` paths are relative to the spec file, not to a worker's cwd."""
+    """Relative ``files`` paths become absolute (against ``base``), not a worker's cwd."""
     datasets = raw.get("datasets")
     if not isinstance(datasets, list):
         return raw
@@ -284,7 +379,7 @@ def _absolute_data_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         files = entry.get("files") if isinstance(entry, dict) else None
         if isinstance(files, dict):
             files = {
-                k: str((base / v).resolve())
+                k: str((base / Path(v).expanduser()).resolve())
                 if k in ("train", "dev", "test") and isinstance(v, str) and "://" not in v
                 else v
                 for k, v in files.items()

@@ -317,11 +317,16 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# Tags of tagged unions start with this; they are not keys, so errors leave them out.
+UNION_TAG_PREFIX = "_shape_"
+
+
 def format_validation_error(err: ValidationError, where: str) -> str:
     """One line per problem: the dotted key, what is wrong, and the value given."""
     lines = [f"invalid configuration in {where}:"]
     for problem in err.errors():
-        key = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        loc = [str(p) for p in problem["loc"] if not str(p).startswith(UNION_TAG_PREFIX)]
+        key = ".".join(loc) or "(top level)"
         given = problem.get("input")
         shown = "" if isinstance(given, dict) else f" Got {given!r} instead."
         lines.append(f"  - '{key}': {problem['msg']}.{shown}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sweeps.cli.sweep import add_data_dir_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -20,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not upload local data files: their paths are valid on every node",
     )
+    add_data_dir_argument(p)
     p.add_argument("--storage", default=None, help="override the spec's storage (shared path/URI)")
     p.add_argument("--submission-id", default=None, help="job id to use")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         args.address,
         shared_data=args.shared_data,
         storage=args.storage,
+        data_dir=args.data_dir,
         submission_id=args.submission_id,
     )
     print(job_id)

@@ -20,6 +20,16 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
 
+def add_data_dir_argument(p: argparse.ArgumentParser) -> None:
+    """``--data-dir``: where the spec's relative data files are (shared with ``submit``)."""
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="read the spec's relative data file paths from this directory "
+        "(default: the spec's data_dir key, else the spec file's folder)",
+    )
+
+
 def run_and_report(args: argparse.Namespace, spec, run_dir: str | None, dry_run: bool) -> int:
     """Run (or continue) the sweep, write its report, and exit 1 if any trial failed."""
     from sweeps.driver import run_sweep
@@ -51,9 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="sweep spec (YAML)")
     p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
     p.add_argument("--run-dir", default=None, help="override <storage>/<name>")
+    add_data_dir_argument(p)
     add_cluster_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_and_report(args, args.spec, args.run_dir, args.dry_run)
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.spec, data_dir=args.data_dir)
+    return run_and_report(args, spec, args.run_dir, args.dry_run)
