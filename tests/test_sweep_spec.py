@@ -52,6 +52,42 @@ def test_per_dataset_k_and_epochs_and_metric():
     assert all(t.config["eval"]["primary_metric"] == "mcc" for t in trials)
 
 
+def test_k_grid_per_strategy():
+    s = spec(
+        strategies=["vanilla", "se", "sda", "noisytune+sdv"],
+        grid={"distill.k": {"se": "all", "sda": [1, 5], "noisytune+sdv": [3, "all"]}},
+    )
+    ks = {}
+    for t in expand_grid(s):
+        ks.setdefault(t.strategy, set()).add(t.teacher_k)
+    assert ks == {"vanilla": {None}, "se": {"all"}, "sda": {1, 5}, "noisytune+sdv": {3}}
+    # a dataset's own per-strategy K wins over the grid's
+    s = spec(
+        strategies=["sda"],
+        datasets=[{"name": "synthetic-sentiment", "k": {"sda": [2]}}],
+        grid={"distill.k": [1, 4]},
+    )
+    assert {t.teacher_k for t in expand_grid(s)} == {2}
+
+
+@pytest.mark.parametrize(
+    ("grid", "needles"),
+    [
+        ({"distill.k": {"sda": [1]}}, ["'grid.distill.k'", "no K list for ['se']"]),
+        ({"distill.k": {"sda": [1], "se": [1], "vanilla": [1]}},
+         ["'grid.distill.k'", "['vanilla']", "not K strategies"]),
+        ({"distill.k": {"sda": [0], "se": [1]}}, ["'grid.distill.k.sda.0", "greater than"]),
+        ({"distill.k": {"sdx": [1]}}, ["'grid.distill.k.sdx", "'sda'"]),
+        ({"distill.lambda": {"sda": [1.0]}}, ["'grid.distill.lambda'", "one list"]),
+    ],
+)  # fmt: skip
+def test_bad_per_strategy_k_grids(grid, needles):
+    with pytest.raises(ConfigError) as err:
+        spec(strategies=["vanilla", "se", "sda"], grid=grid)
+    for needle in needles:
+        assert needle in str(err.value), (needle, str(err.value))
+
+
 def test_seed_list_and_single_values():
     s = spec(seeds=[7, 11], strategies="vanilla", grid={"distill.lambda": 1.0})
     assert [t.seed for t in expand_grid(s)] == [7, 11]
@@ -131,6 +167,23 @@ def test_relative_data_files_resolve_against_the_spec(tmp_path):
     )
     s = load_spec(path)
     assert s.datasets[0].data.files.train == (tmp_path / "d" / "t.csv").resolve()
+
+
+def test_data_dir_key_and_cli_override(tmp_path):
+    data, other = tmp_path / "data", tmp_path / "other"
+    data.mkdir(), other.mkdir()
+    (tmp_path / "specs").mkdir()
+    path = tmp_path / "specs" / "s.yaml"
+    entry = {"files": {"train": "t.csv", "dev": "v.csv"}}
+    path.write_text(yaml.safe_dump({**BASE, "data_dir": "../data", "datasets": [entry]}))
+    assert load_spec(path).datasets[0].data.files.train == data / "t.csv"
+    assert load_spec(path, data_dir=other).datasets[0].data.files.dev == other / "v.csv"
+    assert main(["sweep", str(path), "--dry-run", "--data-dir", str(other)]) == 0
+    with pytest.raises(ConfigError, match=r"--data-dir .*missing.* is not a directory"):
+        load_spec(path, data_dir=tmp_path / "missing")
+    path.write_text(yaml.safe_dump({**BASE, "data_dir": "../nowhere", "datasets": [entry]}))
+    with pytest.raises(ConfigError, match=r"'data_dir' .*nowhere.* is not a directory"):
+        load_spec(path)
 
 
 def test_dry_run_cli_prints_table_and_starts_nothing(tmp_path, capsys):
