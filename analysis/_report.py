@@ -186,11 +186,15 @@ def build_report(
     ensembles: pd.DataFrame | None = None,
     expected_keys: list[str] | None = None,
     title: str = "steadytune report",
+    intro: str | None = None,
     ci: str = "t",
     plots: bool = True,
 ) -> Report:
     """Every table and figure of the report, from the results (and optional histories,
-    ensembles and the planned trial keys). Pure: nothing is read or written."""
+    ensembles and the planned trial keys). Pure: nothing is read or written.
+
+    ``intro`` is Markdown written by a person (a study's findings), placed after the
+    generated summary line: blank-line-separated paragraphs, ``#``-headings and lists."""
     from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 
     rep = Report()
@@ -219,6 +223,14 @@ def build_report(
         f"{', '.join(sorted(df['dataset'].astype(str).unique()))}."
         + (f" Code: git {', '.join(c[:10] for c in commits)}." if commits else ""),
     )
+    for chunk in (intro or "").strip().split("\n\n"):
+        chunk = chunk.strip()
+        heading = chunk.split(" ", 1)
+        if chunk.startswith("#") and "\n" not in chunk and set(heading[0]) == {"#"}:
+            level = min(len(heading[0]) + 1, 3)  # the intro's '#' sits below the title
+            rep.add(f"h{level}", heading[1] if len(heading) > 1 else "")
+        elif chunk:
+            rep.add("text", chunk)
     if len(rep.missing):
         rep.add(
             "text",
@@ -464,27 +476,69 @@ def render_html(report: Report, pngs: dict[str, bytes]) -> str:
     )
 
 
+def _load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, list[str] | None, Any]:
+    """The results, planned keys and ensembles of one run, or of several side by side
+    (e.g. a study's grid sweep and its λ search). A trial key in two runs is refused:
+    its seed would count twice."""
+    from analysis._load import AnalysisError, expected_trials, load, load_ensembles
+
+    frames, expected, ensembles, owner = [], [], [], {}
+    for run_dir in run_dirs:
+        df = load(run_dir)
+        key_col = "key" if df["key"].notna().any() else "trial_id"
+        for key in df[key_col].dropna().astype(str):
+            if key in owner:
+                raise AnalysisError(
+                    f"trial {key!r} is in both {owner[key]} and {run_dir}: "
+                    "report runs that share no trial"
+                )
+            owner[key] = run_dir
+        frames.append(df)
+        planned = expected_trials(run_dir)
+        expected = None if planned is None or expected is None else expected + planned
+        found = load_ensembles(run_dir)
+        if found is not None:
+            ensembles.append(found)
+    if len(frames) == 1:
+        df = frames[0]
+    else:
+        df = pd.concat(frames, ignore_index=True)
+        df.attrs["run_dir"] = str(run_dirs[0])
+    return df, expected, (pd.concat(ensembles, ignore_index=True) if ensembles else None)
+
+
 def write_report(
-    run_dir: str | Path,
+    run_dir: str | Path | list[str | Path],
     out_dir: str | Path | None = None,
     *,
     ci: str = "t",
     plots: bool = True,
+    title: str | None = None,
+    intro: str | None = None,
+    markdown: str | Path | None = None,
 ) -> Report:
-    """Analyse a run directory and write ``report.md`` (with ``figures/*.png``),
-    ``report.html`` (self-contained), ``summary.csv`` and ``selection.yaml``.
+    """Analyse a run directory (or several) and write ``report.md`` (with
+    ``figures/*.png``), ``report.html`` (self-contained), ``summary.csv`` and
+    ``selection.yaml``.
 
     Parameters
     ----------
-    run_dir : str or Path
+    run_dir : str or Path, or a list of them
         The sweep's run directory (``results.parquet``, ``trials/``, optional
-        ``sweep.json`` and ``ensembles.parquet``).
+        ``sweep.json`` and ``ensembles.parquet``); several are reported as one (they
+        must share no trial).
     out_dir : str or Path, optional
-        Where to write; default ``<run_dir>/report``.
+        Where to write; default ``<first run_dir>/report``.
     ci : {"t", "bootstrap"}
         The confidence interval of the seed means.
     plots : bool
         Draw the figures.
+    title, intro : str, optional
+        The report's title (default: from the run directory) and Markdown placed after
+        the generated summary (a study's written findings).
+    markdown : str or Path, optional
+        Also write the Markdown report here, its figures in ``<stem>-figures/`` beside
+        it (how ``docs/results.md`` is published).
 
     Returns
     -------
@@ -493,22 +547,23 @@ def write_report(
     """
     import yaml
 
-    from analysis._load import expected_trials, load, load_ensembles, load_histories
+    from analysis._load import load_histories
     from analysis._plots import figure_png
 
-    run_dir = Path(run_dir)
-    df = load(run_dir)
+    run_dirs = [Path(d) for d in (run_dir if isinstance(run_dir, list) else [run_dir])]
+    df, expected, ensembles = _load_runs(run_dirs)
     histories = load_histories(df) if plots else None
     report = build_report(
         df,
         histories=histories,
-        ensembles=load_ensembles(run_dir),
-        expected_keys=expected_trials(run_dir),
-        title=f"steadytune report: {run_dir.resolve().name}",
+        ensembles=ensembles,
+        expected_keys=expected,
+        title=title or f"steadytune report: {', '.join(d.resolve().name for d in run_dirs)}",
+        intro=intro,
         ci=ci,
         plots=plots,
     )
-    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out = Path(out_dir) if out_dir is not None else run_dirs[0] / "report"
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     pngs = {}
@@ -518,6 +573,8 @@ def write_report(
             (figures / f"{b.name}.png").write_bytes(pngs[b.name])
     (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (out / "report.html").write_text(render_html(report, pngs), encoding="utf-8")
+    if markdown is not None:
+        _write_markdown_copy(report, pngs, Path(markdown))
     summary = report.summary.copy()
     for col in ("seeds", "missing_seeds"):
         summary[col] = summary[col].map(lambda s: " ".join(map(str, s)))
@@ -528,3 +585,15 @@ def write_report(
     )
     report.out_dir = out
     return report
+
+
+def _write_markdown_copy(report: Report, pngs: dict[str, bytes], path: Path) -> None:
+    """``path`` and ``<stem>-figures/*.png`` beside it (stale figures removed)."""
+    figure_dir = path.parent / f"{path.stem}-figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    for old in figure_dir.glob("*.png"):
+        if old.stem not in pngs:
+            old.unlink()
+    for name, png in pngs.items():
+        (figure_dir / f"{name}.png").write_bytes(png)
+    path.write_text(render_markdown(report, figure_dir=figure_dir.name), encoding="utf-8")

@@ -92,9 +92,7 @@ KGrid = Annotated[
         dict[Literal[STRATEGIES], list[TeacherSize]],  # type: ignore[valid-type]
         Tag(UNION_TAG_PREFIX + "per_strategy"),
     ],
-    Discriminator(
-        lambda v: UNION_TAG_PREFIX + ("per_strategy" if isinstance(v, dict) else "list")
-    ),
+    Discriminator(lambda v: UNION_TAG_PREFIX + ("per_strategy" if isinstance(v, dict) else "list")),
 ]
 
 

@@ -126,3 +126,37 @@ def test_report_of_a_real_tiny_sweep(tmp_path, cache_dir):
     assert "selected configuration vs vanilla" in done.stdout
     md = check_report(run / "report")
     assert "| VOTE |" in md and "| AVG |" in md
+
+
+def test_report_of_two_runs_with_intro_and_markdown_copy(tmp_path, capsys):
+    """A study's grid and its λ search as one report, published as docs/results.md."""
+    grid = make_run(tmp_path / "a", save_models=False)
+    search = tmp_path / "b" / "search-run"
+    search.mkdir(parents=True)
+    table = pd.read_parquet(grid / "results.parquet")
+    is_search = table["optuna_trial"].notna()
+    assert is_search.any() and (~is_search).any()
+    table[is_search].to_parquet(search / "results.parquet")
+    table[~is_search].to_parquet(grid / "results.parquet")
+    intro = tmp_path / "findings.md"
+    intro.write_text("# Findings\n\nSDA is **steadier** here.\n\n- one\n- two\n")
+    docs = tmp_path / "docs"
+    args = ["report", str(grid), str(search), "--out", str(tmp_path / "out")]
+    args += ["--title", "The study", "--intro", str(intro), "--markdown", str(docs / "results.md")]
+    assert main(args) == 0
+    md = (docs / "results.md").read_text()
+    assert md.startswith("# The study\n")
+    assert "## Findings\n\nSDA is **steadier** here.\n\n- one\n- two" in md
+    assert f"{int(is_search.sum())} Optuna candidate trials" in md
+    figures = sorted((docs / "results-figures").glob("*.png"))
+    assert "alpha-lambda.png" in {f.name for f in figures}
+    for figure in figures:
+        assert f"](results-figures/{figure.name})" in md
+    assert md.split("## Headline")[0] == (tmp_path / "out" / "report.md").read_text().split(
+        "## Headline"
+    )[0].replace("](figures/", "](results-figures/")
+    # the same run twice would count every seed twice
+    capsys.readouterr()
+    assert main(["report", str(grid), str(grid), "--out", str(tmp_path / "o2")]) == 2
+    assert "is in both" in capsys.readouterr().err
+    assert main(["report", str(grid), "--intro", str(tmp_path / "nope.md")]) == 2

@@ -1,4 +1,5 @@
-"""``steadytune report RUN_DIR [--out DIR]``: tables, selection and figures of a sweep."""
+"""``steadytune report RUN_DIR [RUN_DIR ...] [--out DIR]``: tables, selection and figures
+of a sweep (or of several, e.g. a study's grid and its λ search, as one report)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a cluster): seed statistics per configuration, paired comparison with vanilla, the "
         "K/λ selection, seed ensembles and figures. Prints the headline table.",
     )
-    p.add_argument("run_dir", help="the sweep's run directory (<storage>/<name>)")
-    p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/report)")
+    p.add_argument(
+        "run_dir",
+        nargs="+",
+        help="the sweep's run directory (<storage>/<name>); several are reported as one",
+    )
+    p.add_argument(
+        "--out", default=None, help="output directory (default: the first RUN_DIR/report)"
+    )
+    p.add_argument("--title", default=None, help="the report's title")
+    p.add_argument(
+        "--intro",
+        default=None,
+        help="a Markdown file (e.g. a study's written findings) placed after the summary line",
+    )
+    p.add_argument(
+        "--markdown",
+        default=None,
+        help="also write the Markdown report to this path, figures in <stem>-figures/ beside "
+        "it (e.g. docs/results.md)",
+    )
     p.add_argument(
         "--bootstrap",
         action="store_true",
@@ -62,10 +81,24 @@ def report_after_sweep(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis import write_report
+    from pathlib import Path
 
+    from analysis import write_report
+    from trainer.errors import ConfigError
+
+    intro = None
+    if args.intro is not None:
+        if not Path(args.intro).is_file():
+            raise ConfigError(f"--intro: no such file {args.intro}")
+        intro = Path(args.intro).read_text(encoding="utf-8")
     report = write_report(
-        args.run_dir, args.out, ci="bootstrap" if args.bootstrap else "t", plots=not args.no_plots
+        args.run_dir,
+        args.out,
+        ci="bootstrap" if args.bootstrap else "t",
+        plots=not args.no_plots,
+        title=args.title,
+        intro=intro,
+        markdown=args.markdown,
     )
     print_headline(report)
     print(f"report: {report.out_dir / 'report.html'} (and report.md, summary.csv, selection.yaml)")
