@@ -113,9 +113,13 @@ class Cluster:
         temp = tempfile.mkdtemp(prefix="n", dir=self.root)
         node = Node(temp, head)
         self.nodes.append(node)
+        # the agents' fixed default ports (52365, ...) would collide with any other Ray
+        # on this machine (e.g. a sweep running beside the tests): no job agent, no jobs
+        agent_ports = [f"--dashboard-agent-listen-port={free_port()}",
+                       f"--metrics-export-port={free_port()}"]  # fmt: skip
         subprocess.run(
             [str(BIN / "ray"), "start", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}",
-             "--disable-usage-stats", *args],
+             "--disable-usage-stats", *agent_ports, *args],
             check=True, env={**self.env, **(env or {})}, cwd=ROOT, capture_output=True,
             timeout=120,
         )  # fmt: skip
