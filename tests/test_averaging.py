@@ -25,6 +25,22 @@ def test_mean_equals_brute_force_mean_of_last_k(k):
         assert average.size == len(window)
 
 
+@pytest.mark.parametrize("keep_mean", [True, False])
+def test_unwritten_ring_slots_are_never_read(keep_mean):
+    """The ring is allocated empty: poison it and check nothing of it leaks out."""
+    k = 4
+    avg = ParameterAverage(6, k, torch.device("cpu"), torch.float64, keep_mean=keep_mean)
+    avg.ring.fill_(float("nan"))
+    avg.RESYNC_EVERY = 2  # the exact recomputation must wait for a full window too
+    vectors = [torch.full((6,), float(i), dtype=torch.float64) for i in range(1, 8)]
+    for i, v in enumerate(vectors, start=1):
+        avg.update(v)
+        window = torch.stack(vectors[max(0, i - k) : i])
+        assert torch.equal(torch.stack(avg.snapshots()), window)
+        if keep_mean:
+            torch.testing.assert_close(avg.mean, window.mean(0))
+
+
 def test_k_one_is_exact_copy():
     average = ParameterAverage(1000, 1, torch.device("cpu"), torch.float32)
     out = torch.empty(1000)

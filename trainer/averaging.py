@@ -90,7 +90,10 @@ class ParameterAverage:
         # K = 1 and a mean, the mean is the single member.
         self.ring: torch.Tensor | None = None
         if k != "all" and (k > 1 or self.mean is None):
-            self.ring = torch.zeros(k, numel, device=device, dtype=dtype)
+            # empty, not zeros: a slot is always written before it is read (snapshots()
+            # returns written slots only, the exact mean needs a full window), and
+            # zero-filling K copies of the model is a pass the first steps would pay for
+            self.ring = torch.empty(k, numel, device=device, dtype=dtype)
 
     @property
     def size(self) -> int:
