@@ -21,7 +21,13 @@ import pandas as pd
 from analysis._compare import compare_to_vanilla
 from analysis._ensemble import ensemble_summary
 from analysis._select import RULE, select, selection_dict
-from analysis._tables import config_label, missing_trials, primary_metrics, seed_stats
+from analysis._tables import (
+    config_label,
+    cost_table,
+    missing_trials,
+    primary_metrics,
+    seed_stats,
+)
 
 STATISTICS = """\
 - Seeds are the unit of replication: each configuration's statistics are over its finished
@@ -393,6 +399,31 @@ def build_report(
             "text",
             "No `result.json` found (no learning curve) for: "
             + ", ".join(map(str, histories.attrs["missing"])),
+        )
+
+    cost = cost_table(df)
+    if not cost.empty:
+        rep.add("h2", "Cost")
+        total_h = cost["total_min"].sum() / 60
+        rep.add(
+            "text",
+            f"{int(cost['trials'].sum())} finished trials ran for {total_h:.2f} h in all "
+            "(summed trial runtimes as Ray measured them: data, model, training, evaluation, "
+            "checkpoints; concurrent trials overlap in wall time).",
+        )
+        rep.add(
+            "table",
+            cost.assign(
+                total_min=cost["total_min"].map(lambda v: f"{v:.1f}"),
+                mean_s=cost["mean_s"].map(lambda v: f"{v:.0f}"),
+                x_vanilla=cost["x_vanilla"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}×"),
+            ).rename(
+                columns={
+                    "total_min": "total (min)",
+                    "mean_s": "per trial (s)",
+                    "x_vanilla": "× vanilla",
+                }
+            ),
         )
 
     rep.add("h2", "Statistics used")

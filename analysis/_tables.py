@@ -251,3 +251,27 @@ def missing_trials(df: pd.DataFrame, expected_keys: Sequence[str] | None = None)
                     }
                 )
     return pd.DataFrame(rows, columns=cols, dtype=object)
+
+
+def cost_table(df: pd.DataFrame) -> pd.DataFrame:
+    """What each configuration costs: finished trials, their summed and mean runtime
+    (Ray's ``runtime_s``: data, model, training, evaluation, checkpoints; not time
+    queued), and the mean against vanilla's on the same dataset. All Optuna candidates
+    of a (dataset, strategy, K) cell are one row, K marked "(search)"."""
+    columns = ["dataset", "strategy", "K", "trials", "total_min", "mean_s", "x_vanilla"]
+    done = df[df["finished"]] if "finished" in df.columns else df
+    if "runtime_s" not in done.columns or done["runtime_s"].isna().all():
+        return pd.DataFrame(columns=columns)
+    done = sort_configs(done)
+    searched = done["optuna_trial"].notna().map({True: " (search)", False: ""})
+    done = done.assign(
+        K=done["teacher_k"].fillna("—").astype(str) + searched,
+        runtime=pd.to_numeric(done["runtime_s"], errors="coerce"),
+    )
+    grouped = done.groupby(["dataset", "strategy", "K"], sort=False)["runtime"]
+    out = pd.DataFrame(
+        {"trials": grouped.count(), "total_min": grouped.sum() / 60, "mean_s": grouped.mean()}
+    ).reset_index()
+    vanilla = out[out["strategy"] == "vanilla"].groupby("dataset")["mean_s"].first()
+    out["x_vanilla"] = out["mean_s"] / out["dataset"].map(vanilla)
+    return out[columns]

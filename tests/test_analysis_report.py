@@ -26,13 +26,14 @@ SECTIONS = (
     "### Figures",
     "## Seed ensembles (VOTE, AVG)",
     "## Missing",
+    "## Cost",
     "## Statistics used",
 )
 
 
 def check_report(out: Path) -> str:
     md = (out / "report.md").read_text()
-    for section in SECTIONS[:2] + SECTIONS[-3:]:
+    for section in SECTIONS[:2] + SECTIONS[-4:]:
         assert section in md, section
     pngs = sorted((out / "figures").glob("*.png"))
     assert pngs

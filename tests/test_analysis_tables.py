@@ -132,3 +132,26 @@ def test_load_errors_are_user_errors(tmp_path):
     (tmp_path / "sweep.json").write_text("{}")
     with pytest.raises(analysis.AnalysisError, match="no trial of this sweep has finished"):
         analysis.load(tmp_path)
+
+
+def test_cost_table_sums_runtimes_and_compares_with_vanilla():
+    from analysis._tables import cost_table
+
+    df = table(
+        {
+            ("vanilla", None, None, None): [0.8, 0.8],
+            ("sda", "5", 1.0, None): [0.8, 0.8, 0.8],
+            ("sda", "1", 1.0, None): [0.8, None],  # one seed never finished
+        }
+    )
+    df["runtime_s"] = [60.0, 80.0, 140.0, 140.0, 140.0, 100.0]  # vanilla, sda K=5, sda K=1
+    search = df.iloc[[2]].assign(key="search-0", optuna_trial=0.0, runtime_s=210.0)
+    df = pd.concat([df, search], ignore_index=True)
+    cost = cost_table(df).set_index(["strategy", "K"])
+    assert list(cost.index) == [("vanilla", "—"), ("sda", "1"), ("sda", "5"), ("sda", "5 (search)")]
+    assert cost.loc[("vanilla", "—"), "mean_s"] == 70.0
+    assert cost.loc[("sda", "5"), "trials"] == 3
+    assert cost.loc[("sda", "5"), "total_min"] == pytest.approx(7.0)
+    assert cost.loc[("sda", "5"), "x_vanilla"] == pytest.approx(2.0)
+    assert cost.loc[("sda", "5 (search)"), "x_vanilla"] == pytest.approx(3.0)
+    assert cost_table(df.drop(columns="runtime_s")).empty
