@@ -471,9 +471,13 @@ code{background:#f5f5f5;padding:0 .2em}
 
 
 def _inline_md(text: str) -> str:
-    """The little Markdown the report's paragraphs use: **bold**, *italic*, `code`, lists."""
+    """The little Markdown the report's paragraphs use: **bold**, *italic*, `code`, lists,
+    fenced code blocks."""
     import re
 
+    if text.startswith("```"):  # a fenced code block, as it is
+        body = text.split("\n", 1)[1] if "\n" in text else ""
+        return f"<pre><code>{html.escape(body.removesuffix('```').rstrip())}</code></pre>"
     out = []
     for para in text.split("\n- "):
         t = html.escape(para.strip().removeprefix("- "))

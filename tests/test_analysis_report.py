@@ -140,7 +140,10 @@ def test_report_of_two_runs_with_intro_and_markdown_copy(tmp_path, capsys):
     table[is_search].to_parquet(search / "results.parquet")
     table[~is_search].to_parquet(grid / "results.parquet")
     intro = tmp_path / "findings.md"
-    intro.write_text("# Findings\n\nSDA is **steadier** here.\n\n- one\n- two\n")
+    intro.write_text(
+        "# Findings\n\nSDA is **steadier** here.\n\n- one\n- two\n\n"
+        "```bash\nsteadytune a <b>\n```\n"
+    )
     docs = tmp_path / "docs"
     args = ["report", str(grid), str(search), "--out", str(tmp_path / "out")]
     args += ["--title", "The study", "--intro", str(intro), "--markdown", str(docs / "results.md")]
@@ -149,6 +152,8 @@ def test_report_of_two_runs_with_intro_and_markdown_copy(tmp_path, capsys):
     assert md.startswith("# The study\n")
     assert "## Findings\n\nSDA is **steadier** here.\n\n- one\n- two" in md
     assert f"{int(is_search.sum())} Optuna candidate trials" in md
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<pre><code>steadytune a &lt;b&gt;</code></pre>" in html and "<h2>Findings</h2>" in html
     figures = sorted((docs / "results-figures").glob("*.png"))
     assert "alpha-lambda.png" in {f.name for f in figures}
     for figure in figures:
