@@ -38,6 +38,12 @@ def _lam(v: object) -> float:
     return -1.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
+def _is_self_ensemble(strategy: str) -> bool:
+    """SE never touches training: its student *is* the run without SE (same seed, same
+    steps), so SE competes as its averaged model only, never as a copy of vanilla."""
+    return strategy.split("+")[-1] == "se"
+
+
 def pick(candidates: pd.DataFrame, min_seeds: int = 3) -> tuple[pd.Series, list[str]]:
     """Apply the rule to rows of :func:`analysis.seed_stats` (one dataset, one metric).
 
@@ -94,6 +100,7 @@ def select(
     metric_of = metric if isinstance(metric, dict) else None
     primaries = primary_metrics(df)
     stats = seed_stats(df, splits=["dev"], models=list(models))
+    stats = stats[~((stats["model"] == "student") & stats["strategy"].map(_is_self_ensemble))]
     rows = []
     for dataset in sorted(stats["dataset"].unique()):
         m = (metric_of or {}).get(dataset) or (metric if isinstance(metric, str) else None)

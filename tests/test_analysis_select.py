@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from test_analysis_tables import table
 
@@ -99,3 +100,15 @@ def test_selection_yaml_round_trip():
     assert best["summary"] == "0.8100 ± 0.0100 (n=3)"
     assert "within one SEM" in data["rule"]
     assert set(data["datasets"]["d"]["per_strategy"]) == {"vanilla", "noisytune+sda"}
+
+
+def test_self_ensemble_competes_as_its_averaged_model_only():
+    """SE's student is vanilla's run; only SE's averaged model is SE's result."""
+    vanilla = [0.80, 0.81, 0.82]
+    df = table({("vanilla", None, None, None): vanilla, ("se", "all", None, None): vanilla})
+    averaged = {0: 0.70, 1: 0.72, 2: 0.74}
+    df.loc[df["strategy"] == "se", "averaged_dev_accuracy"] = df["seed"].map(averaged)
+    df = analysis.tidy(df)
+    se = _sel(df, scope="se")
+    assert se["model"] == "averaged" and se["mean"] == pytest.approx(0.72)
+    assert _sel(df)["ties"] == ("vanilla",)  # SE's student no longer ties with vanilla
