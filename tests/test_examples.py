@@ -43,3 +43,19 @@ def test_study_specs_hold_the_issue_grid(tmp_path):
     }
     search = load_spec(EXAMPLES / "study-sst2-lambda.yaml", data_dir=tmp_path)
     assert (search.search.n_trials, len(search.candidate_seeds)) == (8, 3)
+
+
+def test_cola_follow_up_is_the_grid_cola_cells_at_five_epochs(tmp_path):
+    """study-cola-5ep.yaml reruns study-glue-low's CoLA cells unchanged but for epochs."""
+
+    def cola_trials(name):
+        trials = expand_grid(load_spec(EXAMPLES / name, data_dir=tmp_path))
+        return [t for t in trials if t.config["data"]["files"]["train"].endswith("cola/train.tsv")]
+
+    def without_epochs(config):
+        return {**config, "optim": {k: v for k, v in config["optim"].items() if k != "epochs"}}
+
+    three, five = cola_trials("study-glue-low.yaml"), cola_trials("study-cola-5ep.yaml")
+    assert len(five) == len(three) == 50
+    assert {t.config["optim"]["epochs"] for t in five} == {5}
+    assert [without_epochs(t.config) for t in five] == [without_epochs(t.config) for t in three]
