@@ -154,7 +154,8 @@ def plot_lambda(
     df: pd.DataFrame, dataset: str, metric: str = "accuracy", split: str = "dev"
 ) -> object | None:
     """Each trial's score against λ (distill λ and noise λ panels); Optuna candidates as ×,
-    grid trials as ●, and the mean ± std per λ value per strategy/K."""
+    grid trials as ●, and the mean ± std per λ value per strategy/K, against vanilla's
+    mean (dashed). λ spanning a decade or more is drawn on a log axis."""
     long = long_metrics(df)
     long = long[
         (long["dataset"] == dataset)
@@ -173,6 +174,7 @@ def plot_lambda(
     if not panels:
         return None
     fig, axes = _figure(max(8.0, 6.0 * len(panels)), 4.8, ncols=len(panels))
+    vanilla = long.loc[long["strategy"] == "vanilla", "value"]
     optuna = long["optuna_trial"].notna() if "optuna_trial" in long else False
     long = long.assign(_optuna=optuna)
     for ax, (col, title) in zip(axes, panels, strict=True):
@@ -202,6 +204,11 @@ def plot_lambda(
                 markersize=4,
                 label=name,
             )
+        if len(vanilla):
+            ax.axhline(vanilla.mean(), color="gray", linestyle="--", label="vanilla mean")
+        values = part[col].astype(float)
+        if values.min() > 0 and values.max() / values.min() >= 10:
+            ax.set_xscale("log")  # λ searches run on a log scale; show them on one
         ax.set_xlabel(title)
         ax.set_ylabel(_axis_label(split, metric))
         ax.legend(fontsize=8, loc="best")
