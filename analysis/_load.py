@@ -76,6 +76,8 @@ def load(source: str | Path) -> pd.DataFrame:
         ``primary``, metric columns such as ``dev_accuracy``, ...) plus ``finished``
         (status is TERMINATED and the primary metric is known). ``result_path``,
         ``logits_path`` and ``model_path`` hold paths that exist here, or missing values.
+        ``one_class_on_dev``: the student predicts one class for all of dev (None
+        where the logits are not here).
         ``df.attrs["run_dir"]`` is the run directory.
 
     Examples
@@ -96,7 +98,24 @@ def load(source: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise AnalysisError(f"{file} cannot be read as parquet: {exc}") from exc
-    return tidy(df, run_dir)
+    df = tidy(df, run_dir)
+    paths = df["logits_path"] if "logits_path" in df else [None] * len(df)
+    df["one_class_on_dev"] = [_predicts_one_class(path) for path in paths]
+    return df
+
+
+def _predicts_one_class(logits_path: str | float | None) -> bool | None:
+    """Whether a trial's student predicts the same class for every dev example (None
+    where its ``logits.npz`` is not here). Such a trial is the constant predictor: its
+    metrics measure the label distribution, not the strategy."""
+    if logits_path is None or pd.isna(logits_path):
+        return None
+    import numpy as np
+
+    with np.load(logits_path) as arrays:
+        if "dev_logits" not in arrays:
+            return None
+        return bool(len(np.unique(arrays["dev_logits"].argmax(axis=1))) == 1)
 
 
 def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:

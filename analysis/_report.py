@@ -185,6 +185,24 @@ def _compare_view(cmp: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _one_class_warning(df: pd.DataFrame) -> str:
+    """A warning naming the datasets where finished trials predict one class on dev."""
+    if "one_class_on_dev" not in df:
+        return ""
+    done = df[df["finished"] & df["one_class_on_dev"].notna()]
+    counts = done.groupby("dataset")["one_class_on_dev"].agg(["sum", "size"])
+    counts = counts[counts["sum"] > 0]
+    if counts.empty:
+        return ""
+    parts = [f"{ds}: {int(r['sum'])} of {int(r['size'])}" for ds, r in counts.iterrows()]
+    return (
+        "**Degenerate trials:** finished trials whose model predicts a single class for "
+        f"every dev example ({'; '.join(parts)}). Such a trial is the constant predictor "
+        "(MCC 0, accuracy = the majority share): where most trials of a dataset are, its "
+        "comparison and selection say nothing about the strategies."
+    )
+
+
 def build_report(
     df: pd.DataFrame,
     *,
@@ -252,6 +270,9 @@ def build_report(
         "claim: higher mean, smaller variance.",
     )
     rep.add("table", rep.headline)
+    one_class = _one_class_warning(df)
+    if one_class:
+        rep.add("text", one_class)
 
     rep.add("h2", "Selection of strategy, K and λ")
     rep.add("text", "**Rule.** " + RULE.format(min_seeds=3) + " Written to `selection.yaml`.")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -166,3 +167,22 @@ def test_report_of_two_runs_with_intro_and_markdown_copy(tmp_path, capsys):
     assert main(["report", str(grid), str(grid), "--out", str(tmp_path / "o2")]) == 2
     assert "is in both" in capsys.readouterr().err
     assert main(["report", str(grid), "--intro", str(tmp_path / "nope.md")]) == 2
+
+
+def test_report_warns_about_trials_that_predict_one_class(tmp_path):
+    run = make_run(tmp_path, save_models=False)
+    logits = run / "trials" / "beta_vanilla_kNone_dlNone_nlNone_s0" / "logits.npz"
+    arrays = dict(np.load(logits))
+    arrays["dev_logits"][:, 0] = 5.0  # class 0 wins everywhere
+    np.savez_compressed(logits, **arrays)
+    df = analysis.load(run)
+    assert df["one_class_on_dev"].sum() == 1
+    md = analysis.write_report(run, tmp_path / "out", plots=False).out_dir / "report.md"
+    assert "**Degenerate trials:**" in md.read_text()
+    assert "beta: 1 of " in md.read_text()
+
+
+def test_report_has_no_degenerate_warning_when_every_trial_varies(tmp_path):
+    run = make_run(tmp_path, save_models=False)
+    md = analysis.write_report(run, tmp_path / "out", plots=False).out_dir / "report.md"
+    assert "Degenerate" not in md.read_text()
