@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trainer.errors import UserInputError
@@ -110,8 +111,6 @@ def _predicts_one_class(logits_path: str | float | None) -> bool | None:
     metrics measure the label distribution, not the strategy."""
     if logits_path is None or pd.isna(logits_path):
         return None
-    import numpy as np
-
     with np.load(logits_path) as arrays:
         if "dev_logits" not in arrays:
             return None

@@ -161,7 +161,9 @@ _BLOCK = 1 << 18  # elements per block: 1 MiB of fp32, so a block's three operan
 
 
 @torch.no_grad()
-def _replace_oldest(mean: torch.Tensor, oldest: torch.Tensor, newest: torch.Tensor, w: float):
+def _replace_oldest(
+    mean: torch.Tensor, oldest: torch.Tensor, newest: torch.Tensor, w: float
+) -> None:
     """``mean += w·(newest − oldest); oldest ← newest``, one cache-sized block at a time.
 
     Three whole-vector passes would stream eight vectors through memory (the mean twice
