@@ -118,25 +118,3 @@ def test_shadow_model_is_frozen_and_keeps_integer_buffers():
     shadow.load(torch.ones_like(shadow.flat))
     assert all(torch.equal(p, torch.ones_like(p)) for p in shadow.module.parameters())
     assert torch.equal(shadow.module.position_ids, model.position_ids)
-
-
-def test_blocked_window_update_is_bit_identical_to_whole_vector_form(monkeypatch):
-    """The cache-blocked update changes memory traffic, never a bit of the result."""
-    import trainer.averaging as averaging
-
-    monkeypatch.setattr(averaging, "_BLOCK", 7)  # blocks that split the vector unevenly
-    k, size = 3, 100
-    vectors = _vectors(12, size=size)
-    average = ParameterAverage(size, k, torch.device("cpu"), torch.float32)
-    mean = torch.zeros(size)
-    for i, vector in enumerate(vectors, start=1):
-        average.update(vector)
-        if i == 1:
-            mean = vector.clone()
-        elif i <= k:
-            mean = mean.lerp(vector, 1.0 / i)
-        else:
-            mean = mean.add(vector, alpha=1.0 / k).sub(vectors[i - 1 - k], alpha=1.0 / k)
-        assert torch.equal(average.mean, mean)
-        window = torch.stack(vectors[max(0, i - k) : i])
-        assert torch.equal(torch.stack(average.snapshots()), window)

@@ -8,8 +8,8 @@ the last K parameter snapshots themselves. All three rest on two pieces:
   contiguous vector, so reading or writing "the model" is one kernel, not one per
   tensor (as ``torch.optim.swa_utils`` does per tensor group, but flatter).
 * :class:`ParameterAverage` keeps the last K vectors in a ring buffer and their
-  running mean, so each update is one blocked pass over the parameters, not O(K) of
-  them: the newest vector replaces the oldest in the mean. The mean is recomputed exactly
+  running mean, so each update is three passes over the parameters, not O(K) of them:
+  the newest vector replaces the oldest in the mean. The mean is recomputed exactly
   from the ring every 64 updates, which bounds the drift of add/subtract at almost no
   cost. K = 1 keeps just a copy (exact), ``K = "all"`` a running mean (``lerp``), as
   ``AveragedModel``. The mean can live in the teacher's own flat buffer, so the
@@ -112,15 +112,14 @@ class ParameterAverage:
                 mean.lerp_(flat, 1.0 / self.count)
             return
         slot = (self.count - 1) % self.k
-        if mean is not None and self.count > self.k:
-            _replace_oldest(mean, ring[slot], flat, 1.0 / self.k)
-        else:
-            if mean is not None:
-                if self.count == 1:
-                    mean.copy_(flat)
-                else:  # filling the window: a running mean
-                    mean.lerp_(flat, 1.0 / self.count)
-            ring[slot].copy_(flat)
+        if mean is not None:
+            if self.count == 1:
+                mean.copy_(flat)
+            elif self.count <= self.k:  # filling the window: a running mean
+                mean.lerp_(flat, 1.0 / self.count)
+            else:  # full: the newest member replaces the oldest
+                mean.add_(flat, alpha=1.0 / self.k).sub_(ring[slot], alpha=1.0 / self.k)
+        ring[slot].copy_(flat)
         if mean is not None and self.count % self.RESYNC_EVERY == 0 and self.count >= self.k:
             # add/subtract rounding would drift without bound; recompute it exactly
             torch.mean(ring, dim=0, out=mean)
@@ -155,28 +154,6 @@ class ParameterAverage:
             mine = getattr(self, name)
             if mine is not None:
                 mine.copy_(state[name])
-
-
-_BLOCK = 1 << 18  # elements per block: 1 MiB of fp32, so a block's three operands fit in L2
-
-
-@torch.no_grad()
-def _replace_oldest(
-    mean: torch.Tensor, oldest: torch.Tensor, newest: torch.Tensor, w: float
-) -> None:
-    """``mean += w·(newest − oldest); oldest ← newest``, one cache-sized block at a time.
-
-    Three whole-vector passes would stream eight vectors through memory (the mean twice
-    read and twice written, the ring slot read and written, ``newest`` read twice); in
-    blocks that stay in cache each vector crosses memory once: five. Per element the
-    operations and their order are those of the whole-vector form, so the result is
-    bit-identical to it.
-    """
-    for start in range(0, mean.numel(), _BLOCK):
-        end = start + _BLOCK
-        block, old, new = mean[start:end], oldest[start:end], newest[start:end]
-        block.add_(new, alpha=w).sub_(old, alpha=w)
-        old.copy_(new)
 
 
 class ShadowModel:
