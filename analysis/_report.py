@@ -239,13 +239,15 @@ def build_report(
     if expected_keys:
         planned += f" of {len(expected_keys)} planned"
     planned += f", {n_optuna} Optuna candidate trials" if n_optuna else ""
-    commits = sorted(set(df["git_commit"].dropna().astype(str))) if "git_commit" in df else []
+    # short hashes, keeping the '-dirty' mark: a tree changed under a running sweep shows
+    full = sorted(set(df["git_commit"].dropna().astype(str))) if "git_commit" in df else []
+    commits = sorted({c[:10] + ("-dirty" if c.endswith("-dirty") else "") for c in full})
     rep.add(
         "text",
         f"Generated {stamp}. {planned} ({len(df) - finished} trials in the table "
         f"unfinished); datasets: "
         f"{', '.join(sorted(df['dataset'].astype(str).unique()))}."
-        + (f" Code: git {', '.join(c[:10] for c in commits)}." if commits else ""),
+        + (f" Code: git {', '.join(commits)}." if commits else ""),
     )
     for chunk in (intro or "").strip().split("\n\n"):
         chunk = chunk.strip()
