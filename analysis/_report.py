@@ -185,6 +185,17 @@ def _compare_view(cmp: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _pipe_table(chunk: str) -> pd.DataFrame:
+    """A Markdown pipe table written by hand (an intro's) as a DataFrame, so it renders as a
+    table in HTML as well as in Markdown."""
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in chunk.splitlines()
+    ]
+    body = [r for r in rows[1:] if not all(set(c) <= set(":- ") for c in r)]
+    return pd.DataFrame(body, columns=rows[0])
+
+
 def _one_class_warning(df: pd.DataFrame) -> str:
     """A warning naming the datasets where finished trials predict one class on dev."""
     if "one_class_on_dev" not in df:
@@ -255,6 +266,8 @@ def build_report(
         if chunk.startswith("#") and "\n" not in chunk and set(heading[0]) == {"#"}:
             level = min(len(heading[0]) + 1, 3)  # the intro's '#' sits below the title
             rep.add(f"h{level}", heading[1] if len(heading) > 1 else "")
+        elif chunk and all(line.lstrip().startswith("|") for line in chunk.splitlines()):
+            rep.add("table", _pipe_table(chunk))
         elif chunk:
             rep.add("text", chunk)
     if len(rep.missing):

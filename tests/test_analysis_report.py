@@ -197,3 +197,12 @@ def test_header_keeps_the_dirty_mark_of_each_commit():
 
     md = render_markdown(analysis.build_report(df, plots=False))
     assert f"Code: git {'a' * 10}, {'a' * 10}-dirty, {'b' * 10}." in md
+
+
+def test_intro_tables_render_as_tables_in_html(tmp_path):
+    run = make_run(tmp_path, save_models=False)
+    intro = "Findings.\n\n| config | Δ |\n| --- | ---: |\n| sda | +0.01 |\n| se | −0.02 |"
+    out = analysis.write_report(run, tmp_path / "out", plots=False, intro=intro).out_dir
+    html = (out / "report.html").read_text()
+    assert "<td>sda</td>" in html and "<th>Δ</th>" in html and "| sda |" not in html
+    assert "| sda | +0.01 |" in (out / "report.md").read_text()
