@@ -189,8 +189,7 @@ def _pipe_table(chunk: str) -> pd.DataFrame:
     """A Markdown pipe table written by hand (an intro's) as a DataFrame, so it renders as a
     table in HTML as well as in Markdown."""
     rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in chunk.splitlines()
+        [cell.strip() for cell in line.strip().strip("|").split("|")] for line in chunk.splitlines()
     ]
     body = [r for r in rows[1:] if not all(set(c) <= set(":- ") for c in r)]
     return pd.DataFrame(body, columns=rows[0])
