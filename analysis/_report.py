@@ -228,7 +228,8 @@ def build_report(
     ensembles and the planned trial keys). Pure: nothing is read or written.
 
     ``intro`` is Markdown written by a person (a study's findings), placed after the
-    generated summary line: blank-line-separated paragraphs, ``#``-headings and lists."""
+    generated summary line: blank-line-separated paragraphs, ``#``-headings, lists
+    and pipe tables (rendered as tables in HTML too)."""
     from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 
     rep = Report()
