@@ -99,3 +99,19 @@ def test_sigkill_mid_run_then_same_command_resumes_exactly(tiny_config, tmp_path
     got = json.loads((tmp_path / "killed" / "result.json").read_text())
     assert got["resumed_from_steps"] and got["resumed_from_steps"][0] > 0
     assert _comparable(got) == _comparable(ref)
+
+
+def test_finished_run_drops_its_checkpoint_and_is_not_trained_again(tiny_config, tmp_path):
+    config = load_config(tiny_config)
+    first = train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint").exists()
+    result_file = tmp_path / "run" / "result.json"
+    written = result_file.stat().st_mtime_ns
+    assert train(config, tmp_path / "run") == json.loads(result_file.read_text()) == first
+    assert result_file.stat().st_mtime_ns == written  # returned, not retrained
+
+
+def test_keep_final_keeps_the_last_checkpoint(tiny_config, tmp_path):
+    config = load_config(merge(tiny_config, {"checkpoint": {"keep_final": True}}))
+    train(config, tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoint" / "state.pt").is_file()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -153,6 +154,25 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _finished_result(out_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of a run of this config that already finished in ``out_dir``, or None.
+
+    ``result.json`` is written last, so its presence means the run is complete: running it
+    again (a retried trial, a resumed sweep, the same command twice) returns it instead of
+    training anew. A finished run of another config is refused, as its checkpoint would be.
+    """
+    path = out_dir / RESULT_FILE
+    if not path.is_file() or not (out_dir / LOGITS_FILE).is_file():
+        return None
+    result = json.loads(path.read_text())
+    if result.get("config") != json.loads(json.dumps(resolved)):
+        raise ConfigError(
+            f"{out_dir} holds the result of a different config; use another --out or "
+            "delete it to start over."
+        )
+    return result
+
+
 def train(
     config: TrainConfig,
     out_dir: str | Path,
@@ -184,6 +204,9 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_to_dict(config)
+    finished_before = _finished_result(out_dir, resolved)
+    if finished_before is not None:
+        return finished_before
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     device = _device(config)
     autocast = _autocast(device, _student_in_bf16(config, device))
@@ -414,4 +437,6 @@ def train(
         "runtime_s": elapsed_before + time.perf_counter() - started,
     }
     _write_json(out_dir / RESULT_FILE, result)
+    if not config.checkpoint.keep_final:  # finished: the resume state has served its purpose
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     return result
