@@ -188,7 +188,8 @@ def train(
     out_dir
         Where ``result.json``, ``logits.npz``, the checkpoint and (with
         ``save_model``) ``model.safetensors`` go. If it already holds a checkpoint of
-        this config, training resumes from it.
+        this config, training resumes from it; if it holds this config's finished
+        result, that result is returned and nothing is trained.
     report
         Optional callback ``(metrics, checkpoint_dir)``, called after every evaluation
         and every periodic checkpoint (Ray Tune plugs in here).
