@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from analysis._tables import k_order, primary_metrics, seed_stats, sort_configs
+from sweeps.spec import base_strategy
 
 RULE = (
     "Highest mean of the dataset's primary dev metric across seeds; every configuration "
@@ -36,12 +37,6 @@ SELECTION_COLUMNS = (
 
 def _lam(v: object) -> float:
     return -1.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
-def _is_self_ensemble(strategy: str) -> bool:
-    """SE never touches training: its student *is* the run without SE (same seed, same
-    steps), so SE competes as its averaged model only, never as a copy of vanilla."""
-    return strategy.split("+")[-1] == "se"
 
 
 def pick(candidates: pd.DataFrame, min_seeds: int = 3) -> tuple[pd.Series, list[str]]:
@@ -100,7 +95,10 @@ def select(
     metric_of = metric if isinstance(metric, dict) else None
     primaries = primary_metrics(df)
     stats = seed_stats(df, splits=["dev"], models=list(models))
-    stats = stats[~((stats["model"] == "student") & stats["strategy"].map(_is_self_ensemble))]
+    # SE never touches training: its student *is* the run without SE (same seed, same
+    # steps), so SE competes as its averaged model only, never as a copy of vanilla
+    se_student = (stats["model"] == "student") & (stats["strategy"].map(base_strategy) == "se")
+    stats = stats[~se_student]
     rows = []
     for dataset in sorted(stats["dataset"].unique()):
         m = (metric_of or {}).get(dataset) or (metric if isinstance(metric, str) else None)

@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 from test_analysis_fakerun import make_run
+from test_analysis_tables import table
 
 import analysis
+from analysis._report import render_markdown
 from sweeps.cli.main import main
 
 SECTIONS = (
@@ -189,12 +191,8 @@ def test_report_has_no_degenerate_warning_when_every_trial_varies(tmp_path):
 
 
 def test_header_keeps_the_dirty_mark_of_each_commit():
-    from test_analysis_tables import table
-
     df = table({("vanilla", None, None, None): [0.7, 0.8, 0.9]})
     df["git_commit"] = ["a" * 40, "a" * 40 + "-dirty", "b" * 40]
-    from analysis._report import render_markdown
-
     md = render_markdown(analysis.build_report(df, plots=False))
     assert f"Code: git {'a' * 10}, {'a' * 10}-dirty, {'b' * 10}." in md
 
