@@ -19,6 +19,7 @@ RESULTS_FILE = "results.parquet"
 ENSEMBLES_FILE = "ensembles.parquet"
 SWEEP_FILE = "sweep.json"
 FINISHED = "TERMINATED"
+DIVERGED = "DIVERGED"  # finished early: the training loss went non-finite (its metrics count)
 
 # The knobs that make a configuration; a configuration's seeds are its rows.
 CONFIG_COLUMNS = ("dataset", "strategy", "noise_lambda", "distill_lambda", "teacher_k")
@@ -75,7 +76,9 @@ def load(source: str | Path) -> pd.DataFrame:
         The columns of ``results.parquet`` (``dataset``, ``strategy``, ``seed``,
         ``noise_lambda``, ``distill_lambda``, ``teacher_k`` as a string, ``status``,
         ``primary``, metric columns such as ``dev_accuracy``, ...) plus ``finished``
-        (status is TERMINATED and the primary metric is known). ``result_path``,
+        (status is TERMINATED or DIVERGED and the primary metric is known) and
+        ``diverged`` (the training loss went non-finite; the trial stopped there and is
+        scored by its model at that step). ``result_path``,
         ``logits_path`` and ``model_path`` hold paths that exist here, or missing values.
         ``one_class_on_dev``: the student predicts one class for all of dev (None
         where the logits are not here).
@@ -140,7 +143,10 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     df["primary_metric"] = df["primary_metric"].fillna("accuracy")
     if "primary" not in df.columns:
         df["primary"] = [row.get(f"dev_{row['primary_metric']}") for row in df.to_dict("records")]
-    df["finished"] = (df["status"] == FINISHED) & df["primary"].notna()
+    # A diverged seed is a finished seed: scored by its model as it stood when the loss
+    # went non-finite, it enters every statistic like any other seed (never dropped).
+    df["diverged"] = df["status"] == DIVERGED
+    df["finished"] = df["status"].isin([FINISHED, DIVERGED]) & df["primary"].notna()
     if run_dir is not None:
         run_dir = Path(run_dir)
         for col in PATH_COLUMNS:

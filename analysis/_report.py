@@ -213,6 +213,31 @@ def _one_class_warning(df: pd.DataFrame) -> str:
     )
 
 
+def _diverged_warning(df: pd.DataFrame) -> str:
+    """A warning counting, per configuration, the seeds whose training diverged."""
+    if "diverged" not in df or not df["diverged"].any():
+        return ""
+    cols = [c for c in ("dataset", "strategy", "teacher_k", "distill_lambda", "noise_lambda")
+            if c in df]  # fmt: skip
+    diverged = df[df["finished"]]
+    counts = diverged.groupby(cols, dropna=False)["diverged"].agg(["sum", "size"])
+    counts = counts[counts["sum"] > 0]
+    parts = []
+    for idx, r in counts.iterrows():
+        values = dict(zip(cols, idx if isinstance(idx, tuple) else (idx,), strict=True))
+        knobs = [
+            f"{k}={values[k]}" for k in cols[2:] if values[k] is not None and not pd.isna(values[k])
+        ]
+        name = " ".join([str(values["dataset"]), str(values["strategy"]), *knobs])
+        parts.append(f"{name}: {int(r['sum'])} of {int(r['size'])} seeds")
+    return (
+        "**Diverged trials:** the training loss became non-finite and the trial stopped at "
+        f"that step ({'; '.join(parts)}). A diverged seed is scored by its model as it "
+        "stood then (typically near chance) and enters the means, stds and tests like any "
+        "other seed: it is part of the instability being measured, never dropped."
+    )
+
+
 def build_report(
     df: pd.DataFrame,
     *,
@@ -285,9 +310,9 @@ def build_report(
         "claim: higher mean, smaller variance.",
     )
     rep.add("table", rep.headline)
-    one_class = _one_class_warning(df)
-    if one_class:
-        rep.add("text", one_class)
+    for warning in (_diverged_warning(df), _one_class_warning(df)):
+        if warning:
+            rep.add("text", warning)
 
     rep.add("h2", "Selection of strategy, K and λ")
     rep.add("text", "**Rule.** " + RULE.format(min_seeds=3) + " Written to `selection.yaml`.")

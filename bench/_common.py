@@ -31,14 +31,31 @@ def sst2_data(data_dir: Path, rows: int, max_length: int = 128) -> dict[str, Any
     }
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or cgroups)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def add_workload_arguments(parser) -> None:
-    """Model, rows, steps, batch size and device: the same flags in every script."""
+    """Model, rows, steps, batch size, device and threads: the same flags in every script.
+
+    ``--threads`` goes into the trainer config (its ``threads``, default 1), so a
+    measurement runs on the cores it claims to, not on 1 thread by default.
+    """
     parser.add_argument("--model", default="minilm-l6")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dir with SST-2 TSVs")
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=usable_cores(),
+        help="torch intra-op threads (default: the usable cores)",
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -46,9 +63,7 @@ def machine() -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "cpu": platform.processor() or platform.machine(),
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }

@@ -37,6 +37,7 @@ def main() -> None:
     from trainer.loop import default_cache_dir
     from trainer.models import load_classifier, load_tokenizer, resolve_model
 
+    torch.set_num_threads(args.threads)  # the same threads as our trainer's side
     data = DataConfig.model_validate(sst2_data(args.data, args.rows))
     splits = load_splits(data)
     path = resolve_model(args.model, default_cache_dir())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     gpu = 1.0 / args.concurrent if args.device == "cuda" else 0
-    cores = os.cpu_count() or 1
+    # the --threads cores are shared by the concurrent trials; each trains on its share
+    # (the sweep gives a trial as many torch threads as its resources.cpu)
+    trial_cores = max(1, args.threads // args.concurrent) if args.device == "cpu" else 1
     spec = {
         "name": "bench-packed",
         "model": args.model,
@@ -58,8 +59,7 @@ def main() -> None:
             "eval": {"every_steps": args.steps, "batch_size": 256},
             "checkpoint": {"every_steps": None},
         },
-        "resources": {"cpu": max(1, cores // args.concurrent) if args.device == "cpu" else 1,
-                      "gpu": gpu},
+        "resources": {"cpu": trial_cores, "gpu": gpu},
         "max_concurrent": args.concurrent,
     }  # fmt: skip
     storage = Path(tempfile.mkdtemp(prefix="st-bench-"))

@@ -45,6 +45,7 @@ def _config(args, strategy: str) -> dict:
         "checkpoint": {"every_steps": None},
         "device": args.device,
         "precision": args.precision,
+        "threads": args.threads,
     }
 
 
@@ -106,7 +107,7 @@ def main() -> None:
         return
     common = ["--model", args.model, "--data", str(args.data), "--rows", str(args.rows),
               "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-              "--device", args.device]  # fmt: skip
+              "--device", args.device, "--threads", str(args.threads)]  # fmt: skip
     # Round-robin repeats, median per side: a shared or throttled host drifts over minutes,
     # and interleaving spreads that drift over every side alike.
     hf_runs: list[dict] = []

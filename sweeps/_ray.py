@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from ray.tune.search import Searcher
 
 from sweeps import results as results_mod
 from sweeps.optuna_search import FINISHED, SeedGroupSearch
+from sweeps.rundir import TUNE_DIR, is_remote
 from sweeps.trial import place_checkpoint, run_trial_body
 
 # AF_UNIX socket paths are limited to ~107 bytes; Ray puts sockets at
@@ -32,22 +31,30 @@ _UNIX_PATH_MAX = 107
 
 
 def ray_temp_dir(run_dir: str) -> str:
-    """Ray's temp dir for a local instance: ``<run dir>/ray`` when short enough.
+    """Ray's temp dir for a local instance: ``<run dir>/ray/r`` when short enough.
 
-    Ray's session sockets live under the temp dir and Unix limits a socket path to ~107
-    bytes; when ``<run dir>/ray`` is too long (or the run dir is remote) this falls back
-    to a fresh short directory under the system temp dir (``/tmp/st-ray-XXXX``) and
-    records its path in ``<run dir>/ray-temp-dir.txt``.
+    Ray ``chmod``s its temp dir to 0777 (again at every worker start), so it lives inside
+    a private dir of ours, ``<run dir>/ray`` (0700): nobody else can reach Ray's logs,
+    sockets or session files. Ray's session sockets live under the temp dir and Unix
+    limits a socket path to ~107 bytes; when the path is too long (or the run dir is
+    remote) the private dir is a fresh ``/tmp/st-ray-XXXXXXXX`` (0700) instead, its path
+    recorded in ``<run dir>/ray-temp-dir.txt`` (``local_ray.instance_dir`` reads it).
     """
+    from sweeps import local_ray
+
     if "://" not in run_dir:
-        candidate = Path(run_dir) / "ray"
+        private = Path(run_dir) / local_ray.PRIVATE_DIR_NAME
+        candidate = private / local_ray.RAY_TEMP_SUBDIR
         if len(str(candidate)) + _SOCKET_SUFFIX_LEN <= _UNIX_PATH_MAX:
-            candidate.mkdir(parents=True, exist_ok=True)
+            local_ray.make_private_dir(private)
+            candidate.mkdir(exist_ok=True)
             return str(candidate)
-    short = tempfile.mkdtemp(prefix="st-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    private = local_ray.make_private_tmp_dir()
     if "://" not in run_dir:
-        Path(run_dir, "ray-temp-dir.txt").write_text(short + "\n")
-    return short
+        Path(run_dir, local_ray.POINTER_FILE).write_text(f"{private}\n")
+    candidate = private / local_ray.RAY_TEMP_SUBDIR
+    candidate.mkdir()
+    return str(candidate)
 
 
 def init_ray(
@@ -59,28 +66,53 @@ def init_ray(
 ) -> dict[str, Any]:
     """Connect to ``address`` (``auto``, ``host:port``, ``ray://…``) or start a local Ray.
 
-    A local instance listens on loopback only: dashboard on 127.0.0.1, temp dir (logs,
-    sockets) under the run dir. Ray 2.60 turns token authentication on by default for a
-    new local cluster (``RAY_AUTH_MODE`` unset -> ``token``, token in
-    ``~/.ray/auth_token``); we leave that default alone. Returns a short description.
+    ``RAY_ADDRESS``, when set, counts as ``address``, as in Ray. An existing cluster keeps
+    its own settings. A local instance can be reached by this user on this machine
+    only (``sweeps/local_ray.py``; docs/sweeps.md, "Security"):
+
+    * every listener Ray 2.60 opens (GCS, raylet, object manager, workers, dashboard,
+      dashboard and runtime-env agents, metrics) is bound to 127.0.0.1: a true loopback
+      node IP, checked here before anything runs. Metrics export is off;
+    * token authentication, on by default in Ray 2.60 for a new local cluster, uses a
+      ``~/.ray/auth_token`` created 0600; Ray's temp dir (logs, sockets) is inside an
+      owner-only ``<run dir>/ray`` (or ``/tmp/st-ray-*``);
+    * a watchdog process SIGKILLs the instance's processes if the driver dies without
+      shutting Ray down (``remove_local_temp`` stops it after a normal shutdown).
+
+    Returns a short description.
     """
+    from sweeps import local_ray
+
     # forced snapshots (checkpoint_config.num_to_keep) are what makes resume exact; the
     # warning about their frequency is noise for short trials
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return {"address": "already connected"}
-    if address:
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address != "local":
         ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=True)
         return {"address": address, "dashboard": getattr(ctx, "dashboard_url", None)}
     temp = ray_temp_dir(run_dir)
-    ctx = ray.init(
-        num_cpus=num_cpus,
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        _temp_dir=temp,
-        logging_level="WARNING",
-    )
-    return {"address": "local", "temp_dir": temp, "dashboard": ctx.dashboard_url}
+    local_ray.prepare_auth_token()
+    watchdog = local_ray.start_watchdog(temp)
+    with local_ray.loopback_node_ip():
+        ctx = ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=dashboard,
+            logging_level="WARNING",
+            **local_ray.local_init_kwargs(temp),
+        )
+    node_ip = ctx.address_info["node_ip_address"]
+    if not local_ray.is_loopback(node_ip):
+        ray.shutdown()
+        local_ray.discard_instance(temp)
+        raise RuntimeError(
+            f"the local Ray instance came up on {node_ip}, not on {local_ray.LOOPBACK}, so "
+            "other machines could reach it; steadytune runs no local sweep like that "
+            "(is Ray still the pinned 2.60.0?)"
+        )
+    return {"address": "local", "temp_dir": temp, "dashboard": ctx.dashboard_url,
+            "watchdog_pid": watchdog}  # fmt: skip
 
 
 def cluster_nodes() -> list[dict[str, Any]]:
@@ -133,9 +165,12 @@ def run_trial(config: dict[str, Any], train_fn=None) -> None:
     ``train_fn`` replaces ``trainer.train`` in tests.
     """
     trial, run_dir = config["trial"], config["run_dir"]
-    remote = "://" in run_dir
+    remote = is_remote(run_dir)
     out_dir = trial_out_dir(run_dir, trial["key"])
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not remote:  # the trial directory describes itself: results.parquet is rebuilt from it
+        started = {"trial": trial, "trial_id": tune.get_context().get_trial_id()}
+        (out_dir / results_mod.TRIAL_FILE).write_text(json.dumps(started, indent=1))
     if remote:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -161,25 +196,47 @@ def run_trial(config: dict[str, Any], train_fn=None) -> None:
 
 # -- driver-side callbacks --------------------------------------------------------
 class ResultsCallback(tune.Callback):
-    """Upserts a ``results.parquet`` row whenever a trial finishes or finally fails."""
+    """Keeps ``results.parquet`` up to date whenever a trial finishes or finally fails.
 
-    def __init__(self, results_path: str) -> None:
-        self.results_path = results_path
+    Local and shared run dirs: the row is read from the trial's own directory (where a
+    final failure is first recorded as ``error.json``), so the table can always be
+    rebuilt from those files. Remote run dirs: the row is made from Tune's last result.
+    """
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.results_path = f"{run_dir}/{results_mod.FILE_NAME}"
 
     def _write(self, trial, status: str) -> None:
         spec = trial.config.get("trial")
         if spec is None:
             return
-        row = results_mod.make_row(
-            spec, dict(trial.last_result or {}), trial_id=trial.trial_id, status=status
-        )
-        results_mod.upsert_rows(self.results_path, [row])
+        if is_remote(self.run_dir):
+            row = results_mod.make_row(
+                spec, dict(trial.last_result or {}), trial_id=trial.trial_id, status=status
+            )
+            results_mod.upsert_rows(self.results_path, [row])
+            return
+        if status == results_mod.FAILED:
+            self._record_failure(trial, spec["key"])
+        results_mod.record_trial(self.run_dir, spec["key"])
+
+    def _record_failure(self, trial, key: str) -> None:
+        error_file = getattr(trial, "error_file", None)
+        message = ""
+        if error_file and Path(error_file).is_file():
+            lines = Path(error_file).read_text(errors="replace").strip().splitlines()
+            message = lines[-1] if lines else ""
+        failure = {"trial_id": trial.trial_id, "error": message, "error_file": error_file}
+        path = trial_out_dir(self.run_dir, key) / results_mod.ERROR_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(failure, indent=1))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._write(trial, "TERMINATED")
+        self._write(trial, results_mod.FINISHED)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._write(trial, "ERROR")
+        self._write(trial, results_mod.FAILED)
 
 
 class ProgressCallback(tune.Callback):
@@ -284,19 +341,21 @@ def build_tuner(
         assert search is not None
         tune_config = tune.TuneConfig(
             search_alg=SeedGroupSearcher(search),
-            num_samples=search.total_trials,
+            num_samples=search.remaining_trials,
             max_concurrent_trials=max_concurrent,
             trial_dirname_creator=_dirname,
             reuse_actors=True,
         )
-        total = search.total_trials
+        total = search.remaining_trials
     run_config = tune.RunConfig(
         name=experiment,
-        storage_path=run_dir,
+        # local run dirs: each driver run is its own experiment under tune/, resumed from
+        # the trial directories (nothing of Tune's is read back); remote: Tuner.restore
+        storage_path=run_dir if is_remote(run_dir) else f"{run_dir}/{TUNE_DIR}",
         failure_config=tune.FailureConfig(max_failures=max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[
-            ResultsCallback(f"{run_dir}/{results_mod.FILE_NAME}"),
+            ResultsCallback(run_dir),
             ProgressCallback(experiment, total),
         ],
         verbose=0,
@@ -337,5 +396,11 @@ def shutdown() -> None:
 
 
 def remove_local_temp(temp_dir: str | None) -> None:
-    if temp_dir and temp_dir.startswith("/tmp/st-ray-"):
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    """After ``shutdown()``: stop the local instance's watchdog (it would otherwise wait
+    for the driver to exit) and delete a ``/tmp/st-ray-*`` private dir; one under the run
+    dir stays, with the instance's logs. ``temp_dir`` is ``init_ray``'s, None for a
+    cluster."""
+    if temp_dir:
+        from sweeps import local_ray
+
+        local_ray.discard_instance(temp_dir)

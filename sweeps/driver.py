@@ -1,9 +1,17 @@
-"""The sweep driver: plan (dry run), start or resume the Tune experiments, clean up.
+"""The sweep driver: check, plan (dry run), run what is left on Ray Tune, clean up.
 
-A run directory ``<storage>/<name>/`` holds ``sweep.json`` (the validated spec and the
-trial keys), the Tune experiments ``grid/`` and ``optuna/``, ``trials/<key>/`` (the
-trainer's ``result.json``, logits, checkpoints), ``results.parquet``, ``optuna.db`` and,
-for a local Ray instance, Ray's temp dir ``ray/``.
+A run directory ``<storage>/<name>/`` holds the marker ``.steadytune-run``, ``sweep.json``
+(the validated spec and every trial's resolved config, ``sweeps.ledger``), ``trials/<key>/``
+(``trial.json``, the trainer's ``result.json``, logits, checkpoint), ``results.parquet``
+(derived from the trial directories), ``optuna.db``, the Tune experiments of each driver
+run under ``tune/`` and, for a local Ray instance, Ray's temp dir ``ray/``.
+
+A local or shared run dir is resumed from those files alone: the trials left to run are
+those without a result of their own config, each resumes from the trainer's checkpoint,
+and the Optuna search is rebuilt from its study and the trial directories. Nothing is
+unpickled (Tune's ``Tuner.restore`` would load ``tuner.pkl`` from the run dir, so
+resuming a run dir someone handed you would run their code). Remote run dirs
+(``s3://``) still resume through ``Tuner.restore``; docs/sweeps.md states that boundary.
 """
 
 from __future__ import annotations
@@ -16,10 +24,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sweeps.grid import TrialSpec, expand_grid, search_cells
-from sweeps.spec import SweepSpec, load_spec, spec_to_dict
+from sweeps.ledger import build_record, read_record, refuse_if_changed, write_record
+from sweeps.preflight import preflight
+from sweeps.results import TRIAL_FILE, collect_rows, ensure_results
+from sweeps.rundir import (
+    RUN_MARKER,
+    SWEEP_FILE,
+    DriverLock,
+    claim,
+    is_remote,
+    move_aside,
+    trial_dir,
+)
+from sweeps.spec import SweepSpec, load_spec
 from trainer.errors import ConfigError
-
-SWEEP_FILE = "sweep.json"
 
 
 # -- planning ---------------------------------------------------------------------
@@ -33,16 +51,27 @@ def _steps(trial: TrialSpec) -> int | None:
     return None
 
 
-def plan_rows(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Trial counts per (dataset, strategy), with the knob values each one sweeps."""
+def plan_rows(spec: SweepSpec, state: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Trial counts per (dataset, strategy), with the knob values each one sweeps.
+
+    ``state`` maps a trial key to ``done`` (finished in the run dir), ``new`` (not in the
+    recorded sweep) or ``todo``; Optuna trials finished in the run dir count as ``done``.
+    """
+    state = state or {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for t in expand_grid(spec):
-        row = rows.setdefault(
-            (t.dataset, t.strategy),
-            {"dataset": t.dataset, "strategy": t.strategy, "kind": "grid", "trials": 0,
-             "k": set(), "distill_lambda": set(), "noise_lambda": set(), "steps": 0},
+
+    def row_for(dataset: str, strategy: str, kind: str) -> dict[str, Any]:
+        return rows.setdefault(
+            (dataset, strategy),
+            {"dataset": dataset, "strategy": strategy, "kind": kind, "trials": 0, "done": 0,
+             "new": 0, "k": set(), "distill_lambda": set(), "noise_lambda": set(), "steps": 0},
         )  # fmt: skip
+
+    for t in expand_grid(spec):
+        row = row_for(t.dataset, t.strategy, "grid")
         row["trials"] += 1
+        row["done"] += state.get(t.key) == "done"
+        row["new"] += state.get(t.key) == "new"
         for name in ("k", "distill_lambda", "noise_lambda"):
             value = t.teacher_k if name == "k" else getattr(t, name)
             if value is not None:
@@ -54,12 +83,10 @@ def plan_rows(spec: SweepSpec) -> list[dict[str, Any]]:
         n_seeds = len(spec.candidate_seeds)
         for cell in search_cells(spec):
             ds = spec.datasets[cell["dataset_index"]].label
-            row = rows.setdefault(
-                (ds, cell["strategy"]),
-                {"dataset": ds, "strategy": cell["strategy"], "kind": "optuna", "trials": 0,
-                 "k": set(), "distill_lambda": set(), "noise_lambda": set(), "steps": None},
-            )  # fmt: skip
+            row = row_for(ds, cell["strategy"], "optuna")
+            row["steps"] = None
             row["trials"] += s.n_trials * n_seeds
+            row["done"] += sum(1 for key, v in state.items() if v == f"done:{cell['key']}")
             if cell["k"] is not None:
                 row["k"].add(cell["k"])
             name = s.param.replace(".", "_")
@@ -67,29 +94,33 @@ def plan_rows(spec: SweepSpec) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def print_plan(spec: SweepSpec, run_dir: str, stream: TextIO | None = None) -> int:
+def print_plan(
+    spec: SweepSpec, run_dir: str, stream: TextIO | None = None, state: dict[str, str] | None = None
+) -> int:
     """The dry-run table; returns the number of trials."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=stream or sys.stdout, width=120)
-    rows = plan_rows(spec)
+    rows = plan_rows(spec, state)
     table = Table(title=f"sweep {spec.name!r} ({spec.model})")
-    for col in ("dataset", "strategy", "kind", "trials", "K", "distill λ", "noise λ"):
-        table.add_column(col, justify="right" if col == "trials" else "left")
+    columns = ("dataset", "strategy", "kind", "trials", "done", "new", "K", "distill λ", "noise λ")
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("trials", "done", "new") else "left")
 
     def fmt(values: set) -> str:
         return ", ".join(sorted(map(str, values))) or "-"
 
-    total = 0
+    total = done = new = 0
     for r in rows:
-        total += r["trials"]
+        total, done, new = total + r["trials"], done + r["done"], new + r["new"]
         table.add_row(
-            r["dataset"], r["strategy"], r["kind"], str(r["trials"]),
+            r["dataset"], r["strategy"], r["kind"], str(r["trials"]), str(r["done"]),
+            str(r["new"]) if r["kind"] == "grid" else "-",
             fmt(r["k"]), fmt(r["distill_lambda"]), fmt(r["noise_lambda"]),
         )  # fmt: skip
     table.add_section()
-    table.add_row("total", "", "", str(total), "", "", "")
+    table.add_row("total", "", "", str(total), str(done), str(new), "", "", "")
     console.print(table)
     res = spec.resources
     cpus = os.cpu_count() or 1
@@ -102,46 +133,72 @@ def print_plan(spec: SweepSpec, run_dir: str, stream: TextIO | None = None) -> i
         f"resources per trial: cpu={res.cpu:g}, gpu={res.gpu}; max_concurrent="
         f"{spec.max_concurrent or 'unlimited'}; max_failures={spec.max_failures}"
     )
+    left = total - done
     console.print(
-        f"rough cost: {total} trials; on this machine ({cpus} CPUs) about "
-        f"{concurrency} at a time -> {math.ceil(total / concurrency)} waves"
-        + (f"; {sum(steps)} optimizer steps in grid trials" if known and steps else "")
+        f"rough cost: {left} trials to run; on this machine ({cpus} CPUs) about "
+        f"{concurrency} at a time -> {math.ceil(left / concurrency)} waves"
+        + (f"; {sum(steps)} optimizer steps in grid trials" if known and steps and not done else "")
     )
-    console.print(f"run directory: {run_dir}")
+    if state:
+        console.print(
+            f"run directory: {run_dir} holds {done} finished trial(s) of these; {left} to run, "
+            f"{new} of them new (not in its recorded sweep)",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"run directory: {run_dir} (new)", soft_wrap=True)
     return total
 
 
+def trial_states(
+    run_dir: str, grid_trials: list[TrialSpec], old: dict[str, Any] | None
+) -> dict[str, str]:
+    """What the run dir holds of each trial: ``done``, ``new`` or ``todo`` (grid keys);
+    ``done:<cell>`` for each finished Optuna trial. Empty for a new or remote run dir."""
+    if old is None or is_remote(run_dir):
+        return {}
+    recorded = set(old.get("grid_keys") or [])
+    state = {
+        t.key: "done" if is_finished(run_dir, t) else ("todo" if t.key in recorded else "new")
+        for t in grid_trials
+    }
+    for row in collect_rows(run_dir):
+        if row.get("optuna_cell") and row["status"] != "ERROR":
+            state[row["key"]] = f"done:{row['optuna_cell']}"
+    return state
+
+
+def is_finished(run_dir: str, trial: TrialSpec) -> bool:
+    """Whether the trial's directory holds a result of exactly this trial's config."""
+    path = trial_dir(run_dir, trial.key) / "result.json"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and result.get("config") == trial.config
+
+
 # -- running ----------------------------------------------------------------------
-def _write_sweep_file(run_dir: str, spec: SweepSpec, trials: list[TrialSpec]) -> None:
-    """Record the spec; refuse a run dir that holds a different sweep."""
-    record = {"spec": spec_to_dict(spec), "grid_keys": [t.key for t in trials]}
-    if "://" in run_dir:
-        import pyarrow.fs as pafs
-
-        fs, inner = pafs.FileSystem.from_uri(f"{run_dir}/{SWEEP_FILE}")
-        with fs.open_output_stream(inner) as f:
-            f.write(json.dumps(record, indent=2).encode())
-        return
-    path = Path(run_dir, SWEEP_FILE)
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old.get("grid_keys") != record["grid_keys"] or old["spec"].get("search") != record[
-            "spec"
-        ].get("search"):
-            raise ConfigError(
-                f"{run_dir} already holds a different sweep (its trials differ from this "
-                "spec's); give the spec another 'name' or 'storage', or resume it as it was "
-                f"with `steadytune resume {run_dir}`"
-            )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-
-
 def load_run_spec(run_dir: str | Path) -> SweepSpec:
-    path = Path(run_dir, SWEEP_FILE)
-    if not path.is_file():
+    """The spec recorded in a run directory (``steadytune resume``)."""
+    record = read_record(str(run_dir))
+    if record is None:
         raise ConfigError(f"{run_dir} is not a sweep run directory (no {SWEEP_FILE})")
-    return load_spec(json.loads(path.read_text())["spec"])
+    try:
+        return load_spec(record["spec"])
+    except ConfigError as err:
+        raise ConfigError(f"{Path(run_dir, SWEEP_FILE)} holds an invalid spec: {err}") from None
+
+
+def _adopt_grid_trials(run_dir: str, trials: list[TrialSpec]) -> None:
+    """Write ``trial.json`` for every grid trial, so its directory describes itself and
+    ``results.parquet`` can be rebuilt from the trial directories alone."""
+    for t in trials:
+        path = trial_dir(run_dir, t.key) / TRIAL_FILE
+        if path.is_file():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"trial": t.to_dict(), "trial_id": None}, indent=1))
 
 
 def run_sweep(
@@ -150,6 +207,7 @@ def run_sweep(
     address: str | None = None,
     run_dir: str | None = None,
     dry_run: bool = False,
+    restart: bool = False,
     num_cpus: int | None = None,
     dashboard: bool = True,
     train_fn=None,
@@ -157,26 +215,89 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run (or continue) a sweep. Returns a summary: run_dir, counts, wall time.
 
-    An existing run directory with a restorable Tune experiment is continued
-    (``Tuner.restore``): finished trials are not run again, unfinished and errored ones
-    resume from their checkpoints, the Optuna studies continue from their storage.
+    Before anything starts: the preflight (data, models, storage, resources), then the
+    run dir's record is compared with this spec — a pure growth runs only the new and
+    unfinished trials, any other change is refused (``restart=True`` moves the old run
+    dir aside first). ``dry_run`` stops after the same checks and prints the plan.
     """
-    import time
-
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     run_dir = run_dir or spec.run_dir()
-    grid_trials = expand_grid(spec)
-    if dry_run:
-        return {"run_dir": run_dir, "trials": print_plan(spec, run_dir, stream), "dry_run": True}
     out = stream or sys.stdout
-    _write_sweep_file(run_dir, spec, grid_trials)
+    remote = is_remote(run_dir)
+    if restart and remote:
+        raise ConfigError("--restart moves a local run directory aside; remove a remote "
+                          f"one ({run_dir}) with your storage's own tools")  # fmt: skip
+    grid_trials = expand_grid(spec)
+    preflight(spec, grid_trials, run_dir, address=address, num_cpus=num_cpus)
+    record = build_record(spec, grid_trials)
+    if dry_run:
+        old = None if restart else read_record(run_dir)
+        refuse_if_changed(run_dir, old, record)
+        if restart and old is not None:
+            print(f"--restart would move {run_dir} aside first", file=out)
+        state = trial_states(run_dir, grid_trials, old)
+        return {"run_dir": run_dir, "trials": print_plan(spec, run_dir, stream, state),
+                "dry_run": True}  # fmt: skip
+    if remote:
+        refuse_if_changed(run_dir, read_record(run_dir), record)
+        write_record(run_dir, record)
+        return _run_on_ray(spec, run_dir, grid_trials, address, num_cpus, dashboard, train_fn, out)
+    if restart:
+        moved = move_aside(run_dir)
+        if moved is not None:
+            print(f"steadytune: moved the old run directory aside to {moved}", file=out)
+    else:  # read-only first: a refused run changes nothing on disk, not even the lock file
+        refuse_if_changed(run_dir, read_record(run_dir), record)
+    claim(run_dir, RUN_MARKER, "the run directory")
+    with DriverLock(run_dir):
+        from sweeps.local_ray import reap_stale_instance
+
+        reap_stale_instance(run_dir)  # a killed driver's Ray processes must not write on
+        refuse_if_changed(run_dir, read_record(run_dir), record)
+        write_record(run_dir, record)
+        _adopt_grid_trials(run_dir, grid_trials)
+        ensure_results(run_dir)
+        pending = [t for t in grid_trials if not is_finished(run_dir, t)]
+        if len(pending) < len(grid_trials):
+            print(f"steadytune: {len(grid_trials) - len(pending)} of {len(grid_trials)} grid "
+                  f"trials already finished in {run_dir}; running the other {len(pending)}",
+                  file=out)  # fmt: skip
+        try:
+            return _run_on_ray(spec, run_dir, pending, address, num_cpus, dashboard, train_fn, out)
+        finally:
+            ensure_results(run_dir)
+
+
+def _run_on_ray(
+    spec: SweepSpec,
+    run_dir: str,
+    grid_trials: list[TrialSpec],
+    address: str | None,
+    num_cpus: int | None,
+    dashboard: bool,
+    train_fn,
+    out: TextIO,
+) -> dict[str, Any]:
+    """Start (or join) Ray and run the grid trials given, then the Optuna search."""
+    import time
 
     from sweeps import _ray
     from sweeps.optuna_search import SeedGroupSearch, default_storage_url
     from sweeps.resources import check_feasible, resolve_gpu
 
+    remote = is_remote(run_dir)
     started = time.monotonic()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    search = None
+    if spec.search:
+        search = SeedGroupSearch(spec, spec.search.storage or default_storage_url(run_dir))
+        if not remote:
+            search.resume_from(run_dir)  # before Ray: what is left is known from disk
+    summary: dict[str, Any] = {"run_dir": run_dir}
+    if not remote and not grid_trials and not (search and search.remaining_trials):
+        print(f"steadytune: every trial of {run_dir} has finished; nothing to run", file=out)
+        return summary
     info = _ray.init_ray(run_dir, address, num_cpus=num_cpus, dashboard=dashboard)
     print(f"steadytune: Ray {info}", file=out, flush=True)
     try:
@@ -186,31 +307,29 @@ def run_sweep(
         gpu = resolve_gpu(spec.resources.gpu, spec.model, teacher_k, batch, _ray.cluster_gpus())
         check_feasible(spec.resources.cpu, gpu, _ray.cluster_nodes())
         common = dict(cpu=spec.resources.cpu, gpu=gpu, train_fn=train_fn)
-        summary: dict[str, Any] = {"run_dir": run_dir, "gpu_per_trial": gpu}
+        tuning = dict(max_concurrent=spec.max_concurrent, max_failures=spec.max_failures)
+        summary["gpu_per_trial"] = gpu
         if grid_trials:
-            if _ray.can_restore(run_dir, "grid"):
+            if remote and _ray.can_restore(run_dir, "grid"):
                 print(f"steadytune: resuming grid experiment in {run_dir}/grid", file=out)
                 tuner = _ray.restore_tuner(run_dir, "grid", **common)
             else:
                 tuner = _ray.build_tuner(
-                    "grid", run_dir, trials=[t.to_dict() for t in grid_trials],
-                    max_concurrent=spec.max_concurrent, max_failures=spec.max_failures,
-                    **common,
+                    "grid" if remote else f"grid-{stamp}", run_dir,
+                    trials=[t.to_dict() for t in grid_trials], **tuning, **common,
                 )  # fmt: skip
             summary["grid"] = _ray.fit(tuner)
-        if spec.search:
-            storage = spec.search.storage or default_storage_url(run_dir)
-            summary["optuna_storage"] = storage
-            if _ray.can_restore(run_dir, "optuna"):
+        if search is not None:
+            summary["optuna_storage"] = search.storage_url
+            if remote and _ray.can_restore(run_dir, "optuna"):
                 print(f"steadytune: resuming Optuna search in {run_dir}/optuna", file=out)
-                tuner = _ray.restore_tuner(run_dir, "optuna", **common)
-            else:
+                summary["optuna"] = _ray.fit(_ray.restore_tuner(run_dir, "optuna", **common))
+            elif search.remaining_trials:
                 tuner = _ray.build_tuner(
-                    "optuna", run_dir, search=SeedGroupSearch(spec, storage),
-                    max_concurrent=spec.max_concurrent, max_failures=spec.max_failures,
-                    **common,
+                    "optuna" if remote else f"optuna-{stamp}", run_dir, search=search,
+                    **tuning, **common,
                 )  # fmt: skip
-            summary["optuna"] = _ray.fit(tuner)
+                summary["optuna"] = _ray.fit(tuner)
         summary["wall_s"] = round(time.monotonic() - started, 1)
         print(f"steadytune: done {summary}", file=out, flush=True)
         return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -84,7 +85,11 @@ def build_trial(
 ) -> TrialSpec:
     """One validated trial. ``None`` knobs stay at the trainer's defaults."""
     ds = spec.datasets[dataset_index]
-    raw: dict[str, Any] = merge(spec.defaults, {})
+    # torch's thread count changes the numbers: a trial runs as many threads as CPUs it
+    # is given (what Ray grants it), recorded in its config so `steadytune train` of that
+    # config reproduces it; `defaults.threads` may say otherwise
+    threads = {"threads": max(1, math.floor(spec.resources.cpu))}
+    raw: dict[str, Any] = merge(threads, spec.defaults)
     per_dataset: dict[str, Any] = {
         "model": spec.model,
         "data": ds.data.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -107,7 +112,7 @@ def build_trial(
         config = load_config(raw)
     except ConfigError as err:
         raise ConfigError(
-            f"{where}: {err}".replace("in config:", "from spec 'defaults':")
+            str(err).replace("config: The '", f"{where} from spec 'defaults': The '")
         ) from None
     extra = f"o{optuna_trial}" if optuna_trial is not None else ""
     resolved_k = config.teacher_k

@@ -8,15 +8,20 @@ of a candidate finishes, the study is told the mean of their objectives (or FAIL
 failed). Ray's own ``OptunaSearch`` tells one value per Tune trial and cannot average over
 seeds, hence this small searcher; ``sweeps._ray.SeedGroupSearcher`` adapts it to Tune.
 
-This module is Ray-free: its state is plain data, saved by Tune with the experiment.
+This module is Ray-free: its state is plain data. A local run dir is resumed without
+Tune's saved state (``resume_from``): the studies say which candidates were asked and
+told, the trial directories which seeds of each finished.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 from typing import Any
 
-from sweeps.grid import build_trial, search_cells
+from sweeps.grid import TrialSpec, build_trial, search_cells
+from sweeps.rundir import trial_dir
 from sweeps.spec import SweepSpec
 
 FINISHED = object()
@@ -46,7 +51,10 @@ class SeedGroupSearch:
     def study_name(self, cell_key: str) -> str:
         return f"{self.spec.name}/{cell_key}"
 
-    def study(self, cell_key: str):
+    def study(self, cell_key: str, fail_orphans: bool = True):
+        """The cell's study (created or loaded). ``fail_orphans``: mark FAIL the
+        candidates a dead driver asked that this searcher's (Tune-restored) state does not
+        know; ``resume_from`` adopts them instead."""
         import optuna
 
         if cell_key not in self._studies:
@@ -69,7 +77,8 @@ class SeedGroupSearch:
                 # offset a resumed search would propose the very same λ values again.
                 study.sampler = kind(seed=s.sampler_seed + asked)
             self._studies[cell_key] = study
-            self._fail_orphans(cell_key)
+            if fail_orphans:
+                self._fail_orphans(cell_key)
         return self._studies[cell_key]
 
     def _fail_orphans(self, cell_key: str) -> None:
@@ -91,7 +100,7 @@ class SeedGroupSearch:
             "cell": cell["key"],
             "number": trial.number,
             "value": value,
-            "emitted": 0,
+            "to_emit": list(self.seeds),  # seeds not yet handed to Tune
             "results": {},  # seed -> objective or None (failed)
             "told": False,
         }
@@ -102,7 +111,7 @@ class SeedGroupSearch:
     def suggest(self, trial_id: str) -> dict[str, Any] | object | None:
         """The next Tune trial (``{"trial": TrialSpec dict}``), or ``FINISHED``."""
         for idx, cand in enumerate(self.candidates):
-            if cand["emitted"] < len(self.seeds):
+            if cand["to_emit"]:
                 return self._emit(trial_id, idx)
         for cell in self.cells:
             asked = sum(1 for c in self.candidates if c["cell"] == cell["key"])
@@ -113,21 +122,23 @@ class SeedGroupSearch:
 
     def _emit(self, trial_id: str, idx: int) -> dict[str, Any]:
         cand = self.candidates[idx]
-        seed = self.seeds[cand["emitted"]]
-        cand["emitted"] += 1
+        seed = cand["to_emit"].pop(0)
         self.trial_ids[trial_id] = [idx, seed]
+        return {"trial": self.candidate_trial(cand, seed).to_dict()}
+
+    def candidate_trial(self, cand: dict[str, Any], seed: int) -> TrialSpec:
+        """The Tune trial of one seed of a candidate: its cell's knobs plus the λ asked."""
         cell = next(c for c in self.cells if c["key"] == cand["cell"])
         knobs = {
             "k": cell["k"],
             "distill_lambda": cell["distill_lambda"],
             "noise_lambda": cell["noise_lambda"],
         }
-        knobs[
+        searched = (
             "distill_lambda" if self.spec.search.param == "distill.lambda" else "noise_lambda"
-        ] = (  # type: ignore[union-attr]
-            cand["value"]
-        )
-        trial = build_trial(
+        )  # type: ignore[union-attr]
+        knobs[searched] = cand["value"]
+        return build_trial(
             self.spec,
             cell["dataset_index"],
             cell["strategy"],
@@ -136,7 +147,6 @@ class SeedGroupSearch:
             optuna_trial=cand["number"],
             **knobs,
         )
-        return {"trial": trial.to_dict()}
 
     def complete(self, trial_id: str, value: float | None, error: bool) -> None:
         if trial_id not in self.trial_ids:
@@ -166,6 +176,7 @@ class SeedGroupSearch:
         return {"candidates": self.candidates, "trial_ids": self.trial_ids}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Tune's saved state (remote run dirs, ``Tuner.restore``)."""
         self.candidates = state["candidates"]
         self.trial_ids = state["trial_ids"]
         self._studies = {}
@@ -174,11 +185,72 @@ class SeedGroupSearch:
             if len(cand["results"]) == len(self.seeds) and not cand["told"]:
                 self._tell(cand)
 
+    def resume_from(self, run_dir: str) -> None:
+        """Rebuild the state of an earlier driver from the studies and the trial dirs.
+
+        Every candidate a study holds is known again: told ones (COMPLETE or FAIL) are
+        done; for one still RUNNING, the seeds with a result of their own config count as
+        finished and the others are emitted again (they resume from their checkpoints),
+        and a candidate whose seeds have all finished is told now. Nothing is asked twice.
+        """
+        import optuna
+
+        assert self.spec.search is not None
+        param = self.spec.search.param
+        self.candidates, self.trial_ids = [], {}
+        for cell in self.cells:
+            study = self.study(cell["key"], fail_orphans=False)
+            for frozen in study.get_trials(deepcopy=False):
+                cand = {
+                    "cell": cell["key"],
+                    "number": frozen.number,
+                    "value": frozen.params.get(param),
+                    "to_emit": [],
+                    "results": {},
+                    "told": frozen.state.is_finished(),
+                }
+                self.candidates.append(cand)
+                if cand["told"]:
+                    continue
+                if cand["value"] is None:  # asked, died before suggesting: nothing to run
+                    study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+                    cand["told"] = True
+                    continue
+                for seed in self.seeds:
+                    value = _finished_objective(run_dir, self.candidate_trial(cand, seed))
+                    if value is None:
+                        cand["to_emit"].append(seed)
+                    else:
+                        cand["results"][str(seed)] = value
+                if not cand["to_emit"]:
+                    self._tell(cand)
+
+    @property
+    def remaining_trials(self) -> int:
+        """Tune trials still to run: unemitted seeds of known candidates, and every seed
+        of the candidates not asked yet."""
+        s = self.spec.search
+        assert s is not None
+        unasked = sum(
+            max(0, s.n_trials - sum(1 for c in self.candidates if c["cell"] == cell["key"]))
+            for cell in self.cells
+        )
+        return sum(len(c["to_emit"]) for c in self.candidates) + unasked * len(self.seeds)
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_studies"] = {}  # storage connections do not pickle
         return state
 
-    @property
-    def total_trials(self) -> int:
-        return len(self.cells) * self.spec.search.n_trials * len(self.seeds)  # type: ignore[union-attr]
+
+def _finished_objective(run_dir: str, trial: TrialSpec) -> float | None:
+    """The objective of a trial finished in ``run_dir`` with exactly this config, or None."""
+    path = trial_dir(run_dir, trial.key) / "result.json"
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("config") != trial.config:
+        return None
+    value = (result.get("metrics") or {}).get("dev", {}).get(trial.primary_metric)
+    return float(value) if isinstance(value, (int, float)) else None

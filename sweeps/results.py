@@ -1,18 +1,29 @@
-"""``results.parquet``: one row per finished trial, upserted as trials finish.
+"""``results.parquet``: one row per finished (or finally failed) trial.
 
-The file is rewritten whole (the table is small: one row per trial) to a temporary
-name and renamed over the old one, so a reader (``pandas.read_parquet``) never sees a
-half-written file. Rows are keyed by the trial key: a trial that finishes again (a
-retry, a resumed sweep) replaces its row, so every trial appears exactly once.
+For a local or shared run directory the table is *derived data*: ``rebuild_results``
+makes it from the trial directories, ``trials/<key>/trial.json`` (the trial spec, written
+when the trial starts), ``result.json`` (the trainer's) and ``error.json`` (written by the
+driver when a trial fails for good). It is rebuilt whenever a trial ends, when a sweep or
+``steadytune report`` starts, and whenever it is missing, unreadable or behind the trial
+directories, so a truncated file or a driver that died between a trial's end and its row
+loses nothing. For a remote run dir (``s3://``), where listing the trials is costly, rows
+are upserted from the driver's callbacks as before.
+
+The file is rewritten whole (the table is small: one row per trial) to a temporary name
+and renamed over the old one, so a reader (``pandas.read_parquet``) never sees a
+half-written file. Rows are keyed by the trial key, so every trial appears exactly once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from sweeps.rundir import RESULTS_FILE, TRIALS_DIR, is_remote
 
 ID_COLUMNS = (
     "dataset",
@@ -24,13 +35,21 @@ ID_COLUMNS = (
     "optuna_trial",
     "optuna_cell",
 )
-FILE_NAME = "results.parquet"
+FILE_NAME = RESULTS_FILE
+TRIAL_FILE = "trial.json"  # the TrialSpec dict and Tune trial id, written when a trial starts
+ERROR_FILE = "error.json"  # why a trial failed for good, written by the driver
+# Trial statuses in the table: Tune's, plus DIVERGED (finished, with a non-finite loss).
+FINISHED, DIVERGED, FAILED = "TERMINATED", "DIVERGED", "ERROR"
 
 
 def make_row(
     trial: dict[str, Any], metrics: dict[str, Any], *, trial_id: str, status: str
 ) -> dict[str, Any]:
-    """A results row from the trial spec (``TrialSpec.to_dict()``) and its last metrics."""
+    """A results row from the trial spec (``TrialSpec.to_dict()``) and its last metrics.
+
+    A DIVERGED trial keeps its metrics (its model as it stood when the loss went
+    non-finite): on small data a diverged seed is part of the variance a user asks about.
+    """
     k = trial.get("teacher_k")
     row: dict[str, Any] = {
         "key": trial["key"],
@@ -48,7 +67,9 @@ def make_row(
         "trial_id": trial_id,
         "status": status,
     }
-    for name in ("runtime_s", "git_commit", "result_path", "logits_path", "model_path"):
+    names = ("runtime_s", "diverged_at_step", "git_commit", "result_path", "logits_path",
+             "model_path")  # fmt: skip
+    for name in names:
         row[name] = metrics.get(name)
     versions = metrics.get("versions")
     if isinstance(versions, str) and versions:
@@ -58,26 +79,16 @@ def make_row(
         head = name.split("/", 1)[0]
         if head in ("dev", "test", "averaged") and isinstance(value, (int, float)):
             row[name.replace("/", "_")] = value
-    if status != "TERMINATED":
+    if status == FAILED:
         row["primary"] = None
     return row
 
 
-def upsert_rows(path: str, rows: list[dict[str, Any]]) -> None:
-    """Replace the rows with the same ``key`` (or append), and write the file atomically."""
-    import pandas as pd
+def _write_table(path: str, frame) -> None:
+    """Write ``frame`` sorted by key; atomically (temp file + rename) on a file system."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not rows:
-        return
-    new = pd.DataFrame(rows)
-    old = read_results(path)
-    if old is not None and len(old):
-        old = old[~old["key"].isin(new["key"])]
-        frame = pd.concat([old, new], ignore_index=True) if len(old) else new
-    else:
-        frame = new
     frame = frame.sort_values("key", kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if "://" in path:
@@ -94,6 +105,128 @@ def upsert_rows(path: str, rows: list[dict[str, Any]]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def upsert_rows(path: str, rows: list[dict[str, Any]], rebuild_from: str | None = None) -> None:
+    """Replace the rows with the same ``key`` (or append), and write the table.
+
+    An unreadable old table never crashes the driver's callback (which would lose this
+    row too): with ``rebuild_from`` (a local run dir) it is rebuilt from the trial
+    directories, else it is replaced by the new rows, with a warning.
+    """
+    import pandas as pd
+
+    if not rows:
+        return
+    new = pd.DataFrame(rows)
+    try:
+        old = read_results(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        if rebuild_from is not None:
+            rebuild_results(rebuild_from)
+            return
+        print(f"steadytune: {path} is unreadable ({exc}); writing it anew", file=sys.stderr)
+        old = None
+    if old is not None and len(old):
+        old = old[~old["key"].isin(new["key"])]
+        frame = pd.concat([old, new], ignore_index=True) if len(old) else new
+    else:
+        frame = new
+    _write_table(path, frame)
+
+
+def record_trial(run_dir: str, key: str) -> None:
+    """Upsert the row of one ended trial of a local run dir (read from its directory)."""
+    row = trial_row(Path(run_dir) / TRIALS_DIR / key)
+    if row is not None:
+        upsert_rows(str(Path(run_dir) / FILE_NAME), [row], rebuild_from=run_dir)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def trial_row(trial_dir: Path) -> dict[str, Any] | None:
+    """The results row of one trial directory, or None while the trial has not ended.
+
+    A ``result.json`` whose config is not the trial's own is not this trial's result
+    (never reused for a config it was not run with): the trial counts as not ended.
+    """
+    from sweeps.trial import final_metrics
+
+    started = _read_json(trial_dir / TRIAL_FILE)
+    if started is None or not isinstance(started.get("trial"), dict):
+        return None
+    trial = started["trial"]
+    trial_id = started.get("trial_id") or ""
+    result = _read_json(trial_dir / "result.json")
+    if result is not None and result.get("config") == trial.get("config"):
+        metrics = final_metrics(result, trial_dir, trial["primary_metric"])
+        status = DIVERGED if result.get("status") == "diverged" else FINISHED
+        return make_row(trial, metrics, trial_id=trial_id, status=status)
+    failure = _read_json(trial_dir / ERROR_FILE)
+    if failure is not None:
+        row = make_row(trial, {}, trial_id=failure.get("trial_id") or trial_id, status=FAILED)
+        row["error"] = failure.get("error")
+        row["error_file"] = failure.get("error_file")
+        return row
+    return None
+
+
+def collect_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of every trial of a local run directory that has ended."""
+    trials = Path(run_dir) / TRIALS_DIR
+    if not trials.is_dir():
+        return []
+    rows = (trial_row(d) for d in sorted(trials.iterdir()) if d.is_dir())
+    return [row for row in rows if row is not None]
+
+
+def rebuild_results(run_dir: str | Path) -> int:
+    """Write ``results.parquet`` of a local run dir from its trial directories (when the
+    old table cannot be read). Returns the number of rows; with no ended trial to
+    describe, the old file is left as it is rather than replaced by an empty one."""
+    import pandas as pd
+
+    if is_remote(run_dir):
+        raise ValueError("rebuild_results reads trial directories: local run dirs only")
+    rows = collect_rows(run_dir)
+    if rows:
+        _write_table(str(Path(run_dir) / FILE_NAME), pd.DataFrame(rows))
+    return len(rows)
+
+
+def ensure_results(run_dir: str | Path) -> int:
+    """Bring ``results.parquet`` up to date with the trial directories; return its rows.
+
+    Every trial directory that describes an ended trial gives its row (a missing, stale
+    or unreadable table is rewritten). Rows of the old table whose trial directory does
+    not describe itself (a run of steadytune 0.1, a table copied without its trials) are
+    kept: a rebuild never loses a row.
+    """
+    import pandas as pd
+
+    rows = collect_rows(run_dir)
+    path = Path(run_dir) / FILE_NAME
+    try:
+        current = read_results(str(path))
+    except Exception:  # a truncated or foreign file: derived data, made anew
+        current = None
+    frame = pd.DataFrame(rows)
+    if current is not None and len(current):
+        derived = {r["key"] for r in rows}
+        kept = current[~current["key"].isin(derived)]
+        frame = pd.concat([frame, kept], ignore_index=True) if rows else kept
+    if frame.empty:
+        return 0
+    have = set() if current is None else set(zip(current["key"], current["status"], strict=True))
+    if current is None or have != set(zip(frame["key"], frame["status"], strict=True)):
+        _write_table(str(path), frame)
+    return len(frame)
 
 
 def read_results(path: str):

@@ -1,8 +1,10 @@
 """The sweep spec: one YAML file, validated before Ray (or anything heavy) starts.
 
 Constraints are declared once, on the pydantic models below; every problem is reported
-as one line naming the dotted key, what is allowed and the value given, in the same
-shape as the trainer's config errors (``trainer.config.format_validation_error``).
+as one line naming the key as written (``datasets[0].max_length``), what is allowed and the
+value given, in the same shape as the trainer's config errors
+(``trainer.config.format_validation_error``): "sweep.yaml: The 'seeds' parameter must ...
+Got 0 instead.".
 
 A spec looks like this (see ``examples/quickstart.yaml``)::
 
@@ -45,6 +47,8 @@ from trainer.config import (
     STRATEGIES,
     UNION_TAG_PREFIX,
     DataConfig,
+    ParameterError,
+    Seed,
     TeacherSize,
     format_validation_error,
     read_yaml_mapping,
@@ -167,18 +171,20 @@ class GridSpec(_Strict):
     @field_validator("distill_lambda", "distill_k", "noise_lambda", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
-        value = _k_grid(value)
-        lists = value.values() if isinstance(value, dict) else [value]
-        for values in lists:
-            if isinstance(values, list) and any(isinstance(v, bool) for v in values):
-                raise ValueError("values must be numbers (K: integers >= 1 or 'all'), not booleans")
-        return value
+        return _k_grid(value)
 
     @field_validator("distill_lambda", "noise_lambda", mode="before")
     @classmethod
     def _lambda_is_list(cls, value: Any) -> Any:
+        """One list of numbers; booleans are refused though pydantic reads them as 0/1
+        (``lambda: [yes]`` is a mistake, not 1.0)."""
         if isinstance(value, dict):
-            raise ValueError("a λ grid is one list of numbers (only K may be given per strategy)")
+            raise ParameterError(
+                "must be one list of numbers (only K may be given per strategy)", value=value
+            )
+        for i, v in enumerate(value if isinstance(value, list) else []):
+            if isinstance(v, bool):
+                raise ParameterError("must be a number, not a boolean", key=(i,), value=v)
         return value
 
 
@@ -193,7 +199,7 @@ class ResourcesSpec(_Strict):
     @classmethod
     def _whole_above_one(cls, value: Any) -> Any:
         if isinstance(value, float) and value > 1 and not value.is_integer():
-            raise ValueError("a gpu request above 1 must be a whole number of GPUs")
+            raise ParameterError("must be at most 1 (a share of one GPU) or a whole number of GPUs")
         return value
 
 
@@ -218,9 +224,13 @@ class SearchSpec(_Strict):
     @model_validator(mode="after")
     def _range(self) -> SearchSpec:
         if self.high <= self.low:
-            raise ValueError(f"'high' ({self.high}) must be greater than 'low' ({self.low})")
+            raise ParameterError(
+                f"must be greater than 'low' ({self.low})", key=("high",), value=self.high
+            )
         if self.log and self.low <= 0:
-            raise ValueError("'low' must be > 0 when 'log' is true")
+            raise ParameterError(
+                "must be greater than 0 when 'log' is true", key=("low",), value=self.low
+            )
         return self
 
 
@@ -229,7 +239,7 @@ class SweepSpec(_Strict):
     model: str = "minilm-l6"
     datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
     strategies: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)]  # type: ignore[valid-type]
-    seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = 3
+    seeds: Annotated[int, Field(ge=1)] | Annotated[list[Seed], Field(min_length=1)] = 3
     grid: GridSpec = GridSpec()
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="Trainer config shared by every trial."
@@ -245,68 +255,107 @@ class SweepSpec(_Strict):
     def _strategies_list(cls, value: Any) -> Any:
         return _as_list(value)
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds_shape(cls, value: Any) -> Any:
+        """A count or a list, said once: the union's two branches would each report a
+        failure ("must be >= 1", "must be a valid list") for one mistake."""
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, list))
+            or (isinstance(value, int) and value < 1)
+        ):
+            raise ParameterError(
+                "must be a number of seeds >= 1 (seeds 0, 1, ...) or a list of seeds"
+            )
+        return value
+
     @field_validator("defaults")
     @classmethod
     def _no_per_trial_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         bad = [k for k in _PER_TRIAL_KEYS if k in value]
         if bad:
-            raise ValueError(
-                f"{bad} cannot be defaults: they are set by the spec's "
-                "'model', 'datasets', 'strategies' and 'seeds' keys"
+            raise ParameterError(
+                f"must be left out: {bad[0]!r} cannot be a default, the spec sets it per trial "
+                "(from its 'model', 'datasets', 'strategies' and 'seeds' keys)",
+                key=(bad[0],),
+                value=value[bad[0]],
             )
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
-        if len(set(self.strategies)) != len(self.strategies):
-            raise ValueError("'strategies' lists a strategy twice")
-        if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("'seeds' lists a seed twice")
+        for key, values in (("strategies", self.strategies), ("seeds", self.seeds)):
+            if isinstance(values, list) and len(set(values)) != len(values):
+                twice = next(v for v in values if values.count(v) > 1)
+                raise ParameterError(
+                    f"must list each value once; {twice!r} is there twice",
+                    key=(key,),
+                    value=values,
+                )
         self._check_k_grids()
         labels = [d.label for d in self.datasets]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"two datasets have the same id {labels}; give each an 'id'")
+        for i, label in enumerate(labels):
+            if label in labels[:i]:
+                raise ParameterError(
+                    f"must differ from the id of datasets[{labels.index(label)}]: results are "
+                    "keyed by dataset; give each dataset its own 'id'",
+                    key=("datasets", i, "id"),
+                    value=label,
+                )
         if self.search is not None:
             param = self.search.param
             grid_key = param.replace(".", "_")
             if getattr(self.grid, grid_key) is not None:
-                raise ValueError(
-                    f"'grid.{param}' and 'search.param: {param}' both set {param}; "
-                    "remove one of them"
+                raise ParameterError(
+                    f"must not be a knob the grid also sweeps: 'grid.{param}' and "
+                    f"'search.param: {param}' both set it; remove one of them",
+                    key=("search", "param"),
+                    value=param,
                 )
             if not any(knob_matters(param, s) for s in self.strategies):
                 allowed = [s for s in STRATEGIES if knob_matters(param, s)]
-                raise ValueError(
-                    f"'search.param: {param}' matters for none of the strategies "
-                    f"{self.strategies}; it is used by {allowed}"
+                raise ParameterError(
+                    f"must be a knob one of the spec's strategies uses: it matters for none "
+                    f"of {self.strategies}, only for {allowed}",
+                    key=("search", "param"),
+                    value=param,
                 )
             n = self.search.seeds_per_candidate
             if n is not None and n > len(self.seed_list):
-                raise ValueError(
-                    f"'search.seeds_per_candidate' ({n}) is more than the "
-                    f"{len(self.seed_list)} seeds in 'seeds'"
+                raise ParameterError(
+                    f"must be at most the number of seeds in 'seeds' ({len(self.seed_list)})",
+                    key=("search", "seeds_per_candidate"),
+                    value=n,
                 )
         return self
 
     def _check_k_grids(self) -> None:
         """A per-strategy K grid names only K strategies of this spec, and all of them:
         a K strategy left out would silently run with the trainer's default K."""
-        grids = [("grid.distill.k", self.grid.distill_k)] + [
-            (f"datasets[{i}].k", d.k) for i, d in enumerate(self.datasets)
-        ]
+        grids: list[tuple[tuple[str | int, ...], Any]] = [
+            (("grid", "distill.k"), self.grid.distill_k)
+        ] + [(("datasets", i, "k"), d.k) for i, d in enumerate(self.datasets)]
         k_strategies = [s for s in self.strategies if knob_matters("distill.k", s)]
-        for where, ks in grids:
+        for key, ks in grids:
             if not isinstance(ks, dict):
                 continue
             unknown = sorted(set(ks) - set(k_strategies))
             if unknown:
-                raise ValueError(
-                    f"'{where}' gives K for {unknown}, which are not K strategies of this "
-                    f"spec; K strategies here: {k_strategies}"
+                raise ParameterError(
+                    f"must give K only for the K strategies of this spec, {k_strategies}; "
+                    f"{unknown} are not K strategies of this spec",
+                    key=key,
+                    value=ks,
                 )
             missing = [s for s in k_strategies if s not in ks]
             if missing:
-                raise ValueError(f"'{where}' gives no K list for {missing}")
+                raise ParameterError(
+                    f"must give a K list for every K strategy of this spec; it gives no K "
+                    f"list for {missing}",
+                    key=key,
+                    value=ks,
+                )
 
     # -- derived ------------------------------------------------------------------
     @property
@@ -364,7 +413,7 @@ def load_spec(source: dict[str, Any] | str | Path, data_dir: str | Path | None =
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, where)) from None
+        raise ConfigError(format_validation_error(err, where, raw, SweepSpec)) from None
 
 
 def _absolute_data_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:

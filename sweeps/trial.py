@@ -41,13 +41,20 @@ def place_checkpoint(checkpoint_dir: Path | None, out_dir: Path) -> None:
 
 
 def final_metrics(result: dict[str, Any], out_dir: Path, primary_metric: str) -> dict[str, Any]:
-    """What the trial reports last: all metrics flat, the objective, paths and provenance."""
+    """What the trial reports last: all metrics flat, the objective, paths and provenance.
+
+    ``status`` ("finished" or "diverged") and ``diverged_at_step`` (None unless diverged)
+    go with them: a diverged seed keeps its metrics, and the results table must say why
+    they are poor. A result without a status predates divergence detection: it finished.
+    """
     metrics = result.get("metrics", {})
     flat = flatten_metrics(metrics)
     model = out_dir / "model.safetensors"
     return {
         **flat,
         "objective": metrics.get("dev", {}).get(primary_metric),
+        "status": str(result.get("status", "finished")),
+        "diverged_at_step": result.get("diverged_at_step"),
         "runtime_s": result.get("runtime_s"),
         "git_commit": result.get("git_commit"),
         "versions": json.dumps(result.get("versions") or {}, sort_keys=True),

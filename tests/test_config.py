@@ -37,7 +37,7 @@ def test_invalid_values_name_their_key(override, key):
 
 def test_sdv_with_k_all_is_refused_before_training():
     with pytest.raises(
-        ConfigError, match=r"'distill\.k' must be an integer >= 1 for strategy 'sdv'"
+        ConfigError, match=r"'distill\.k' parameter must be an int >= 1 for strategy 'sdv'"
     ):
         load_config(merge(BASE, {"strategy": "sdv", "distill": {"k": "all"}}))
 

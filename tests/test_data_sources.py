@@ -294,10 +294,13 @@ def test_hub_failure_is_a_data_error_naming_the_dataset(hub_cache):
 @pytest.mark.parametrize(
     ("files", "match"),
     [
-        ({"header": False}, "header: false needs columns"),
+        ({"header": False}, r"'data\.files\.columns' parameter must name the columns"),
         ({"columns": ["a", "b"]}, "columns is only for headerless files"),
-        ({"per_split": {"dev": {"header": False}}}, "header: false needs columns"),
-        ({"format": "lines", "columns": ["s1"]}, "must contain '{column}'"),
+        (
+            {"per_split": {"dev": {"header": False}}},
+            r"'data\.files\.per_split\.dev\.columns' parameter must name the columns",
+        ),
+        ({"format": "lines", "columns": ["s1"]}, r"'data\.files\.train' parameter must contain"),
     ],
 )
 def test_file_layout_mistakes_are_config_errors(files, match):

@@ -76,8 +76,10 @@ def test_k_grid_per_strategy():
         ({"distill.k": {"sda": [1]}}, ["'grid.distill.k'", "no K list for ['se']"]),
         ({"distill.k": {"sda": [1], "se": [1], "vanilla": [1]}},
          ["'grid.distill.k'", "['vanilla']", "not K strategies"]),
-        ({"distill.k": {"sda": [0], "se": [1]}}, ["'grid.distill.k.sda.0", "greater than"]),
-        ({"distill.k": {"sdx": [1]}}, ["'grid.distill.k.sdx", "'sda'"]),
+        ({"distill.k": {"sda": [0], "se": [1]}},
+         ["'grid.distill.k.sda[0]' parameter must be an int >= 1 or 'all'. Got 0 instead."]),
+        ({"distill.k": {"sdx": [1]}}, ["'grid.distill.k' parameter's keys must be", "'sda'",
+                                       "Got 'sdx' instead."]),
         ({"distill.lambda": {"sda": [1.0]}}, ["'grid.distill.lambda'", "one list"]),
     ],
 )  # fmt: skip
@@ -112,24 +114,29 @@ def test_search_leaves_searched_strategies_to_optuna():
 @pytest.mark.parametrize(
     ("override", "needles"),
     [
-        ({"strategies": ["vanila"]}, ["'strategies.0'", "'vanilla'", "'noisytune+sdv'", "vanila"]),
-        ({"grid": {"distill.k": [0]}}, ["'grid.distill.k.0", "greater than or equal to 1"]),
-        ({"grid": {"distill.k": ["some"]}}, ["'grid.distill.k.0", "'all'"]),
-        ({"grid": {"teacher": [1]}}, ["'grid.teacher'", "Extra inputs are not permitted"]),
+        ({"strategies": ["vanila"]}, ["'strategies[0]'", "'vanilla'", "'noisytune+sdv'", "vanila"]),
+        ({"grid": {"distill.k": [0]}}, ["'grid.distill.k[0]' parameter must be an int >= 1"]),
+        ({"grid": {"distill.k": ["some"]}}, ["'grid.distill.k[0]'", "'all'. Got 'some'"]),
+        ({"grid": {"teacher": [1]}}, ["'grid.teacher' parameter is not a known key",
+                                      "'distill.lambda', 'distill.k', 'noise.lambda'"]),
         ({"resources": {"gpu": "half"}}, ["'resources.gpu", "'auto'", "half"]),
         ({"resources": {"gpu": 1.5}}, ["'resources.gpu'", "whole number"]),
-        ({"seeds": 0}, ["'seeds", "greater than or equal to 1"]),
+        ({"seeds": 0}, ["'seeds' parameter must be a number of seeds >= 1", "Got 0 instead."]),
+        ({"seeds": [0, -1]}, ["'seeds[1]' parameter must be greater than or equal to 0"]),
+        ({"seeds": [3, 3]}, ["'seeds' parameter must list each value once; 3 is there twice"]),
         ({"datasets": []}, ["'datasets'", "at least 1"]),
-        ({"datasets": [{"name": "imdb"}]}, ["'datasets.0.data.name'", "'synthetic-sentiment'"]),
+        ({"datasets": [{"name": "imdb"}]}, ["'datasets[0].name'", "'synthetic-sentiment'"]),
+        ({"datasets": [{"data": {"name": "imdb"}}]}, ["'datasets[0].data.name'"]),
         ({"datasets": [{"name": "synthetic-sentiment", "metric": "f1"}]},
-         ["'datasets.0.metric'", "'macro_f1'"]),
-        ({"defaults": {"seed": 3}}, ["'defaults'", "cannot be defaults"]),
+         ["'datasets[0].metric'", "'macro_f1'"]),
+        ({"defaults": {"seed": 3}}, ["'defaults.seed' parameter must be left out",
+                                     "cannot be a default"]),
         ({"max_failures": -1}, ["'max_failures'", "greater than or equal to 0"]),
-        ({"name": "a b"}, ["'name'", "pattern"]),
+        ({"name": "a b"}, ["'name'", "regular expression", "Got 'a b' instead."]),
         ({"grid": {}, "search": {"param": "optim.lr", "low": 0, "high": 1}},
          ["'search.param'", "'distill.lambda'", "'noise.lambda'"]),
         ({"grid": {}, "search": {"param": "distill.lambda", "low": 2, "high": 1}},
-         ["'high'", "'low'"]),
+         ["'search.high' parameter must be greater than 'low' (2.0). Got 1.0 instead."]),
         ({"search": {"param": "noise.lambda", "low": 0.1, "high": 1}, "grid": {"noise.lambda": 1}},
          ["'grid.noise.lambda'", "search.param"]),
         ({"strategies": ["vanilla"], "grid": {},
@@ -175,6 +182,9 @@ def test_data_dir_key_and_cli_override(tmp_path):
     (tmp_path / "specs").mkdir()
     path = tmp_path / "specs" / "s.yaml"
     entry = {"files": {"train": "t.csv", "dev": "v.csv"}}
+    for folder in (data, other):  # a dry run may check that the files are there
+        for name in ("t.csv", "v.csv"):
+            (folder / name).write_text("text,label\na,0\nb,1\n")
     path.write_text(yaml.safe_dump({**BASE, "data_dir": "../data", "datasets": [entry]}))
     assert load_spec(path).datasets[0].data.files.train == data / "t.csv"
     assert load_spec(path, data_dir=other).datasets[0].data.files.dev == other / "v.csv"
@@ -199,7 +209,7 @@ def test_cli_invalid_spec_exits_2_with_message(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({**BASE, "strategies": ["nope"]}))
     assert main(["sweep", str(path), "--dry-run"]) == 2
-    assert "'strategies.0'" in capsys.readouterr().err
+    assert "'strategies[0]'" in capsys.readouterr().err
 
 
 def test_examples_validate():

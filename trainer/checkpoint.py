@@ -5,6 +5,12 @@ of tensors, numbers and strings — model, optimizer, scheduler, strategy state,
 states, the step (which fixes the data position) and the evaluation history. It is
 written to a temporary directory and renamed into place, so a process killed
 mid-write leaves the previous checkpoint intact.
+
+A checkpoint can still be damaged behind our back (a full disk, a bad copy from remote
+storage, a foreign file). One that cannot be read is moved aside, never deleted — it may
+be worth a look — and the run falls back to the previous checkpoint or to a fresh start,
+which ends with the same numbers (a trial is a pure function of its config). Retrying
+on the same bad file would fail the same way forever.
 """
 
 from __future__ import annotations
@@ -12,14 +18,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["CorruptCheckpointWarning", "load_checkpoint", "save_checkpoint"]
 
 STATE_FILE = "state.pt"
+
+
+class CorruptCheckpointWarning(UserWarning):
+    """A checkpoint could not be used and was moved aside; the run recovers without it."""
 
 
 def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
@@ -28,7 +40,7 @@ def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     torch.save(state, staging / STATE_FILE)
-    old = directory.with_name(f".{directory.name}-old")
+    old = _old(directory)
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.rename(directory, old)
@@ -37,15 +49,76 @@ def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
     return directory
 
 
-def load_checkpoint(directory: Path) -> dict[str, Any] | None:
-    """The state saved in ``directory``, or None if there is none.
+def _old(directory: Path) -> Path:
+    """Where the previous checkpoint waits while a new one is renamed into place."""
+    return directory.with_name(f".{directory.name}-old")
+
+
+def _read(path: Path, required: Iterable[str]) -> dict[str, Any]:
+    """The state in ``path``; raises if it cannot be unpickled or is not one of ours."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise ValueError("not a steadytune checkpoint (no config dict)")
+    missing = sorted(set(required) - state.keys())
+    if missing:
+        raise ValueError(f"missing keys {missing}")
+    return state
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: torch's read errors span several lines."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _move_aside(candidate: Path, directory: Path) -> Path:
+    """Rename ``candidate`` to the first free ``<directory>.corrupt-<n>`` beside it."""
+    n = 1
+    while (target := directory.with_name(f"{directory.name}.corrupt-{n}")).exists():
+        n += 1
+    os.rename(candidate, target)
+    return target
+
+
+def load_checkpoint(
+    directory: Path,
+    required: Iterable[str] = (),
+    recovered: list[dict[str, str]] | None = None,
+) -> dict[str, Any] | None:
+    """The state saved in ``directory``, or None if there is none that can be used.
 
     If a previous save was killed between its two renames, the old checkpoint is
     still complete under its ``-old`` name and is used.
+
+    Parameters
+    ----------
+    directory
+        The checkpoint directory (``state.pt`` inside).
+    required
+        Keys the state must have, besides ``config`` (a dict); a state without them is
+        treated like an unreadable one.
+    recovered
+        If given, one ``{"path", "error"}`` is appended for each checkpoint that could not
+        be used; it was moved to ``<directory>.corrupt-<n>`` and a
+        :class:`CorruptCheckpointWarning` was issued.
     """
     directory = Path(directory)
-    for candidate in (directory, directory.with_name(f".{directory.name}-old")):
+    required = tuple(required)
+    for candidate in (directory, _old(directory)):
         path = candidate / STATE_FILE
-        if path.is_file():
-            return torch.load(path, map_location="cpu", weights_only=True)
+        if not path.is_file():
+            continue
+        try:
+            return _read(path, required)
+        except Exception as exc:  # any failure to read is corruption: recover, never retry it
+            error = _one_line(exc)
+            target = _move_aside(candidate, directory)
+            warnings.warn(
+                f"checkpoint {path} is unreadable ({error}); moved it to {target} and "
+                "continuing without it",
+                CorruptCheckpointWarning,
+                stacklevel=2,
+            )
+            if recovered is not None:
+                recovered.append({"path": str(path), "error": error})
     return None

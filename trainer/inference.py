@@ -48,12 +48,12 @@ def evaluate_weights(
     """
     from trainer.data import load_splits
     from trainer.loop import default_cache_dir
-    from trainer.models import load_classifier, load_tokenizer, resolve_model
+    from trainer.models import check_model_resolvable, load_classifier, load_tokenizer
     from trainer.tokenized import tokenize_splits
 
     cache_dir = Path(cache_dir or config.cache_dir or default_cache_dir())
+    model_path = check_model_resolvable(config.model, cache_dir)  # before the data loads
     text_splits = load_splits(config.data)
-    model_path = resolve_model(config.model, cache_dir)
     tokenizer = load_tokenizer(model_path)
     splits, _ = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)
     model = load_classifier(model_path, len(text_splits.label_names), config.seed)

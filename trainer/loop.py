@@ -9,7 +9,19 @@ loop; it only decides which of those parts exist.
 Everything that influences the numbers comes from the config and its seed: the head
 initialisation and dropout from ``torch.manual_seed(seed)``, the data order from
 ``(seed, epoch)``, the noise from its own generator. A run resumed from a checkpoint
-continues bit for bit as if never interrupted (on the same machine and threads).
+continues bit for bit as if never interrupted.
+
+Bit-exactness — the same numbers from the same config — holds for the same config
+(seed and ``threads`` included: the intra-op thread count changes how float sums are
+split, so 1 and 2 threads give different results), the same library versions (torch,
+transformers, tokenizers), the same device and, on CPU, the same instruction set (oneDNN
+and MKL pick kernels by AVX2/AVX-512/AMX). ``result.json`` records the versions, the
+thread counts, the device and the git commit; the CPU model is the one thing to note
+by hand when comparing runs across machines.
+
+A non-finite training loss stops the run at that step, before its backward pass, so the
+parameters are those of the last finite step: that model is evaluated once and the
+result says ``"status": "diverged"``. A diverged seed is a result, not a missing one.
 """
 
 from __future__ import annotations
@@ -36,8 +48,15 @@ from trainer.config import TrainConfig, config_to_dict
 from trainer.data import load_splits
 from trainer.errors import ConfigError
 from trainer.inference import predict_logits
+from trainer.jsonio import to_json_safe, write_json_atomic
 from trainer.metrics import classification_metrics
-from trainer.models import load_classifier, load_tokenizer, parameter_groups, resolve_model
+from trainer.models import (
+    check_model_limits,
+    check_model_resolvable,
+    load_classifier,
+    load_tokenizer,
+    parameter_groups,
+)
 from trainer.noisytune import perturb
 from trainer.provenance import git_commit, library_versions
 from trainer.teachers import AveragedTeacher, SelfEnsemble, VotingTeacher
@@ -52,6 +71,21 @@ CHECKPOINT_DIR = "checkpoint"
 RESULT_FILE = "result.json"
 LOGITS_FILE = "logits.npz"
 _NOISE_SEED_OFFSET = 0x5EED  # the noise generator must not share the dropout stream
+# What resuming reads from a checkpoint; a state without one of these is corrupt.
+_STATE_KEYS = (
+    "step",
+    "model",
+    "optimizer",
+    "scheduler",
+    "teacher",
+    "ensemble",
+    "rng",
+    "history",
+    "loss_sum",
+    "loss_count",
+    "elapsed_s",
+    "resumed_from",
+)
 
 
 def default_cache_dir() -> Path:
@@ -148,10 +182,14 @@ def _peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+def _threads() -> dict[str, int | str | None]:
+    """The thread counts the numbers depend on, and the environment that sets defaults."""
+    return {
+        "intra_op": torch.get_num_threads(),
+        "inter_op": torch.get_num_interop_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"),
+    }
 
 
 def _finished_result(out_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
@@ -165,7 +203,7 @@ def _finished_result(out_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] 
     if not path.is_file() or not (out_dir / LOGITS_FILE).is_file():
         return None
     result = json.loads(path.read_text())
-    if result.get("config") != json.loads(json.dumps(resolved)):
+    if result.get("config") != to_json_safe(resolved):
         raise ConfigError(
             f"{out_dir} holds the result of a different config; use another --out or "
             "delete it to start over."
@@ -208,15 +246,19 @@ def train(
     finished_before = _finished_result(out_dir, resolved)
     if finished_before is not None:
         return finished_before
+    # Ray gives a 1-CPU trial OMP_NUM_THREADS=1, a shell gives torch all cores: the config
+    # decides instead, as the numbers depend on it.
+    torch.set_num_threads(config.threads)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     device = _device(config)
     autocast = _autocast(device, _student_in_bf16(config, device))
     teacher_bf16 = _teacher_in_bf16(config, device)
     teacher_autocast = _autocast(device, teacher_bf16)
 
-    # -- data ----------------------------------------------------------------------
+    # -- model checks (its config only: cheap), data ---------------------------------
+    model_path = check_model_resolvable(config.model, cache_dir)
+    check_model_limits(model_path, config.data.max_length, name=config.model)
     text_splits = load_splits(config.data)
-    model_path = resolve_model(config.model, cache_dir)
     tokenizer = load_tokenizer(model_path)
     splits, cache_hit = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)
     pad_id = tokenizer.pad_token_id or 0
@@ -269,7 +311,8 @@ def train(
     step, history, elapsed_before, resumed_from = 0, [], 0.0, []
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
-    state = load_checkpoint(out_dir / CHECKPOINT_DIR)
+    recovered: list[dict[str, str]] = []  # unreadable checkpoints, moved aside
+    state = load_checkpoint(out_dir / CHECKPOINT_DIR, _STATE_KEYS, recovered)
     if state is not None:
         if state["config"] != resolved:
             raise ConfigError(
@@ -288,6 +331,7 @@ def train(
         loss_count = state["loss_count"]
         elapsed_before = state["elapsed_s"]
         resumed_from = [*state["resumed_from"], step]
+        recovered = [*state.get("recovered_checkpoints", []), *recovered]
         _set_rng_state(state["rng"], device)
     else:
         torch.manual_seed(config.seed)  # dropout stream: independent of the steps above
@@ -309,9 +353,41 @@ def train(
                 "loss_count": loss_count,
                 "elapsed_s": elapsed_before + time.perf_counter() - started,
                 "resumed_from": resumed_from,
+                "recovered_checkpoints": recovered,
             },
             out_dir / CHECKPOINT_DIR,
         )
+
+    last_logits: dict[str, np.ndarray] = {}
+
+    def evaluated() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Metrics and logits of the student and, where the strategy has one, its average."""
+        models = {"student": model}
+        averaged_model = averaged.averaged_model() if averaged is not None else None
+        if averaged_model is not None:
+            models["averaged"] = averaged_model
+        return _evaluate(models, splits, config, pad_id, device, autocast)
+
+    def evaluate() -> None:
+        """Evaluate, record the history entry, checkpoint and report."""
+        nonlocal last_logits, loss_count
+        metrics, last_logits = evaluated()
+        entry = {
+            "step": step,
+            "epoch": step / order.steps_per_epoch,
+            "train_loss": float(loss_sum) / loss_count if loss_count else None,
+            "lr": scheduler.get_last_lr()[0],
+            **metrics,
+        }
+        loss_sum.zero_()
+        loss_count = 0
+        history.append(entry)
+        if bar is not None:
+            train_loss = "-" if entry["train_loss"] is None else f"{entry['train_loss']:.3f}"
+            bar.set_postfix(loss=train_loss, dev=entry["dev"][config.eval.primary_metric])
+        ckpt = checkpoint()
+        if report is not None:
+            report(entry, ckpt)
 
     bar = None
     if progress:
@@ -319,7 +395,7 @@ def train(
 
         bar = tqdm(total=total_steps, initial=step, desc=f"{config.strategy} seed {config.seed}")
 
-    last_logits: dict[str, np.ndarray] = {}
+    diverged_at: int | None = None  # the 1-based step whose loss was not finite
     # throughput of this session's training steps (evaluation and checkpoints excluded)
     loop_started, side_time, samples_seen = time.perf_counter(), 0.0, 0
     loop_cpu_started, side_cpu = time.process_time(), 0.0
@@ -339,6 +415,12 @@ def train(
                 target = teacher.logits(inputs)
             if target is not None:
                 loss = loss + distill_lam * F.mse_loss(logits.float(), target)
+
+        # termination on divergence: before backward and step, θ is the last finite one
+        # (on CUDA this waits for the forward pass, once a step)
+        if not torch.isfinite(loss):
+            diverged_at = step + 1
+            break
 
         # backward
         optimizer.zero_grad(set_to_none=True)
@@ -364,27 +446,7 @@ def train(
         finished = step == total_steps
         side_started, side_cpu_started = time.perf_counter(), time.process_time()
         if step % eval_every == 0 or finished:
-            models = {"student": model}
-            averaged_model = averaged.averaged_model() if averaged is not None else None
-            if averaged_model is not None:
-                models["averaged"] = averaged_model
-            metrics, last_logits = _evaluate(models, splits, config, pad_id, device, autocast)
-            entry = {
-                "step": step,
-                "epoch": step / order.steps_per_epoch,
-                "train_loss": float(loss_sum) / max(loss_count, 1),
-                "lr": scheduler.get_last_lr()[0],
-                **metrics,
-            }
-            loss_sum.zero_()
-            loss_count = 0
-            history.append(entry)
-            if bar is not None:
-                primary = config.eval.primary_metric
-                bar.set_postfix(loss=f"{entry['train_loss']:.3f}", dev=entry["dev"][primary])
-            ckpt = checkpoint()
-            if report is not None:
-                report(entry, ckpt)
+            evaluate()
         elif ckpt_every is not None and step % ckpt_every == 0:
             ckpt = checkpoint()
             if report is not None:
@@ -395,13 +457,12 @@ def train(
     train_cpu = time.process_time() - loop_cpu_started - side_cpu
     if bar is not None:
         bar.close()
+    # a diverged run ends here, evaluated as it stands (unless this step was just evaluated)
+    if diverged_at is not None and (not history or history[-1]["step"] != step):
+        evaluate()
 
     if not last_logits:  # resumed after the final evaluation's checkpoint: nothing left to run
-        models = {"student": model}
-        averaged_model = averaged.averaged_model() if averaged is not None else None
-        if averaged_model is not None:
-            models["averaged"] = averaged_model
-        _, last_logits = _evaluate(models, splits, config, pad_id, device, autocast)
+        _, last_logits = evaluated()
 
     # -- outputs ---------------------------------------------------------------------
     final = history[-1]
@@ -416,6 +477,8 @@ def train(
         save_file(weights, out_dir / "model.safetensors", metadata={"base_model": model_path})
     result = {
         "config": resolved,
+        "status": "finished" if diverged_at is None else "diverged",
+        "diverged_at_step": diverged_at,
         "metrics": {k: v for k, v in final.items() if k in ("dev", "test", "averaged")},
         "primary_metric": config.eval.primary_metric,
         "history": history,
@@ -433,11 +496,15 @@ def train(
         "train_cpu_s": train_cpu,  # CPU time of those steps: steadier than wall time on a busy host
         "peak_memory_mib": _peak_memory_mib(device),
         "resumed_from_steps": resumed_from,
+        "recovered_checkpoints": recovered,
+        "threads": _threads(),
         "versions": library_versions(),
         "git_commit": git_commit(),
         "runtime_s": elapsed_before + time.perf_counter() - started,
     }
-    _write_json(out_dir / RESULT_FILE, result)
-    if not config.checkpoint.keep_final:  # finished: the resume state has served its purpose
+    result = to_json_safe(result)
+    write_json_atomic(out_dir / RESULT_FILE, result)
+    # finished (diverged or not): the resume state has served its purpose
+    if not config.checkpoint.keep_final:
         shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     return result

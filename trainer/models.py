@@ -25,7 +25,15 @@ from torch import nn
 
 from trainer.errors import ConfigError
 
-__all__ = ["TINY_BERT", "load_classifier", "load_tokenizer", "parameter_groups", "resolve_model"]
+__all__ = [
+    "TINY_BERT",
+    "check_model_limits",
+    "check_model_resolvable",
+    "load_classifier",
+    "load_tokenizer",
+    "parameter_groups",
+    "resolve_model",
+]
 
 TINY_BERT = {
     "hidden_size": 64,
@@ -51,6 +59,7 @@ def _tiny_bert_dir(cache_dir: Path) -> Path:
     target = Path(cache_dir) / "models" / f"tiny-bert-{tag}-s{_TINY_BERT_WEIGHTS_SEED}"
     if (target / "config.json").is_file():
         return target
+    _quiet_transformers()  # no "Writing model shards" bar in a one-line error's stderr
     tokenizer = AutoTokenizer.from_pretrained(_minilm_dir())
     config = BertConfig(vocab_size=tokenizer.vocab_size, **TINY_BERT)
     with torch.random.fork_rng():
@@ -77,10 +86,71 @@ def resolve_model(name: str, cache_dir: Path) -> str:
 
 
 def _quiet_transformers() -> None:
+    """No progress bars or retry warnings: a failure must reach the user as one line."""
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    hub_logging.set_verbosity_error()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message: the CLI prints a ConfigError as one line, and
+    the Hub's errors run to several (with advice that does not apply offline)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _unloadable(path: str, exc: BaseException) -> ConfigError:
+    """One message for every way a name fails to load: the user's fix is the same."""
+    return ConfigError(
+        f"The 'model' {path!r} could not be loaded: it is neither an alias "
+        "('minilm-l6', 'tiny-bert'), nor a local model directory, nor reachable on the "
+        f"Hugging Face Hub (offline machines: use a local directory). Cause: {_first_line(exc)}"
+    )
+
+
+def _model_config(path: str):
+    """The model's ``config.json`` (a few KB: no weights, no tokenizer)."""
+    from transformers import AutoConfig
+
+    _quiet_transformers()
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:  # ValueError: a config.json with no known model_type
+        raise _unloadable(path, exc) from None
+
+
+def check_model_resolvable(name: str, cache_dir: Path) -> str:
+    """Resolve ``name`` (see :func:`resolve_model`) and check its config can be read.
+
+    Reading the config is cheap, so an unknown name, a hub id that is not cached on an
+    offline machine or a directory without a model fails here, in one line, before the
+    data, tokenizer and weights load.
+
+    Returns
+    -------
+    str
+        The resolved path or hub id, to pass to the loaders.
+    """
+    path = resolve_model(name, cache_dir)
+    _model_config(path)
+    return path
+
+
+def check_model_limits(model_path: str, max_length: int, name: str | None = None) -> None:
+    """Refuse a ``data.max_length`` the model has no position embeddings for.
+
+    Without this the first long batch fails deep in the forward pass with a tensor-size
+    RuntimeError, after the data was tokenised and the weights loaded.
+    """
+    limit = getattr(_model_config(model_path), "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise ConfigError(
+            f"The 'data.max_length' parameter must be at most {limit} for model "
+            f"{name or model_path!r} (its max_position_embeddings). Got {max_length} instead."
+        )
 
 
 def load_tokenizer(path: str):
@@ -91,11 +161,7 @@ def load_tokenizer(path: str):
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as exc:
-        raise ConfigError(
-            f"The 'model' {path!r} could not be loaded: it is neither an alias "
-            "('minilm-l6', 'tiny-bert'), nor a local model directory, nor reachable on the "
-            f"Hugging Face Hub (offline machines: use a local directory). Cause: {exc}"
-        ) from None
+        raise _unloadable(path, exc) from None
 
 
 def load_classifier(path: str, num_labels: int, seed: int) -> nn.Module:
@@ -109,7 +175,7 @@ def load_classifier(path: str, num_labels: int, seed: int) -> nn.Module:
             path, num_labels=num_labels, dtype=torch.float32
         )
     except OSError as exc:
-        raise ConfigError(f"The 'model' {path!r} could not be loaded: {exc}") from None
+        raise ConfigError(f"The 'model' {path!r} could not be loaded: {_first_line(exc)}") from None
 
 
 def parameter_groups(

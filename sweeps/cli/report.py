@@ -84,22 +84,52 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from analysis import write_report
+    from sweeps.results import ensure_results
+    from sweeps.rundir import REPORT_MARKER, RUN_MARKER, SWEEP_FILE, check_owned, check_writable
+    from sweeps.rundir import claim as claim_dir
     from trainer.errors import ConfigError
 
     intro = None
     if args.intro is not None:
         if not Path(args.intro).is_file():
             raise ConfigError(f"--intro: no such file {args.intro}")
-        intro = Path(args.intro).read_text(encoding="utf-8")
-    report = write_report(
-        args.run_dir,
-        args.out,
-        ci="bootstrap" if args.bootstrap else "t",
-        plots=not args.no_plots,
-        title=args.title,
-        intro=intro,
-        markdown=args.markdown,
-    )
+        try:
+            intro = Path(args.intro).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--intro: {args.intro} is not UTF-8 text ({exc.reason} at byte "
+                              f"{exc.start})") from None  # fmt: skip
+    for run_dir in args.run_dir:
+        path = Path(run_dir)
+        if not path.exists():
+            raise ConfigError(f"{run_dir}: no such run directory")
+        if path.is_dir() and ((path / RUN_MARKER).is_file() or (path / SWEEP_FILE).is_file()):
+            check_owned(path, RUN_MARKER, "the run directory")
+            ensure_results(path)  # derived data: rebuilt if missing, corrupt or behind
+    out = Path(args.out) if args.out else Path(args.run_dir[0]) / "report"
+    # the default report dir of a run dir steadytune made is its own; anywhere else, a
+    # directory is written only if it is new, empty or a steadytune report
+    own = not args.out and (Path(args.run_dir[0]) / RUN_MARKER).is_file()
+    created = not out.exists()
+    if not own:
+        check_writable(out, "--out")
+        check_owned(out, REPORT_MARKER, "--out" if args.out else "the report directory")
+        claim_dir(out, REPORT_MARKER, "--out")
+    try:
+        report = write_report(
+            args.run_dir,
+            args.out,
+            ci="bootstrap" if args.bootstrap else "t",
+            plots=not args.no_plots,
+            title=args.title,
+            intro=intro,
+            markdown=args.markdown,
+        )
+    except Exception:
+        if created and out.is_dir() and [p.name for p in out.iterdir()] == [REPORT_MARKER]:
+            import shutil
+
+            shutil.rmtree(out)  # refused: leave nothing behind
+        raise
     print_headline(report)
     print(f"report: {report.out_dir / 'report.html'} (and report.md, summary.csv, selection.yaml)")
     return 0

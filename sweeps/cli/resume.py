@@ -23,6 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sweeps.driver import load_run_spec
+    from sweeps.rundir import is_remote
+    from trainer.errors import ConfigError
 
+    if is_remote(args.run_dir):
+        return run_and_report(args, load_run_spec(args.run_dir), args.run_dir, dry_run=False)
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError(f"{args.run_dir} is not a directory (give a sweep's run directory)")
     run_dir = str(Path(args.run_dir).resolve())
     return run_and_report(args, load_run_spec(run_dir), run_dir, dry_run=False)

@@ -30,7 +30,9 @@ def add_data_dir_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_and_report(args: argparse.Namespace, spec, run_dir: str | None, dry_run: bool) -> int:
+def run_and_report(
+    args: argparse.Namespace, spec, run_dir: str | None, dry_run: bool, restart: bool = False
+) -> int:
     """Run (or continue) the sweep, write its report, and exit 1 if any trial failed."""
     from sweeps.driver import run_sweep
 
@@ -39,6 +41,7 @@ def run_and_report(args: argparse.Namespace, spec, run_dir: str | None, dry_run:
         address=args.address,
         run_dir=run_dir,
         dry_run=dry_run,
+        restart=restart,
         num_cpus=args.num_cpus,
         dashboard=not args.no_dashboard,
     )
@@ -55,19 +58,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sweep",
         help="run a sweep (grid and/or Optuna λ search) on Ray Tune",
         description="Run the sweep a spec describes. Without --address, a local Ray "
-        "instance on this machine (dashboard on 127.0.0.1, temp dir under the run dir). "
-        "On an existing run directory the sweep continues where it stopped.",
+        "instance on this machine (on 127.0.0.1, temp dir under the run dir). On an existing "
+        "run directory the sweep continues where it stopped and runs only new or unfinished "
+        "trials; a run directory recorded with a different spec is refused (see --restart).",
     )
     p.add_argument("spec", help="sweep spec (YAML)")
-    p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything a run would (data, model, run dir), print the trial table "
+        "with what is done and new; start nothing",
+    )
     p.add_argument("--run-dir", default=None, help="override <storage>/<name>")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="move an existing run directory aside (to <run dir>.old-<time>, never deleted) "
+        "and start the sweep anew",
+    )
     add_data_dir_argument(p)
     add_cluster_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sweeps.spec import load_spec
 
     spec = load_spec(args.spec, data_dir=args.data_dir)
-    return run_and_report(args, spec, args.run_dir, args.dry_run)
+    run_dir = str(Path(args.run_dir).absolute()) if args.run_dir else None
+    return run_and_report(args, spec, run_dir, args.dry_run, restart=args.restart)

@@ -28,9 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sweeps.preflight import check_data, check_models
+    from sweeps.rundir import TRAIN_MARKER, check_owned, check_writable, claim
     from trainer import load_config, train
 
     config = load_config(args.config, args.overrides)
+    # refuse what the run would refuse before --out is created or written
+    check_writable(args.out, "--out")
+    check_owned(args.out, TRAIN_MARKER, "--out")
+    check_data([(config.data.source_label, config)])
+    check_models([(config.data.source_label, config)])
+    claim(args.out, TRAIN_MARKER, "--out")
     result = train(config, args.out, progress=not args.no_progress)
     summary = {"out": args.out, "metrics": result["metrics"], "runtime_s": result["runtime_s"]}
     print(json.dumps(summary, indent=2))

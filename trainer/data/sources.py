@@ -4,11 +4,24 @@ Nothing here judges the rows (that is ``validation``): a reader only has to retu
 row of the file, in file order, with a fresh 0-based index, so that a later message can
 point at "data row 17". Text is read as text: CSV/TSV fields are strings, and "NA" or
 "null" stay strings rather than becoming missing values.
+
+A file that cannot be read as its format says (a byte its encoding cannot decode, a row
+with more fields than the header, a line that is not JSON, a Parquet file that is not) is a
+one-line ``DataError`` naming the file and the row, never a parser's traceback.
 """
 
 from __future__ import annotations
 
+import bz2
+import codecs
 import csv
+import gzip
+import io
+import json
+import lzma
+import re
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +30,9 @@ import pandas as pd
 from trainer.config import DataConfig, FileSource, HubSource
 from trainer.data.synthetic import generate
 from trainer.errors import DataError
+
+# How every message counts rows: the index pandas gives a file, the position in a hub split.
+ROW = "data row {} (counted from 0, header line not counted)"
 
 FORMATS_BY_SUFFIX = {
     ".csv": "csv",
@@ -110,13 +126,12 @@ def _read_files(files: FileSource) -> dict[str, RawSplit]:
     # Every file is checked before any is read: a typo in `test` should not wait for a
     # large train file to parse.
     for split, path in paths.items():
-        for file in _column_files(path, files) if files.format == "lines" else [path]:
-            if not Path(file).is_file():
-                raise DataError(f"The 'data.files.{split}' file does not exist: {file}.")
+        for file in _column_files(path, files) if files.format == "lines" else [str(path)]:
+            _check_file(Path(file), f"data.files.{split}")
     raw = {}
     for split, path in paths.items():
         if files.format == "lines":
-            raw[split] = RawSplit(_read_lines(path, files), str(path))
+            raw[split] = RawSplit(_read_lines(path, files, f"data.files.{split}"), str(path))
             continue
         layout = files.per_split.get(split)
         header = layout.header if layout else files.header
@@ -128,8 +143,19 @@ def _read_files(files: FileSource) -> dict[str, RawSplit]:
             if header and fmt in ("csv", "tsv")
             else ""
         )
-        raw[split] = RawSplit(_read_table(path, fmt, header, columns), str(path), hint)
+        frame = _read_table(path, fmt, header, columns, files.encoding, f"data.files.{split}")
+        raw[split] = RawSplit(frame, str(path), hint)
     return raw
+
+
+def _check_file(path: Path, key: str) -> None:
+    """A path that is not a readable file ends here, named by its key, not in a reader."""
+    if path.is_dir():
+        raise DataError(f"The '{key}' path is a directory, not a file: {path}.")
+    if not path.exists():
+        raise DataError(f"The '{key}' file does not exist: {path}.")
+    if not path.is_file():
+        raise DataError(f"The '{key}' path is not a regular file: {path}.")
 
 
 def _file_format(path: Path, declared: str, split: str) -> str:
@@ -145,29 +171,17 @@ def _file_format(path: Path, declared: str, split: str) -> str:
     return fmt
 
 
-def _read_table(path: Path, fmt: str, header: bool, columns: list[str] | None) -> pd.DataFrame:
-    try:
-        if fmt == "parquet":
-            return pd.read_parquet(path)
-        if fmt == "jsonl":
-            return pd.read_json(
-                path, lines=True, dtype=False, convert_dates=False, encoding="utf-8-sig"
-            )
-        frame = pd.read_csv(
-            path,
-            sep="\t" if fmt == "tsv" else ",",
-            # GLUE TSVs (MRPC) hold bare quote characters inside fields: no quoting.
-            quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
-            header=0 if header else None,
-            dtype=str,
-            keep_default_na=False,  # "NA", "null", "" stay text; validation judges them
-            skip_blank_lines=False,  # a blank line is an empty row, not a silent skip
-            encoding="utf-8-sig",  # MRPC's header starts with a byte-order mark
-        )
-    except pd.errors.EmptyDataError:  # not even a header line
+def _read_table(
+    path: Path, fmt: str, header: bool, columns: list[str] | None, encoding: str, key: str
+) -> pd.DataFrame:
+    if fmt == "parquet":
+        return _read_parquet(path)
+    text = _read_text(path, encoding, key, fmt, header)
+    if fmt == "jsonl":
+        return _parse_jsonl(text, path)
+    frame = _parse_delimited(text, path, fmt, header)
+    if frame is None:  # not even a header line: no rows, which validation reports
         return pd.DataFrame(columns=columns or [])
-    except (ValueError, OSError) as exc:  # parse errors, bad encoding, unreadable file
-        raise DataError(f"Could not read {path} as {fmt.upper()}: {exc}") from exc
     if not header:
         if frame.shape[1] != len(columns or []):
             raise DataError(
@@ -179,18 +193,151 @@ def _read_table(path: Path, fmt: str, header: bool, columns: list[str] | None) -
     return frame
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except ImportError:
+        raise
+    except Exception as exc:  # pyarrow's errors (ArrowInvalid, ...): all mean "not readable"
+        problem = re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(exc))
+        raise DataError(
+            f"The file {path} must be a Parquet file, as its extension or 'data.files.format' "
+            f"says. Got a file pyarrow cannot read instead: {_one_line(problem).rstrip('.')}."
+        ) from None
+
+
+def _parse_delimited(text: str, path: Path, fmt: str, header: bool) -> pd.DataFrame | None:
+    """CSV/TSV as strings, every row kept, field counts checked.
+
+    pandas guesses silently when a row has more fields than the header: if it is the
+    first row, the extra field becomes the index and every column shifts by one. Here
+    ``index_col=False`` turns the guess into a warning, and the warning into an error
+    naming the row.
+    """
+    sep = "\t" if fmt == "tsv" else ","
+    # GLUE TSVs (MRPC) hold bare quote characters inside fields: no quoting.
+    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    if header:
+        _check_header_names(text, path, sep, quoting)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                quoting=quoting,
+                header=0 if header else None,
+                index_col=False,
+                dtype=str,
+                keep_default_na=False,  # "NA", "null", "" stay text; validation judges them
+                skip_blank_lines=False,  # a blank line is an empty row, not a silent skip
+            )
+    except pd.errors.EmptyDataError:
+        return None
+    except pd.errors.ParserWarning:
+        record = _first_long_record(text, sep, quoting)
+        raise DataError(_field_count_message(path, fmt, header, record)) from None
+    except pd.errors.ParserError as exc:
+        message = str(exc)
+        counts = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+        quote = re.search(r"EOF inside string starting at row (\d+)", message)
+        if counts:
+            expected, line, saw = (int(g) for g in counts.groups())
+            record = (line - 1, expected, saw)  # pandas counts lines (records) from 1
+            raise DataError(_field_count_message(path, fmt, header, record)) from None
+        if quote:
+            at = _row_words(int(quote.group(1)), header)
+            raise DataError(
+                f"The file {path} must close every quoted field. Got a quote that is never "
+                f"closed at {at} instead. A quote character inside a quoted field is "
+                'written twice ("").'
+            ) from None
+        raise DataError(f"Could not read {path} as {fmt.upper()}: {_one_line(message)}") from None
+
+
+def _check_header_names(text: str, path: Path, sep: str, quoting: int) -> None:
+    """pandas renames a repeated column name ('text', 'text.1'), so 'data.text' would read
+    the first of two columns without a word: refuse the file instead."""
+    try:
+        names = next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting), [])
+    except csv.Error:  # pandas' own parse will say what is wrong
+        return
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise DataError(
+                f"The header line of {path} must name each column once. Got {name!r} twice instead."
+            )
+
+
+def _first_long_record(text: str, sep: str, quoting: int) -> tuple[int, int, int]:
+    """(record index, fields of the first record, fields of the first longer record)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting)
+    expected = -1
+    for index, fields in enumerate(reader):
+        if expected < 0:
+            expected = len(fields)
+        elif len(fields) > expected:
+            return index, expected, len(fields)
+    return 1, expected, expected + 1  # not found by csv: point at the first data row
+
+
+def _field_count_message(path: Path, fmt: str, header: bool, record: tuple[int, int, int]) -> str:
+    index, expected, saw = record
+    first = "its header line" if header else "its first row"
+    fix = (
+        "TSV files are read without quoting, so a field cannot hold a tab."
+        if fmt == "tsv"
+        else 'A field that holds a comma must be quoted ("a, b").'
+    )
+    return (
+        f"The file {path} must have {expected} fields in every row, as {first} has. Got "
+        f"{saw} fields at {_row_words(index, header)} instead. {fix}"
+    )
+
+
+def _row_words(record: int, header: bool) -> str:
+    """A 0-based record index of a CSV/TSV file (header line included) in ROW's words."""
+    row = record - 1 if header else record
+    return "the header line" if row < 0 else ROW.format(row)
+
+
+def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
+    """JSON Lines, one object a line; blank lines are skipped (as pandas does).
+
+    Parsed here rather than by ``pd.read_json``, whose message for a bad line is "Expected
+    object or value" (or a position in the whole file) and names no line.
+    """
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        at = f"line {number}, {ROW.format(len(records))},"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            array = " (the file holds a JSON array, not JSON Lines)" if line.strip() == "[" else ""
+            raise DataError(
+                f"The file {path} must hold one JSON object a line (JSON Lines). Got invalid "
+                f"JSON ({exc.msg}, column {exc.colno}){array} at {at} instead."
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"The file {path} must hold one JSON object a line (JSON Lines). Got a JSON "
+                f"{type(record).__name__} at {at} instead."
+            )
+        records.append(record)
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
 def _column_files(path: Path, files: FileSource) -> list[str]:
     return [str(path).replace("{column}", column) for column in files.columns or []]
 
 
-def _read_lines(path: Path, files: FileSource) -> pd.DataFrame:
+def _read_lines(path: Path, files: FileSource, key: str) -> pd.DataFrame:
     """One value a line, one file a column (SentEval): line i of every file is row i."""
     values = {}
     for column, file in zip(files.columns or [], _column_files(path, files), strict=True):
-        try:
-            text = Path(file).read_text(encoding="utf-8-sig")
-        except (ValueError, OSError) as exc:
-            raise DataError(f"Could not read {file} as text: {exc}") from exc
+        text = _read_text(Path(file), files.encoding, key, "lines", False)
         lines = text.split("\n")
         if lines[-1] == "":  # the newline that ends the last line
             lines.pop()
@@ -203,3 +350,112 @@ def _read_lines(path: Path, files: FileSource) -> pd.DataFrame:
             f"The files of one split must have one line per row each. Got {counts} instead."
         )
     return pd.DataFrame(values, dtype=object)
+
+
+# -- bytes to text --------------------------------------------------------------------
+
+_COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zip": "zip"}
+
+
+def _read_text(path: Path, encoding: str, key: str, fmt: str, header: bool) -> str:
+    """The file's text in ``encoding``; a byte the encoding cannot decode is a one-line
+    DataError naming the file, the byte offset, the line and (where lines are rows) the
+    data row, with the likely ``data.files.encoding``.
+
+    The bytes are decoded here, not by pandas: pandas decodes in chunks and reports a
+    position inside its chunk, not in the file. Compressed files (by extension, as pandas
+    infers them) are decompressed first.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"The '{key}' file {path} could not be read: {exc.strerror}.") from None
+    kind = _COMPRESSED.get(path.suffix.lower())
+    if kind is not None:
+        data = _decompress(data, kind, path)
+    skip = 0
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") and data.startswith(codecs.BOM_UTF8):
+        skip = len(codecs.BOM_UTF8)  # so offsets count from the file's first byte
+    try:
+        text = data[skip:].decode("utf-8" if skip else encoding)
+    except UnicodeDecodeError as exc:
+        message = _decode_message(data, skip + exc.start, encoding, path, fmt, header, kind)
+        raise DataError(message) from None
+    return text.removeprefix("\ufeff")
+
+
+def _decompress(data: bytes, kind: str, path: Path) -> bytes:
+    try:
+        if kind == "gzip":
+            return gzip.decompress(data)
+        if kind == "bzip2":
+            return bz2.decompress(data)
+        if kind == "xz":
+            return lzma.decompress(data)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise DataError(
+                    f"The zip file {path} must hold exactly one file. Got {names} instead."
+                )
+            return archive.read(names[0])
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"The file {path} must be {kind}-compressed, as its extension says. Got data "
+            f"that does not decompress instead: {_one_line(str(exc))}."
+        ) from None
+
+
+def _decode_message(
+    data: bytes, offset: int, encoding: str, path: Path, fmt: str, header: bool, kind: str | None
+) -> str:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    line_index = data.count(b"\n", 0, line_start)  # 0-based
+    place = f"on line {line_index + 1}"
+    row = _row_of_line(data, line_start, line_index, fmt, header)
+    if row is not None:
+        place += ", the header line," if row < 0 else f", {ROW.format(row)},"
+    default = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    name = "UTF-8" if default else repr(encoding)
+    of = " of the decompressed data" if kind else ""
+    return (
+        f"The file {path} must be text in {name} ('data.files.encoding'). Got byte "
+        f"0x{data[offset]:02x}, which {name} cannot decode, at byte offset {offset}{of} "
+        f"{place} instead. {_encoding_hint(data)}"
+    )
+
+
+def _row_of_line(
+    data: bytes, line_start: int, line_index: int, fmt: str, header: bool
+) -> int | None:
+    """The data row a line holds, where lines and rows correspond; None where they may not
+    (a CSV with quotes before the line: a quoted field may span lines)."""
+    if fmt == "lines":
+        return line_index
+    if fmt == "jsonl":  # blank lines are skipped, not rows
+        return sum(1 for line in data[:line_start].split(b"\n") if line.strip())
+    if fmt == "csv" and b'"' in data[:line_start]:
+        return None
+    return line_index - 1 if header else line_index
+
+
+def _encoding_hint(data: bytes) -> str:
+    """The fix most likely to work, from what the bytes look like."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "The file starts with a UTF-16 byte-order mark: set 'data.files.encoding: utf-16'."
+    if data.startswith(b"PAR1"):
+        return "The file looks like Parquet: set 'data.files.format: parquet'."
+    if data.startswith(b"\x1f\x8b"):
+        return "The file is gzip-compressed: give it a .gz extension (or decompress it)."
+    if any(0x80 <= b <= 0x9F for b in data):  # C1 controls in Latin-1, printable in cp1252
+        try:
+            data.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return "If it was saved on Windows, set 'data.files.encoding: cp1252'."
+    return "If the file is Latin-1 (ISO-8859-1), set 'data.files.encoding: latin-1'."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

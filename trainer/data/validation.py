@@ -13,10 +13,8 @@ from numbers import Integral, Real
 
 import pandas as pd
 
-from trainer.data.sources import RawSplit
+from trainer.data.sources import ROW, RawSplit
 from trainer.errors import DataError
-
-ROW = "data row {} (counted from 0, header line not counted)"
 
 
 def check_split(

@@ -1,0 +1,144 @@
+"""The checks a trial would make, made once before Ray starts (and by ``--dry-run``).
+
+Without them a missing data file, a single-class dataset or an unknown offline model
+surfaces as every trial failing, being retried and failing again on the cluster, with a
+traceback at the end. Here the same code the trainer runs (``trainer.data.load_splits``,
+``trainer.models``) loads and validates each distinct dataset and model once, so
+``--dry-run`` fails exactly where the real run would, with the trainer's own one-line
+message, and the real run fails before any process starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from sweeps.grid import TrialSpec, build_trial, search_cells
+from sweeps.rundir import RUN_MARKER, check_owned, check_writable, is_remote
+from sweeps.spec import SweepSpec
+from trainer.config import TrainConfig, load_config
+from trainer.errors import ConfigError, UserInputError
+
+
+def _trial_configs(spec: SweepSpec, trials: list[TrialSpec]) -> list[tuple[str, TrainConfig]]:
+    """(dataset label, config) of every grid trial and of one probe per search cell."""
+    configs = [(t.dataset, load_config(t.config)) for t in trials]
+    for cell in search_cells(spec):
+        probe = build_trial(
+            spec, cell["dataset_index"], cell["strategy"], spec.seed_list[0],
+            k=cell["k"], distill_lambda=cell["distill_lambda"], noise_lambda=cell["noise_lambda"],
+        )  # fmt: skip
+        configs.append((probe.dataset, load_config(probe.config)))
+    return configs
+
+
+def check_data(configs: list[tuple[str, TrainConfig]]) -> None:
+    """Load and validate every distinct data section (files, columns, labels, encoding)."""
+    from trainer.data import load_splits
+
+    seen: set[str] = set()
+    for label, config in configs:
+        fingerprint = json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
+        if fingerprint in seen:
+            continue
+        seen.add(fingerprint)
+        try:
+            load_splits(config.data)
+        except UserInputError as err:
+            raise type(err)(f"dataset {label!r}: {err}") from None
+
+
+def check_models(configs: list[tuple[str, TrainConfig]]) -> None:
+    """Every model resolvable here, and each dataset's ``max_length`` within its positions."""
+    from trainer.loop import default_cache_dir
+    from trainer.models import check_model_limits, check_model_resolvable
+
+    resolved: dict[tuple[str, str], str] = {}
+    checked: set[tuple[str, int]] = set()
+    for label, config in configs:
+        cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        where = (config.model, str(cache))
+        if where not in resolved:
+            resolved[where] = check_model_resolvable(config.model, cache)
+        limit = (resolved[where], config.data.max_length)
+        if limit not in checked:
+            checked.add(limit)
+            try:
+                check_model_limits(*limit, name=config.model)
+            except ConfigError as err:
+                raise ConfigError(f"dataset {label!r}: {err}") from None
+
+
+def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
+    """A local instance has this machine's CPUs (or ``--num-cpus``) and GPUs: a trial
+    asking for more would wait forever, so refuse it now. (On a cluster the same check
+    runs against ``ray.nodes()`` once connected, still before any trial starts.)"""
+    if num_cpus:
+        cpus = num_cpus
+    elif hasattr(os, "sched_getaffinity"):
+        cpus = len(os.sched_getaffinity(0))
+    else:
+        cpus = os.cpu_count() or 1
+    if spec.resources.cpu > cpus:
+        raise ConfigError(
+            f"The 'resources.cpu' parameter must be at most the {cpus} CPUs of the local "
+            f"Ray instance (this machine, or --num-cpus). Got {spec.resources.cpu:g} instead."
+        )
+    gpu = spec.resources.gpu
+    if gpu == "auto" or not gpu:
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if have < math.ceil(gpu):
+        raise ConfigError(
+            f"The 'resources.gpu' parameter must be at most the {have} GPU(s) this machine "
+            f"has (use gpu: 0 to run on CPUs, or auto). Got {gpu:g} instead."
+        )
+
+
+def check_optuna_storage(spec: SweepSpec) -> None:
+    """An explicit ``search.storage`` must be reachable (the default lives in the run dir)."""
+    url = spec.search.storage if spec.search else None
+    if not url:
+        return
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():  # SQLite creates the file, never its folder
+            raise ConfigError(
+                f"The 'search.storage' {url!r} cannot be reached: {str(folder)!r} is not a "
+                "directory"
+            )
+        check_writable(folder, "'search.storage'")
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect():
+            pass
+    except Exception as exc:  # drivers raise their own types: all mean "unreachable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"The 'search.storage' {url!r} cannot be reached: {first}") from None
+
+
+def preflight(
+    spec: SweepSpec,
+    trials: list[TrialSpec],
+    run_dir: str,
+    *,
+    address: str | None,
+    num_cpus: int | None,
+) -> None:
+    """Everything a trial or the driver would refuse, refused now (``UserInputError``)."""
+    if not is_remote(run_dir):
+        check_writable(run_dir, "the run directory ('storage'/'name' or --run-dir)")
+        check_owned(run_dir, RUN_MARKER, "the run directory ('storage'/'name' or --run-dir)")
+    if address is None:
+        check_local_resources(spec, num_cpus)
+    check_optuna_storage(spec)
+    configs = _trial_configs(spec, trials)
+    check_data(configs)
+    check_models(configs)
