@@ -139,7 +139,7 @@ def print_plan(
         f"{concurrency} at a time -> {math.ceil(left / concurrency)} waves"
         + (f"; {sum(steps)} optimizer steps in grid trials" if known and steps and not done else "")
     )
-    if state:
+    if state and (done or new < total):
         console.print(
             f"run directory: {run_dir} holds {done} finished trial(s) of these; {left} to run, "
             f"{new} of them new (not in its recorded sweep)",
@@ -154,9 +154,11 @@ def trial_states(
     run_dir: str, grid_trials: list[TrialSpec], old: dict[str, Any] | None
 ) -> dict[str, str]:
     """What the run dir holds of each trial: ``done``, ``new`` or ``todo`` (grid keys);
-    ``done:<cell>`` for each finished Optuna trial. Empty for a new or remote run dir."""
-    if old is None or is_remote(run_dir):
+    ``done:<cell>`` for each finished Optuna trial. Empty for a remote run dir."""
+    if is_remote(run_dir):
         return {}
+    if old is None:
+        return {t.key: "new" for t in grid_trials}
     recorded = set(old.get("grid_keys") or [])
     state = {
         t.key: "done" if is_finished(run_dir, t) else ("todo" if t.key in recorded else "new")
