@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from sweeps.grid import TrialSpec, expand_grid, search_cells
 from sweeps.ledger import build_record, read_record, refuse_if_changed, write_record
 from sweeps.preflight import preflight
-from sweeps.results import TRIAL_FILE, collect_rows, ensure_results
+from sweeps.results import TRIAL_FILE, collect_rows, ensure_results, finished_result
 from sweeps.rundir import (
     RUN_MARKER,
     SWEEP_FILE,
@@ -172,12 +172,7 @@ def trial_states(
 
 def is_finished(run_dir: str, trial: TrialSpec) -> bool:
     """Whether the trial's directory holds a result of exactly this trial's config."""
-    path = trial_dir(run_dir, trial.key) / "result.json"
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(result, dict) and result.get("config") == trial.config
+    return finished_result(trial_dir(run_dir, trial.key), trial.config) is not None
 
 
 # -- running ----------------------------------------------------------------------

@@ -15,12 +15,11 @@ told, the trial directories which seeds of each finished.
 
 from __future__ import annotations
 
-import json
 import statistics
-from pathlib import Path
 from typing import Any
 
 from sweeps.grid import TrialSpec, build_trial, search_cells
+from sweeps.results import finished_result
 from sweeps.rundir import trial_dir
 from sweeps.spec import SweepSpec
 
@@ -245,12 +244,8 @@ class SeedGroupSearch:
 
 def _finished_objective(run_dir: str, trial: TrialSpec) -> float | None:
     """The objective of a trial finished in ``run_dir`` with exactly this config, or None."""
-    path = trial_dir(run_dir, trial.key) / "result.json"
-    try:
-        result = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("config") != trial.config:
+    result = finished_result(trial_dir(run_dir, trial.key), trial.config)
+    if result is None:
         return None
     value = (result.get("metrics") or {}).get("dev", {}).get(trial.primary_metric)
     return float(value) if isinstance(value, (int, float)) else None

@@ -150,6 +150,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def finished_result(trial_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The trainer's result in ``trial_dir`` if it was run with exactly ``config``: a
+    result is never reused for a config it was not run with."""
+    result = _read_json(trial_dir / "result.json")
+    return result if result is not None and result.get("config") == config else None
+
+
 def trial_row(trial_dir: Path) -> dict[str, Any] | None:
     """The results row of one trial directory, or None while the trial has not ended.
 
@@ -163,8 +170,8 @@ def trial_row(trial_dir: Path) -> dict[str, Any] | None:
         return None
     trial = started["trial"]
     trial_id = started.get("trial_id") or ""
-    result = _read_json(trial_dir / "result.json")
-    if result is not None and result.get("config") == trial.get("config"):
+    result = finished_result(trial_dir, trial.get("config"))
+    if result is not None:
         metrics = final_metrics(result, trial_dir, trial["primary_metric"])
         status = DIVERGED if result.get("status") == "diverged" else FINISHED
         return make_row(trial, metrics, trial_id=trial_id, status=status)
