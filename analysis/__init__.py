@@ -14,6 +14,7 @@ imported inside the functions that need them).
 """
 
 from analysis._compare import compare_to_vanilla, holm, paired_test
+from analysis._decide import Decision, DecisionSettings, decide
 from analysis._ensemble import average_weights, ensemble_table, run_ensembles, vote
 from analysis._load import (
     AnalysisError,
@@ -26,17 +27,21 @@ from analysis._load import (
 )
 from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 from analysis._report import Report, build_report, write_report
-from analysis._select import RULE, pick, select, selection_dict
+from analysis._select import RULE, decisions, select, selection_dict
 from analysis._tables import config_label, describe, missing_trials, seed_stats
 
 __all__ = [
     "RULE",
     "AnalysisError",
+    "Decision",
+    "DecisionSettings",
     "Report",
     "average_weights",
     "build_report",
     "compare_to_vanilla",
     "config_label",
+    "decide",
+    "decisions",
     "describe",
     "ensemble_table",
     "expected_trials",
@@ -47,7 +52,6 @@ __all__ = [
     "long_metrics",
     "missing_trials",
     "paired_test",
-    "pick",
     "plot_k",
     "plot_lambda",
     "plot_learning_curves",

@@ -1,20 +1,43 @@
-"""Picking strategy, K and λ per dataset, by one documented rule. Pure; no file I/O."""
+"""Per dataset: the verdict, the configuration to use, and each strategy's K and λ.
+
+The tidy results table becomes the decision's candidates (``analysis._decide``), one per
+model of a configuration; the rule is there. Pure; no file I/O.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from analysis._tables import k_order, primary_metrics, seed_stats, sort_configs
+from analysis._decide import (
+    DEFAULT_MARGINS,
+    Candidate,
+    Decision,
+    DecisionSettings,
+    cost_rank,
+    decide,
+)
+from analysis._load import long_metrics
+from analysis._tables import config_label, primary_metrics, t_interval
 from sweeps.spec import base_strategy
 
 RULE = (
-    "Highest mean of the dataset's primary dev metric across seeds; every configuration "
-    "whose mean is within one SEM (of the best configuration) of the best mean ties with it; "
-    "among ties the smaller std across seeds wins, then the smaller K (no K < 1 < 2 < … < "
-    "'all': the cheaper teacher), then the smaller λ. Configurations with fewer than "
-    "{min_seeds} finished seeds are considered only if no configuration has that many."
+    "Dev split, the dataset's primary metric, each configuration paired with vanilla by "
+    "seed. A configuration is better (worse) when the paired t-test, Holm-corrected over "
+    "the dataset's configurations, rejects at alpha with Δ > 0 (< 0), and equivalent when "
+    "the paired TOST against ±margin rejects at alpha. Verdict: better if any "
+    "configuration is better; equivalent if every configuration that is not worse is "
+    "equivalent; else unresolved. Vanilla is chosen unless the verdict is better. Among "
+    "equally good configurations (the leader by mean Δ and those not significantly "
+    "different from it) one with a significantly smaller std than vanilla "
+    "(Brown–Forsythe, Holm) comes first, then the cheaper one (vanilla < SE < SDA, small "
+    "K first < SDV; NoisyTune after the same strategy without it; the smaller λ), then "
+    "the higher mean. Each strategy's K and λ are picked by the same rule within the "
+    "strategy, and the overall choice is one of those picks."
 )
 
 SELECTION_COLUMNS = (
@@ -31,108 +54,263 @@ SELECTION_COLUMNS = (
     "std",
     "sem",
     "label",
-    "ties",
+    "status",
+    "verdict",
 )
 
 
-def _lam(v: object) -> float:
-    return -1.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+def _none(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.item() if hasattr(v, "item") else v
 
 
-def pick(candidates: pd.DataFrame, min_seeds: int = 3) -> tuple[pd.Series, list[str]]:
-    """Apply the rule to rows of :func:`analysis.seed_stats` (one dataset, one metric).
+def candidate_id(row: Mapping[str, Any]) -> str:
+    """``<configuration key>:<model>``; the configuration key is the grid's
+    (``sweeps.grid.config_key``), so the race and the report name a candidate alike."""
+    from sweeps.grid import trial_key
 
-    Returns the chosen row and the labels of the configurations it tied with (itself
-    included).
+    k = _none(row.get("teacher_k"))
+    key = trial_key(
+        str(row["dataset"]), str(row["strategy"]), None, _none(row.get("noise_lambda")),
+        _none(row.get("distill_lambda")), None if k is None else str(k),
+    )  # fmt: skip
+    return f"{key}:{row.get('model', 'student')}"
+
+
+def seed_flags(df: pd.DataFrame) -> dict[str, str]:
+    """Trial key -> ``diverged`` / ``one class`` for the seeds the verdict must show."""
+    out: dict[str, str] = {}
+    if "key" not in df:
+        return out
+    if "one_class_on_dev" in df:
+        for key in df.loc[df["one_class_on_dev"].fillna(False).astype(bool), "key"]:
+            out[str(key)] = "one class"
+    if "diverged" in df:
+        for key in df.loc[df["diverged"].fillna(False).astype(bool), "key"]:
+            out[str(key)] = "diverged"
+    return out
+
+
+@dataclass
+class DatasetDecision:
+    """A dataset's :class:`Decision`, what its candidate ids mean, and the test check."""
+
+    dataset: str
+    decision: Decision
+    info: dict[str, dict[str, Any]]  # candidate id -> config columns, model, label
+    confirmation: dict[str, Any] | None = None  # the chosen one on test, paired
+    race: Any = None  # sweeps.race.DatasetRace of a raced dataset
+    seeds: dict[str, list[int]] = field(default_factory=dict)  # candidate id -> dev seeds
+
+    def config_label(self, config: str) -> str:
+        """The label of a configuration (any of its models' labels, without the model)."""
+        for cid, info in self.info.items():
+            if cid.rsplit(":", 1)[0] == config:
+                return config_label({**info, "model": "student"})
+        return config
+
+
+def dataset_candidates(
+    long: pd.DataFrame, dataset: str, metric: str, split: str = "dev",
+    flags: Mapping[str, str] | None = None,
+) -> tuple[list[Candidate], dict[str, dict[str, Any]]]:  # fmt: skip
+    """The candidates of one dataset from :func:`analysis.long_metrics` rows.
+
+    SE's student *is* the run without SE (same seed, same steps), so SE competes as its
+    averaged model only. A configuration run twice on a seed (an Optuna λ proposed
+    again) counts once, with the mean of its runs.
     """
-    pool = candidates[candidates["n"] >= min_seeds]
-    if pool.empty:
-        pool = candidates
-    best = pool.loc[pool["mean"].idxmax()]
-    margin = best["sem"] if pd.notna(best["sem"]) else 0.0
-    ties = pool[pool["mean"] >= best["mean"] - margin - 1e-12].copy()
-    ties["_std"] = ties["std"].fillna(math.inf)
-    ties["_k"] = ties["teacher_k"].map(k_order)
-    ties["_dl"] = ties["distill_lambda"].map(_lam)
-    ties["_nl"] = ties["noise_lambda"].map(_lam)
-    ties["_m"] = ties["model"].map({"student": 0}).fillna(1)
-    ties["_mean"] = -ties["mean"]
-    ties = ties.sort_values(["_std", "_k", "_dl", "_nl", "_m", "_mean", "label"], kind="stable")
-    return ties.iloc[0], list(ties["label"])
+    part = long[(long["dataset"] == dataset) & (long["split"] == split)
+                & (long["metric"] == metric)]  # fmt: skip
+    se_student = (part["model"] == "student") & (part["strategy"].map(base_strategy) == "se")
+    part = part[~se_student]
+    flags = flags or {}
+    by_id: dict[str, dict[str, Any]] = {}
+    values: dict[str, dict[int, list[float]]] = {}
+    seed_flags: dict[str, dict[int, str]] = {}
+    for r in part.to_dict("records"):
+        if r["strategy"] == "vanilla" and r["model"] != "student":
+            continue
+        cid = candidate_id(r)
+        if cid not in by_id:
+            info = {
+                c: _none(r.get(c))
+                for c in (
+                    "dataset",
+                    "strategy",
+                    "teacher_k",
+                    "distill_lambda",
+                    "noise_lambda",
+                    "model",
+                )
+            }
+            info["label"] = config_label(info)  # fmt: skip
+            by_id[cid] = info
+        values.setdefault(cid, {}).setdefault(int(r["seed"]), []).append(float(r["value"]))
+        if str(r.get("key")) in flags:
+            seed_flags.setdefault(cid, {})[int(r["seed"])] = flags[str(r.get("key"))]
+    out = []
+    for cid, info in by_id.items():
+        lam = info["distill_lambda"]
+        out.append(
+            Candidate(
+                id=cid,
+                label=info["label"],
+                group=info["strategy"],
+                values={s: sum(v) / len(v) for s, v in sorted(values[cid].items())},
+                cost=cost_rank(
+                    info["strategy"],
+                    info["teacher_k"],
+                    None if lam is None else float(lam),
+                    info["model"],
+                ),
+                is_vanilla=info["strategy"] == "vanilla",
+                flags=seed_flags.get(cid, {}),
+            )
+        )
+    return out, by_id
+
+
+def _confirmation(long: pd.DataFrame, dataset: str, metric: str, chosen: str,
+                  vanilla: str, confidence: float) -> dict[str, Any] | None:  # fmt: skip
+    """The chosen candidate against vanilla on the test split, paired by seed."""
+    cands, _ = dataset_candidates(long, dataset, metric, split="test")
+    by_id = {c.id: c for c in cands}
+    if chosen not in by_id or vanilla not in by_id:
+        return None
+    x, y = by_id[chosen].values, by_id[vanilla].values
+    common = sorted(set(x) & set(y))
+    if not common:
+        return None
+    d = [x[s] - y[s] for s in common]
+    low, high = t_interval(d, confidence)
+    return {"n": len(d), "delta": sum(d) / len(d), "ci_low": low, "ci_high": high,
+            "confidence": confidence}  # fmt: skip
+
+
+def decisions(
+    df: pd.DataFrame,
+    *,
+    metric: str | dict[str, str] | None = None,
+    settings: DecisionSettings | None = None,
+    races: Mapping[str, Any] | None = None,
+) -> dict[str, DatasetDecision]:
+    """The decision of every dataset that has a vanilla run.
+
+    ``races`` maps a raced dataset to its ``sweeps.race.DatasetRace``: its decision is
+    the race's last look (taken at that look's group-sequential level), not a fresh test
+    at α — testing again at α after the race chose when to stop would inflate the error.
+    """
+    settings = settings or DecisionSettings()
+    long = long_metrics(df)
+    flags = seed_flags(df)
+    primaries = primary_metrics(df)
+    out: dict[str, DatasetDecision] = {}
+    for dataset in sorted(long["dataset"].astype(str).unique()):
+        m = metric.get(dataset) if isinstance(metric, dict) else metric
+        m = m or primaries.get(dataset, "accuracy")
+        cands, info = dataset_candidates(long, dataset, m, flags=flags)
+        if not any(c.is_vanilla for c in cands):
+            continue
+        race = (races or {}).get(dataset)
+        if race is not None and race.decision is not None:
+            decision = race.decision
+        else:
+            decision = decide(cands, metric=m, settings=settings)
+        vanilla = next(c.id for c in cands if c.is_vanilla)
+        confirmation = None
+        if decision.chosen != vanilla:
+            confirmation = _confirmation(long, dataset, m, decision.chosen, vanilla,
+                                         1 - settings.alpha)  # fmt: skip
+        out[dataset] = DatasetDecision(
+            dataset, decision, info, confirmation, race,
+            seeds={c.id: sorted(c.values) for c in cands},
+        )  # fmt: skip
+    return out
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    std = float(v.std(ddof=1)) if len(v) > 1 else math.nan
+    return float(v.mean()), std, std / math.sqrt(len(v)) if len(v) > 1 else math.nan
 
 
 def select(
     df: pd.DataFrame,
     *,
     metric: str | dict[str, str] | None = None,
-    models: tuple[str, ...] = ("student", "averaged"),
-    min_seeds: int = 3,
+    settings: DecisionSettings | None = None,
+    decided: Mapping[str, DatasetDecision] | None = None,
 ) -> pd.DataFrame:
     """The configuration to use per dataset, and the K and λ to use per strategy.
 
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        The tidy results table (``analysis.load``); dev metrics are used.
-    metric : str or dict, optional
-        The metric to maximise (dict: per dataset); default each dataset's primary one.
-    models : tuple of str
-        Which models of a configuration are candidates: ``student`` and ``averaged``
-        (SE's averaged model, SDA's teacher) — a configuration's averaged model is a
-        model you can deploy too.
-    min_seeds : int
-        See :data:`RULE`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per dataset one row with ``scope == "best"`` (over all strategies, vanilla
-        included) and one row per strategy (``scope`` = the strategy: its best K and λ),
-        with the chosen configuration, ``n``, ``mean``, ``std``, ``sem`` and ``ties``
-        (labels of the configurations within one SEM of the best mean, the chosen one
-        first).
+    Per dataset one row with ``scope == "best"`` (the chosen configuration: vanilla
+    unless the verdict is ``better``) and one row per strategy (its pick), each with
+    ``n``, ``mean``, ``std``, ``sem`` on dev, its ``status`` against vanilla and the
+    dataset's ``verdict``. The rule is :data:`RULE`.
     """
-    metric_of = metric if isinstance(metric, dict) else None
-    primaries = primary_metrics(df)
-    stats = seed_stats(df, splits=["dev"], models=list(models))
-    # SE never touches training: its student *is* the run without SE (same seed, same
-    # steps), so SE competes as its averaged model only, never as a copy of vanilla
-    se_student = (stats["model"] == "student") & (stats["strategy"].map(base_strategy) == "se")
-    stats = stats[~se_student]
+    decided = decided if decided is not None else decisions(df, metric=metric, settings=settings)
+    long = long_metrics(df)
     rows = []
-    for dataset in sorted(stats["dataset"].unique()):
-        m = (metric_of or {}).get(dataset) or (metric if isinstance(metric, str) else None)
-        m = m or primaries.get(dataset, "accuracy")
-        cand = stats[(stats["dataset"] == dataset) & (stats["metric"] == m)]
-        if cand.empty:
-            continue
-        scopes = [("best", cand)] + [
-            (s, cand[cand["strategy"] == s]) for s in sort_configs(cand)["strategy"].unique()
-        ]
-        for scope, pool in scopes:
-            chosen, ties = pick(pool, min_seeds)
-            row = {c: chosen[c] for c in SELECTION_COLUMNS if c in chosen.index}
-            row.update(dataset=dataset, scope=scope, ties=tuple(ties), metric=m)
-            rows.append(row)
+    for dataset, dd in decided.items():
+        d = dd.decision
+        part = long[(long["dataset"] == dataset) & (long["split"] == "dev")
+                    & (long["metric"] == d.metric)]  # fmt: skip
+        values: dict[str, list[float]] = {}
+        for r in part.to_dict("records"):
+            values.setdefault(candidate_id(r), []).append(float(r["value"]))
+        statuses = {a.id: a.status for a in d.assessments}
+        scopes = [("best", d.chosen), *sorted(d.picks.items(), key=lambda kv: _order(kv[0]))]
+        for scope, cid in scopes:
+            info = dd.info[cid]
+            mean, std, sem = _stats(values.get(cid, []))
+            rows.append({
+                "dataset": dataset, "scope": scope, "strategy": info["strategy"],
+                "model": info["model"], "teacher_k": info["teacher_k"],
+                "distill_lambda": info["distill_lambda"], "noise_lambda": info["noise_lambda"],
+                "metric": d.metric, "n": len(values.get(cid, [])), "mean": mean, "std": std,
+                "sem": sem, "label": info["label"],
+                "status": "reference" if info["strategy"] == "vanilla" else statuses[cid],
+                "verdict": d.verdict,
+            })  # fmt: skip
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
+def _order(strategy: str) -> int:
+    from trainer.config import STRATEGIES
+
+    return STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES)
+
+
 def _plain(v: object) -> object:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    if hasattr(v, "item"):
-        v = v.item()
+    v = _none(v)
     if isinstance(v, str) and v.isdigit():
         return int(v)
     if isinstance(v, float):
-        return round(v, 6)
+        return round(v, 6) if math.isfinite(v) else None
     return v
 
 
-def selection_dict(selection: pd.DataFrame, min_seeds: int = 3) -> dict:
-    """``selection.yaml``'s content: the rule, then per dataset the best configuration
-    and per strategy its K and λ (each with mean, std, n)."""
-    out: dict = {"rule": RULE.format(min_seeds=min_seeds), "split": "dev", "datasets": {}}
+def selection_dict(
+    selection: pd.DataFrame,
+    decided: Mapping[str, DatasetDecision] | None = None,
+    settings: DecisionSettings | None = None,
+) -> dict:
+    """``selection.yaml``'s content: the rule and settings, then per dataset the verdict,
+    the chosen configuration (``best``), each strategy's pick, and the test check."""
+    settings = settings or DecisionSettings()
+    margins = {m: settings.margin_for(m) for m in DEFAULT_MARGINS}
+    out: dict = {
+        "rule": RULE,
+        "split": "dev",
+        "decision": {"alpha": settings.alpha, "margin": margins},
+        "datasets": {},
+    }
     for r in selection.to_dict("records"):
         entry = {
             "strategy": r["strategy"],
@@ -141,15 +319,42 @@ def selection_dict(selection: pd.DataFrame, min_seeds: int = 3) -> dict:
             "distill_lambda": _plain(r["distill_lambda"]),
             "noise_lambda": _plain(r["noise_lambda"]),
             "metric": r["metric"],
+            "status": r["status"],
             "mean": _plain(r["mean"]),
             "std": _plain(r["std"]),
             "n": int(r["n"]),
             "summary": f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['n'])})",
-            "ties": list(r["ties"]),
         }
-        ds = out["datasets"].setdefault(r["dataset"], {"best": None, "per_strategy": {}})
+        ds = out["datasets"].setdefault(
+            r["dataset"], {"verdict": r["verdict"], "best": None, "per_strategy": {}}
+        )
         if r["scope"] == "best":
             ds["best"] = entry
         else:
             ds["per_strategy"][r["scope"]] = entry
+    for dataset, dd in (decided or {}).items():
+        if dataset not in out["datasets"]:
+            continue
+        d = dd.decision
+        ds = out["datasets"][dataset]
+        ds["reason"] = d.reason
+        ds["margin"] = d.margin
+        if d.verdict == "unresolved" and d.contender:
+            ds["contender"] = dd.info[d.contender]["label"]
+            ds["seeds_to_resolve"] = (
+                int(d.seeds_to_resolve) if math.isfinite(d.seeds_to_resolve) else None
+            )
+        if d.flags:
+            ds["flagged_seeds"] = dict(d.flags)
+        if dd.confirmation:
+            c = dd.confirmation
+            ds["test_confirmation"] = {
+                "delta": _plain(c["delta"]), "ci_low": _plain(c["ci_low"]),
+                "ci_high": _plain(c["ci_high"]), "n": c["n"],
+            }  # fmt: skip
+        if dd.race is not None:
+            ds["race"] = {
+                "ended": dd.race.ended,
+                "seeds": {dd.config_label(c): n for c, (n, _) in dd.race.stopped.items()},
+            }
     return out

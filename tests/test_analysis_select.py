@@ -1,114 +1,173 @@
-"""The K/λ rule on hand-made ties."""
+"""The verdict and the K/λ choice on hand-made results tables."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from test_analysis_tables import table
 
 import analysis
 
+VANILLA = ("vanilla", None, None, None)
 
-def _sel(df, scope="best"):
-    s = analysis.select(df)
+
+def _sel(df, scope="best", **kw):
+    s = analysis.select(df, **kw)
     return s[s["scope"] == scope].iloc[0]
 
 
-def test_clear_winner():
+def _noise(n: int, seed: int = 0, sd: float = 0.005) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, sd, n)
+
+
+def test_clear_winner_is_better_and_chosen():
     df = table(
         {
-            ("vanilla", None, None, None): [0.70, 0.71, 0.72],
-            ("sda", "1", 1.0, None): [0.80, 0.81, 0.82],
-            ("sda", "2", 1.0, None): [0.60, 0.62, 0.64],
+            VANILLA: [0.70, 0.71, 0.72, 0.71, 0.70],
+            ("sda", "1", 1.0, None): [0.80, 0.81, 0.82, 0.815, 0.805],
+            ("sda", "2", 1.0, None): [0.60, 0.62, 0.64, 0.61, 0.63],
         }
     )
     best = _sel(df)
-    assert (best["strategy"], best["teacher_k"], best["ties"]) == ("sda", "1", ("sda K=1 dλ=1",))
+    assert (best["strategy"], best["teacher_k"], best["verdict"]) == ("sda", "1", "better")
+    assert best["status"] == "better"
+    statuses = dict(zip(analysis.select(df)["label"], analysis.select(df)["status"], strict=True))
+    assert statuses["sda K=1 dλ=1"] == "better"
 
 
-def test_tie_within_one_sem_goes_to_smaller_std():
-    # best mean 0.80 (K=all, SEM 0.02); K=2 mean 0.79 is within one SEM and steadier
-    df = table(
-        {
-            ("sda", "all", 1.0, None): [0.76, 0.80, 0.84],
-            ("sda", "2", 1.0, None): [0.785, 0.79, 0.795],
-            ("sda", "1", 1.0, None): [0.70, 0.70, 0.70],
-        }
-    )
+def test_a_higher_mean_on_few_noisy_seeds_is_not_crowned():
+    """The quickstart's failure: 3 seeds, a config 'ahead' by less than the noise."""
+    van = [0.854, 0.840, 0.868]
+    df = table({VANILLA: van, ("sda", "1", 1.0, None): [0.849, 0.845, 0.860]})
     best = _sel(df)
-    assert best["teacher_k"] == "2"
-    assert set(best["ties"]) == {"sda K=2 dλ=1", "sda K=all dλ=1"}
-    assert best["ties"][0] == "sda K=2 dλ=1"
+    assert best["verdict"] == "unresolved" and best["strategy"] == "vanilla"
+    dd = analysis.decisions(df)["d"]
+    assert dd.decision.contender is not None
+    assert dd.decision.seeds_to_resolve > 3  # it says how many seeds would settle it
 
 
-def test_equal_std_goes_to_smaller_k_and_all_is_largest():
-    # same values for K=all and K=4: the tie is broken by K, and 'all' > 4
-    df = table(
-        {("sda", "all", 1.0, None): [0.79, 0.80, 0.81], ("sda", "4", 1.0, None): [0.79, 0.80, 0.81]}
-    )
-    assert _sel(df)["teacher_k"] == "4"
+def test_equally_good_configs_go_to_the_cheaper_not_the_smaller_std():
+    """K=2 has the higher mean and a smaller std, but neither is evidence: K=1 is cheaper."""
+    base = np.array([0.70, 0.71, 0.72, 0.73, 0.74, 0.70, 0.72, 0.71])
+    k1 = base + 0.05 + _noise(8, 1, 0.004)
+    k2 = base + 0.052 + _noise(8, 2, 0.002)
+    df = table({VANILLA: list(base), ("sda", "1", 1.0, None): list(k1),
+                ("sda", "2", 1.0, None): list(k2)})  # fmt: skip
+    best = _sel(df)
+    assert best["verdict"] == "better"
+    assert best["teacher_k"] == "1"
+    assert _sel(df, scope="sda")["teacher_k"] == "1"
+
+
+def test_k_all_is_the_most_expensive_and_numbers_sort_numerically():
+    base = np.linspace(0.70, 0.76, 6)
+    same = list(base + 0.05)
+    df = table({VANILLA: list(base), ("sda", "all", 1.0, None): same,
+                ("sda", "10", 1.0, None): same, ("sda", "2", 1.0, None): same})  # fmt: skip
+    assert _sel(df)["teacher_k"] == "2"  # 2 < 10 < all
+
+
+def test_equivalent_needs_the_equivalence_test_not_a_missing_difference():
+    base = np.random.default_rng(3).normal(0.80, 0.01, 12)
+    close = base + _noise(12, 4, 0.001)
+    df = table({VANILLA: list(base), ("noisytune", None, None, 0.15): list(close)})
+    best = _sel(df)
+    assert best["verdict"] == "equivalent" and best["strategy"] == "vanilla"
+    # the same closeness on 3 seeds is not evidence of equivalence at a margin of 0.001
+    few = table({VANILLA: list(base[:3]), ("noisytune", None, None, 0.15): list(close[:3])})
+    tight = analysis.DecisionSettings(margin=0.001)
+    assert _sel(few, settings=tight)["verdict"] == "unresolved"
+
+
+def test_everything_worse_keeps_vanilla():
+    df = table({VANILLA: [0.80, 0.81, 0.82, 0.81],
+                ("se", "all", None, None): [0.60, 0.61, 0.62, 0.61]})  # fmt: skip
+    df.loc[df["strategy"] == "se", "averaged_dev_accuracy"] = df["dev_accuracy"]
+    df = analysis.tidy(df)
+    best = _sel(df)
+    assert best["strategy"] == "vanilla" and best["verdict"] == "equivalent"
+    assert _sel(df, scope="se")["status"] == "worse"
+    assert "worse" in analysis.decisions(df)["d"].decision.reason
+
+
+def test_overall_choice_is_one_of_the_per_strategy_picks():
+    base = np.linspace(0.70, 0.75, 6)
     df = table(
         {
-            ("sda", "all", 1.0, None): [0.79, 0.80, 0.81],
-            ("sda", "10", 1.0, None): [0.79, 0.80, 0.81],
-            ("sda", "2", 1.0, None): [0.79, 0.80, 0.81],
+            VANILLA: list(base),
+            ("sda", "1", 1.0, None): list(base + 0.030 + _noise(6, 1, 0.002)),
+            ("sda", "2", 1.0, None): list(base + 0.040 + _noise(6, 2, 0.002)),
+            ("noisytune", None, None, 0.15): list(base + 0.035 + _noise(6, 3, 0.002)),
         }
     )
-    assert _sel(df)["teacher_k"] == "2"  # numeric, not string, order: 2 < 10 < all
+    sel = analysis.select(df)
+    best = sel[sel["scope"] == "best"].iloc[0]
+    picks = sel[sel["scope"] != "best"]
+    assert best["label"] in set(picks["label"])
 
 
-def test_lambda_chosen_the_same_way_and_outside_one_sem_is_no_tie():
-    df = table(
-        {
-            ("sda", "1", 0.5, None): [0.79, 0.80, 0.81],
-            ("sda", "1", 2.0, None): [0.79, 0.80, 0.81],
-            ("sda", "1", 1.0, None): [0.70, 0.71, 0.72],
-        }
+def test_selection_yaml_has_the_verdict_and_vanilla_unless_better():
+    df = table({VANILLA: [0.70, 0.71, 0.72],
+                ("noisytune+sda", "all", 1.0, 0.15): [0.80, 0.815, 0.82]})  # fmt: skip
+    decided = analysis.decisions(df)
+    data = yaml.safe_load(
+        yaml.safe_dump(analysis.selection_dict(analysis.select(df, decided=decided), decided))
     )
-    best = _sel(df, scope="sda")
-    assert best["distill_lambda"] == 0.5 and len(best["ties"]) == 2
-
-
-def test_too_few_seeds_are_not_candidates_unless_nothing_else():
-    df = table(
-        {("sda", "1", 1.0, None): [0.95, None, None], ("sda", "2", 1.0, None): [0.80, 0.81, 0.82]}
-    )
-    assert _sel(df)["teacher_k"] == "2"
-    df = table({("sda", "1", 1.0, None): [0.95], ("sda", "2", 1.0, None): [0.8]})
-    assert _sel(df)["teacher_k"] == "1"
-
-
-def test_selection_yaml_round_trip():
-    df = table(
-        {
-            ("vanilla", None, None, None): [0.70, 0.71, 0.72],
-            ("noisytune+sda", "all", 1.0, 0.15): [0.80, 0.81, 0.82],
-        }
-    )
-    data = yaml.safe_load(yaml.safe_dump(analysis.selection_dict(analysis.select(df))))
-    best = data["datasets"]["d"]["best"]
-    assert best | {"ties": None} == best | {
-        "strategy": "noisytune+sda",
-        "model": "student",
-        "k": "all",
-        "distill_lambda": 1.0,
-        "noise_lambda": 0.15,
-        "metric": "accuracy",
-        "n": 3,
-        "ties": None,
-    }
-    assert best["summary"] == "0.8100 ± 0.0100 (n=3)"
-    assert "within one SEM" in data["rule"]
-    assert set(data["datasets"]["d"]["per_strategy"]) == {"vanilla", "noisytune+sda"}
+    ds = data["datasets"]["d"]
+    assert ds["verdict"] in ("better", "unresolved")
+    if ds["verdict"] != "better":
+        assert ds["best"]["strategy"] == "vanilla"
+        assert ds["contender"] == "noisytune+sda K=all dλ=1 nλ=0.15"
+        assert isinstance(ds["seeds_to_resolve"], int)
+    assert data["decision"]["alpha"] == 0.05 and data["decision"]["margin"]["accuracy"] == 0.01
+    assert "Holm" in data["rule"] and "TOST" in data["rule"]
 
 
 def test_self_ensemble_competes_as_its_averaged_model_only():
     """SE's student is vanilla's run; only SE's averaged model is SE's result."""
     vanilla = [0.80, 0.81, 0.82]
-    df = table({("vanilla", None, None, None): vanilla, ("se", "all", None, None): vanilla})
+    df = table({VANILLA: vanilla, ("se", "all", None, None): vanilla})
     averaged = {0: 0.70, 1: 0.72, 2: 0.74}
     df.loc[df["strategy"] == "se", "averaged_dev_accuracy"] = df["seed"].map(averaged)
     df = analysis.tidy(df)
     se = _sel(df, scope="se")
     assert se["model"] == "averaged" and se["mean"] == pytest.approx(0.72)
-    assert _sel(df)["ties"] == ("vanilla",)  # SE's student no longer ties with vanilla
+    labels = [a.label for a in analysis.decisions(df)["d"].decision.assessments]
+    assert labels == ["se K=all [averaged]"]
+
+
+def test_test_split_confirms_the_chosen_configuration():
+    base = np.linspace(0.70, 0.75, 6)
+    df = table({VANILLA: list(base), ("sda", "1", 1.0, None): list(base + 0.05)})
+    df["test_accuracy"] = df["dev_accuracy"] - 0.01
+    df.loc[df["strategy"] == "sda", "test_accuracy"] -= 0.03  # smaller gain on test
+    dd = analysis.decisions(df)["d"]
+    assert dd.decision.verdict == "better"
+    assert dd.confirmation["delta"] == pytest.approx(0.02)
+    assert dd.confirmation["n"] == 6
+
+
+def test_diverged_seeds_show_in_the_verdict():
+    base = [0.80, 0.81, 0.82, 0.81]
+    df = table({VANILLA: base, ("sda", "1", 1.0, None): [0.81, 0.50, 0.82, 0.81]})
+    df.loc[(df["strategy"] == "sda") & (df["seed"] == 1), "status"] = "DIVERGED"
+    df = analysis.tidy(df)
+    d = analysis.decisions(df)["d"].decision
+    assert d.flags == {"diverged": 1}
+
+
+def test_no_vanilla_no_verdict():
+    df = table({("sda", "1", 1.0, None): [0.8, 0.81, 0.82]})
+    assert analysis.decisions(df) == {}
+    assert analysis.select(df).empty
+
+
+def test_summary_statuses_in_the_report():
+    base = np.linspace(0.70, 0.75, 6)
+    df = table({VANILLA: list(base), ("sda", "1", 1.0, None): list(base + 0.05)})
+    rep = analysis.build_report(df, plots=False)
+    status = rep.summary.set_index("strategy")["status"]
+    assert status["vanilla"] == "reference" and status["sda"] == "better"
+    assert isinstance(rep.decision_table, pd.DataFrame) and len(rep.decision_table) == 1
