@@ -5,8 +5,12 @@ all in one storage. A candidate λ is asked from the cell's study and becomes
 ``seeds_per_candidate`` ordinary Tune trials, one per seed, which run in parallel, checkpoint
 and retry like grid trials and each land as a row in ``results.parquet``. When the last seed
 of a candidate finishes, the study is told the mean of their objectives (or FAIL if any seed
-failed). Ray's own ``OptunaSearch`` tells one value per Tune trial and cannot average over
-seeds, hence this small searcher; ``sweeps._ray.SeedGroupSearcher`` adapts it to Tune.
+failed). Before the tell, the candidate's Optuna trial gets user attrs with each seed's
+objective (``seed_values``, ``mean``, ``std``, ``n``, ``metric``, ``trial_keys``) and the study
+its metric name (``dev/<primary metric>``), so that optuna-dashboard shows the seeds behind each
+mean (not just "Objective 0") and links them to their Tune trials. Ray's own
+``OptunaSearch`` tells one value per Tune trial and cannot average over seeds, hence this
+small searcher; ``sweeps._ray.SeedGroupSearcher`` adapts it to Tune.
 
 This module is Ray-free: its state is plain data. A local run dir is resumed without
 Tune's saved state (``resume_from``): the studies say which candidates were asked and
@@ -16,6 +20,7 @@ told, the trial directories which seeds of each finished.
 from __future__ import annotations
 
 import statistics
+import warnings
 from typing import Any
 
 from sweeps.grid import TrialSpec, build_trial, search_cells
@@ -76,9 +81,22 @@ class SeedGroupSearch:
                 # offset a resumed search would propose the very same λ values again.
                 study.sampler = kind(seed=s.sampler_seed + asked)
             self._studies[cell_key] = study
+            self._set_metric_name(cell_key, study)
             if fail_orphans:
                 self._fail_orphans(cell_key)
         return self._studies[cell_key]
+
+    def _set_metric_name(self, cell_key: str, study) -> None:
+        """Name the objective (``dev/<primary metric>``) so dashboards do not show it as
+        "Objective 0"; a no-op when the study already has that name."""
+        import optuna
+
+        metric = self.spec.datasets[self._cell(cell_key)["dataset_index"]].metric
+        names = [f"dev/{metric}"]
+        if study.metric_names != names:
+            with warnings.catch_warnings():  # set_metric_names is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
 
     def _fail_orphans(self, cell_key: str) -> None:
         """Candidates asked by a driver that died before Tune saved them: mark them failed."""
@@ -125,9 +143,12 @@ class SeedGroupSearch:
         self.trial_ids[trial_id] = [idx, seed]
         return {"trial": self.candidate_trial(cand, seed).to_dict()}
 
+    def _cell(self, cell_key: str) -> dict[str, Any]:
+        return next(c for c in self.cells if c["key"] == cell_key)
+
     def candidate_trial(self, cand: dict[str, Any], seed: int) -> TrialSpec:
         """The Tune trial of one seed of a candidate: its cell's knobs plus the λ asked."""
-        cell = next(c for c in self.cells if c["key"] == cand["cell"])
+        cell = self._cell(cand["cell"])
         knobs = {
             "k": cell["k"],
             "distill_lambda": cell["distill_lambda"],
@@ -157,6 +178,9 @@ class SeedGroupSearch:
             self._tell(cand)
 
     def _tell(self, cand: dict[str, Any]) -> None:
+        """Tell the study the seed mean (FAIL if a seed failed). The per-seed objectives
+        go on the Optuna trial as user attrs first, so optuna-dashboard shows the seeds
+        behind each mean and the Tune trials (``trial_keys``) they came from."""
         import optuna
 
         values = list(cand["results"].values())
@@ -165,10 +189,30 @@ class SeedGroupSearch:
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == cand["number"])
         if frozen.state.is_finished():
             return  # told before the driver died, after Tune last saved this state
+        # The public Trial API on the asked trial (also after a resume, which holds no
+        # Trial object); user attrs can only be set while the trial is still RUNNING.
+        trial = optuna.trial.Trial(study, frozen._trial_id)
+        for key, value in self._seed_attrs(cand).items():
+            trial.set_user_attr(key, value)
         if any(v is None for v in values):
-            study.tell(cand["number"], state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            study.tell(cand["number"], statistics.fmean(values))
+            study.tell(trial, statistics.fmean(values))
+
+    def _seed_attrs(self, cand: dict[str, Any]) -> dict[str, Any]:
+        """The user attrs of a candidate's Optuna trial (JSON-able, as Optuna requires)."""
+        results = {str(seed): cand["results"].get(str(seed)) for seed in self.seeds}
+        seed_values = {seed: None if v is None else float(v) for seed, v in results.items()}
+        finished = [v for v in seed_values.values() if v is not None]
+        trials = [self.candidate_trial(cand, seed) for seed in self.seeds]
+        return {
+            "seed_values": seed_values,
+            "mean": statistics.fmean(finished) if finished else None,
+            "std": statistics.stdev(finished) if len(finished) >= 2 else None,
+            "n": len(finished),
+            "metric": f"dev/{trials[0].primary_metric}",
+            "trial_keys": [t.key for t in trials],
+        }
 
     # -- state ----------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
