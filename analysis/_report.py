@@ -19,14 +19,22 @@ from typing import Any
 import pandas as pd
 
 from analysis._compare import compare_to_vanilla
+from analysis._decide import MAX_SEEDS_REPORTED, DecisionSettings
 from analysis._ensemble import ensemble_summary
-from analysis._select import RULE, select, selection_dict
+from analysis._select import RULE, DatasetDecision, candidate_id, decisions, select, selection_dict
 from analysis._tables import (
-    config_label,
     cost_table,
     missing_trials,
     primary_metrics,
     seed_stats,
+)
+
+RACE_NOTE = (
+    "**Seed race.** Seeds were raced (`race:` in the spec): after each round every "
+    "configuration significantly behind the leader (paired, Holm, at α per round) "
+    "stopped, and the verdict was tested at the round's group-sequential level "
+    "(alpha spent as α·t³ over the fraction t of the maximum seeds). The decisions "
+    "shown are the race's own, at its last round's level."
 )
 
 STATISTICS = """\
@@ -62,6 +70,8 @@ class Report:
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
     selection_yaml: dict = field(default_factory=dict)
+    decisions: dict = field(default_factory=dict)  # dataset -> analysis.DatasetDecision
+    decision_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     missing: pd.DataFrame = field(default_factory=pd.DataFrame)
     out_dir: Path | None = None  # set by write_report
 
@@ -98,13 +108,23 @@ def _seeds(v: Any) -> str:
     return ", ".join(map(str, v)) if v else "—"
 
 
+def _delta_ci(delta: Any, low: Any, high: Any, n: Any) -> str:
+    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
+        return "—"
+    return f"{delta:+.4f} [{_f(low)}, {_f(high)}] (n={int(n)})"
+
+
 def headline_table(
-    selection: pd.DataFrame, comparison: pd.DataFrame, stats: pd.DataFrame
+    selection: pd.DataFrame,
+    stats: pd.DataFrame,
+    decided: dict[str, DatasetDecision],
 ) -> pd.DataFrame:
-    """Per dataset: vanilla, the selected configuration, and how it compares."""
+    """Per dataset: the verdict, vanilla, the chosen configuration and how it compares."""
     rows = []
     for sel in selection[selection["scope"] == "best"].to_dict("records"):
         ds, m = sel["dataset"], sel["metric"]
+        dd = decided[ds]
+        d = dd.decision
         van = stats[
             (stats["dataset"] == ds)
             & (stats["strategy"] == "vanilla")
@@ -115,34 +135,76 @@ def headline_table(
         row = {
             "dataset": ds,
             "metric": f"dev {m}",
+            "verdict": d.verdict,
             "vanilla": _pm(van["mean"].iloc[0], van["std"].iloc[0], van["n"].iloc[0])
             if len(van)
             else "—",
             "selected": sel["label"],
             "selected mean ± std": _pm(sel["mean"], sel["std"], sel["n"]),
-            "Δ vs vanilla [95% CI]": "—",
+            "Δ vs vanilla (selection split)": "(vanilla is selected)",
             "p (t, Holm)": "—",
-            "p (Wilcoxon, Holm)": "—",
             "std ratio": "—",
-            "p (Brown–Forsythe)": "—",
+            "p (Brown–Forsythe, Holm)": "—",
+            "Δ on test (unbiased)": "—",
         }
-        cmp = comparison[(comparison["dataset"] == ds) & (comparison["metric"] == m)]
-        cmp = cmp[[config_label(r) == sel["label"] for r in cmp.to_dict("records")]]
-        if len(cmp):
-            c = cmp.iloc[0]
-            row.update(
-                {
-                    "Δ vs vanilla [95% CI]": f"{c['mean_diff']:+.4f} "
-                    f"[{_f(c['diff_ci_low'])}, {_f(c['diff_ci_high'])}] (n={c['n_pairs']} pairs)",
-                    "p (t, Holm)": _p(c["t_p_holm"]),
-                    "p (Wilcoxon, Holm)": _p(c["wilcoxon_p_holm"]),
-                    "std ratio": _f(c["std_ratio"], 2),
-                    "p (Brown–Forsythe)": _p(c["levene_p"]),
-                }
-            )
-        elif sel["strategy"] == "vanilla":
-            row["Δ vs vanilla [95% CI]"] = "(vanilla is selected)"
+        shown = d.chosen if d.verdict == "better" else d.contender
+        if shown is not None:
+            a = d.assessment(shown)
+            prefix = "" if d.verdict == "better" else f"{a.label}: "
+            row.update({
+                "Δ vs vanilla (selection split)": prefix
+                + _delta_ci(a.delta, a.ci_low, a.ci_high, a.n),
+                "p (t, Holm)": prefix + _p(a.p_holm),
+                "std ratio": prefix + _f(a.std_ratio, 2),
+                "p (Brown–Forsythe, Holm)": prefix + _p(a.bf_p_holm),
+            })  # fmt: skip
+        if dd.confirmation:
+            c = dd.confirmation
+            row["Δ on test (unbiased)"] = _delta_ci(c["delta"], c["ci_low"], c["ci_high"], c["n"])
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict_line(dd: DatasetDecision) -> str:
+    """One line per dataset for the terminal and the report: verdict, choice, why."""
+    d = dd.decision
+    line = f"{dd.dataset}: {d.verdict.upper()} — use {d.chosen_label}. {d.reason}."
+    if d.flags:
+        line += " Seeds " + ", ".join(f"{k}: {v}" for k, v in sorted(d.flags.items())) + "."
+    if dd.race is not None:
+        line += f" Race: {dd.race.ended or 'still running'}."
+    return line
+
+
+def decision_view(decided: dict[str, DatasetDecision]) -> pd.DataFrame:
+    """Every configuration against vanilla: status, the tests, and the power numbers."""
+    rows = []
+    for ds, dd in decided.items():
+        d = dd.decision
+        for a in d.assessments:
+            row = {
+                "dataset": ds,
+                "configuration": a.label,
+                "status": a.status + (" (stopped)" if a.eliminated else ""),
+                "Δ [CI]": _delta_ci(a.delta, a.ci_low, a.ci_high, a.n),
+                "p (t, Holm)": _p(a.p_holm),
+                f"p (TOST ±{d.margin:g})": _p(a.tost_p),
+                "sd of Δ": _f(a.sd_diff),
+                "detectable Δ (80 %)": _f(a.mde),
+                "seeds to resolve": "—"
+                if math.isnan(a.seeds_needed)
+                else (f"> {MAX_SEEDS_REPORTED}" if math.isinf(a.seeds_needed) else
+                      f"{int(a.seeds_needed)} ({a.resolves_as or 'either'})"),
+                "std ratio": _f(a.std_ratio, 2),
+                "p (BF, Holm)": _p(a.bf_p_holm),
+                "steadier": "yes" if a.steadier else "",
+            }  # fmt: skip
+            if dd.race is not None:
+                config = a.id.rsplit(":", 1)[0]
+                n, why = dd.race.stopped.get(config, (dd.race.seeds_of(config), "running"))
+                row["seeds (race)"] = n
+                row["why it stopped"] = why
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -248,9 +310,15 @@ def build_report(
     intro: str | None = None,
     ci: str = "t",
     plots: bool = True,
+    settings: DecisionSettings | None = None,
+    races: dict[str, Any] | None = None,
 ) -> Report:
     """Every table and figure of the report, from the results (and optional histories,
     ensembles and the planned trial keys). Pure: nothing is read or written.
+
+    ``settings`` are the spec's ``decision:`` (default α 0.05 and the metric's margin);
+    ``races`` the replayed races of a raced run (``sweeps.race.run_decisions``), whose
+    decisions are taken as the races took them.
 
     ``intro`` is Markdown written by a person (a study's findings), placed after the
     generated summary line: blank-line-separated paragraphs, ``#``-headings, lists
@@ -262,9 +330,24 @@ def build_report(
     stats = seed_stats(df, ci=ci)
     rep.summary = stats
     rep.comparison = compare_to_vanilla(df)
-    rep.selection = select(df)
-    rep.selection_yaml = selection_dict(rep.selection)
-    rep.headline = headline_table(rep.selection, rep.comparison, stats)
+    settings = settings or DecisionSettings()
+    rep.decisions = decisions(df, settings=settings, races=races)
+    rep.selection = select(df, decided=rep.decisions)
+    rep.selection_yaml = selection_dict(rep.selection, rep.decisions, settings)
+    rep.headline = headline_table(rep.selection, stats, rep.decisions)
+    rep.decision_table = decision_view(rep.decisions)
+    status_of = {
+        (ds, a.id): a.status for ds, dd in rep.decisions.items() for a in dd.decision.assessments
+    }
+    stats = stats.assign(
+        status=[
+            "reference"
+            if r["strategy"] == "vanilla"
+            else status_of.get((r["dataset"], candidate_id(r)), "—")
+            for r in stats.to_dict("records")
+        ]
+    )
+    rep.summary = stats
     rep.missing = missing_trials(df, expected_keys)
     finished = int(df["finished"].sum())
 
@@ -310,17 +393,27 @@ def build_report(
         "claim: higher mean, smaller variance.",
     )
     rep.add("table", rep.headline)
+    for dd in rep.decisions.values():
+        rep.add("text", "**Verdict.** " + verdict_line(dd))
     for warning in (_diverged_warning(df), _one_class_warning(df)):
         if warning:
             rep.add("text", warning)
 
-    rep.add("h2", "Selection of strategy, K and λ")
-    rep.add("text", "**Rule.** " + RULE.format(min_seeds=3) + " Written to `selection.yaml`.")
+    rep.add("h2", "Decision: strategy, K and λ")
+    margins = ", ".join(f"{m} ±{settings.margin_for(m):g}" for m in sorted(set(metric_of.values())))
+    rep.add(
+        "text",
+        f"**Rule.** {RULE} α = {settings.alpha:g}; equivalence margins: {margins or '—'}. "
+        "Written to `selection.yaml`.",
+    )
+    if races:
+        rep.add("text", RACE_NOTE)
     sel_view = pd.DataFrame(
         {
             "dataset": rep.selection["dataset"],
             "scope": rep.selection["scope"],
             "selected": rep.selection["label"],
+            "status vs vanilla": rep.selection["status"],
             "metric": rep.selection["metric"],
             "mean ± std (n)": [
                 _pm(a, b, n)
@@ -328,11 +421,53 @@ def build_report(
                     rep.selection["mean"], rep.selection["std"], rep.selection["n"], strict=True
                 )
             ],
-            "SEM": rep.selection["sem"].map(_f),
-            "tied within 1 SEM": rep.selection["ties"].map(lambda t: "; ".join(t)),
         }
     )
     rep.add("table", sel_view)
+    rep.add("h3", "Every configuration against vanilla, with power")
+    rep.add(
+        "text",
+        "Dev split, paired by seed. *detectable Δ*: the smallest |Δ| the paired t-test "
+        "would find with 80 % power at this n (at α/m, Holm's first step); *seeds to "
+        "resolve*: the seeds that would settle the observed Δ at its observed spread, as "
+        "better/worse or as equivalent. A status is from the tests, never from the point "
+        "estimate.",
+    )
+    if len(rep.decision_table):
+        rep.add("table", rep.decision_table)
+    confirmations = [(ds, dd) for ds, dd in rep.decisions.items() if dd.confirmation is not None]
+    if confirmations:
+        rep.add("h3", "Confirmation on the test split")
+        rep.add(
+            "text",
+            "The configuration was selected on dev, so its dev Δ is biased upwards; the "
+            "paired Δ on the test split, which played no part in the selection, is the "
+            "unbiased estimate of its gain.",
+        )
+        rep.add(
+            "table",
+            pd.DataFrame(
+                [
+                    {
+                        "dataset": ds,
+                        "selected": dd.decision.chosen_label,
+                        "Δ on dev (selection split)": _delta_ci(
+                            *(
+                                getattr(dd.decision.assessment(dd.decision.chosen), k)
+                                for k in ("delta", "ci_low", "ci_high", "n")
+                            )
+                        ),
+                        "Δ on test (unbiased) [CI]": _delta_ci(
+                            dd.confirmation["delta"],
+                            dd.confirmation["ci_low"],
+                            dd.confirmation["ci_high"],
+                            dd.confirmation["n"],
+                        ),
+                    }
+                    for ds, dd in confirmations
+                ]
+            ),
+        )
 
     for dataset in sorted(df["dataset"].astype(str).unique()):
         m = metric_of.get(dataset, "accuracy")
@@ -645,9 +780,20 @@ def write_report(
 
     from analysis._load import load_histories
     from analysis._plots import figure_png
+    from sweeps.race import planned_keys, run_decisions
 
     run_dirs = [Path(d) for d in (run_dir if isinstance(run_dir, list) else [run_dir])]
     df, expected, ensembles = _load_runs(run_dirs)
+    settings, races = None, {}
+    for d in run_dirs:
+        found, raced = run_decisions(d)
+        settings = settings or found
+        races.update(raced)
+    if races and expected is not None:  # a race plans only the trials it gives
+        raced_keys = {k for r in races.values() for c in r.configs for k in planned_keys(r)
+                      if k.startswith(f"{c}_s")}  # fmt: skip
+        all_raced = {f"{c}_s{s}" for r in races.values() for c in r.configs for s in r.seeds}
+        expected = [k for k in expected if k not in all_raced] + sorted(raced_keys)
     histories = load_histories(df) if plots else None
     report = build_report(
         df,
@@ -658,6 +804,8 @@ def write_report(
         intro=intro,
         ci=ci,
         plots=plots,
+        settings=settings,
+        races=races or None,
     )
     out = Path(out_dir) if out_dir is not None else run_dirs[0] / "report"
     figures = out / "figures"

@@ -304,6 +304,51 @@ class SeedGroupSearcher(Searcher):
         self.search.set_state(json.loads(Path(checkpoint_path).read_text()))
 
 
+class RaceSearcher(Searcher):
+    """Tune adapter for ``sweeps.race.SeedRace``: hands Tune the trials the races wait
+    for (a round's seeds run concurrently), nothing while a round is still running, and
+    FINISHED when every dataset's race has ended. The race replays from the trial
+    directories, so this adapter holds no state worth saving: a restarted driver builds
+    a new one and continues the same race."""
+
+    def __init__(self, race, outcomes) -> None:
+        super().__init__(metric="objective", mode="max")
+        self.race = race
+        self.outcomes = outcomes
+        self.emitted: dict[str, str] = {}  # Tune trial id -> trial key (this driver)
+        self._plan = None
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True
+
+    def _current(self):
+        if self._plan is None:
+            self._plan = self.race.plan()
+        return self._plan
+
+    def suggest(self, trial_id: str):
+        plan = self._current()
+        running = set(self.emitted.values())
+        for trial in self.race.wanted_trials(plan):
+            if trial.key not in running and not self.outcomes.ended(trial.key):
+                self.emitted[trial_id] = trial.key
+                return {"trial": trial.to_dict()}
+        return Searcher.FINISHED if self.race.finished(plan) else None
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        key = self.emitted.get(trial_id)
+        if key is not None and (error or not result):
+            self.outcomes.mark_failed(key)
+        self._plan = None  # the next suggestion replays the race with this outcome
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the race is replayed from the trial directories."""
+        Path(checkpoint_path).write_text("{}")
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to restore (see :meth:`save`)."""
+
+
 # -- tuners -----------------------------------------------------------------------
 def _trainable(cpu: float, gpu: float, train_fn=None):
     fn = tune.with_parameters(run_trial, train_fn=train_fn) if train_fn else run_trial
@@ -321,13 +366,15 @@ def build_tuner(
     *,
     trials: list[dict[str, Any]] | None = None,
     search: SeedGroupSearch | None = None,
+    race: RaceSearcher | None = None,
     cpu: float,
     gpu: float,
     max_concurrent: int | None,
     max_failures: int,
     train_fn=None,
 ) -> tune.Tuner:
-    """A Tuner for the grid (``trials``) or for the Optuna search (``search``)."""
+    """A Tuner for the grid (``trials``), the Optuna search (``search``) or a seed race
+    (``race``)."""
     param_space: dict[str, Any] = {"run_dir": run_dir}
     if trials is not None:
         param_space["trial"] = tune.grid_search(trials)
@@ -337,6 +384,16 @@ def build_tuner(
             reuse_actors=True,
         )
         total = len(trials)
+    elif race is not None:
+        total = None  # the race decides how many: count the trials Tune has
+        tune_config = tune.TuneConfig(
+            search_alg=race,
+            # at most the grid at race.max; the searcher ends the race sooner
+            num_samples=len(race.race.all_trials()),
+            max_concurrent_trials=max_concurrent,
+            trial_dirname_creator=_dirname,
+            reuse_actors=True,
+        )
     else:
         assert search is not None
         tune_config = tune.TuneConfig(

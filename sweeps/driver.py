@@ -68,7 +68,7 @@ def plan_rows(spec: SweepSpec, state: dict[str, str] | None = None) -> list[dict
         )  # fmt: skip
 
     for t in expand_grid(spec):
-        row = row_for(t.dataset, t.strategy, "grid")
+        row = row_for(t.dataset, t.strategy, "race" if spec.race else "grid")
         row["trials"] += 1
         row["done"] += state.get(t.key) == "done"
         row["new"] += state.get(t.key) == "new"
@@ -116,7 +116,7 @@ def print_plan(
         total, done, new = total + r["trials"], done + r["done"], new + r["new"]
         table.add_row(
             r["dataset"], r["strategy"], r["kind"], str(r["trials"]), str(r["done"]),
-            str(r["new"]) if r["kind"] == "grid" else "-",
+            str(r["new"]) if r["kind"] != "optuna" else "-",
             fmt(r["k"]), fmt(r["distill_lambda"]), fmt(r["noise_lambda"]),
         )  # fmt: skip
     table.add_section()
@@ -127,13 +127,24 @@ def print_plan(
     concurrency = max(1, int(cpus // res.cpu))
     if spec.max_concurrent:
         concurrency = min(concurrency, spec.max_concurrent)
-    steps = [r["steps"] for r in rows if r["kind"] == "grid"]
+    steps = [r["steps"] for r in rows if r["kind"] in ("grid", "race")]
     known = all(s is not None for s in steps)
     console.print(
         f"resources per trial: cpu={res.cpu:g}, gpu={res.gpu}; max_concurrent="
         f"{spec.max_concurrent or 'unlimited'}; max_failures={spec.max_failures}"
     )
     left = total - done
+    if spec.race is not None:
+        r = spec.race
+        configs = sum(1 for t in expand_grid(spec) if t.seed == spec.seed_list[0])
+        console.print(
+            f"seed race: every configuration starts with {r.start} seeds and gets {r.step} "
+            f"more per round while it can still win, up to {r.max}: between "
+            f"{configs * r.start} and {total} trials"
+            + (f", at most {r.budget_trials} per dataset" if r.budget_trials else "")
+            + f" (decision: alpha {spec.decision.alpha:g})",
+            soft_wrap=True,
+        )
     console.print(
         f"rough cost: {left} trials to run; on this machine ({cpus} CPUs) about "
         f"{concurrency} at a time -> {math.ceil(left / concurrency)} waves"
@@ -176,6 +187,18 @@ def is_finished(run_dir: str, trial: TrialSpec) -> bool:
 
 
 # -- running ----------------------------------------------------------------------
+def seed_race(spec: SweepSpec, run_dir: str, grid_trials: list[TrialSpec]):
+    """The spec's seed race over the grid's trials, replayed from the run directory."""
+    from sweeps.race import RaceSpecView, RunDirOutcomes, SeedRace
+
+    assert spec.race is not None
+    r = spec.race
+    view = RaceSpecView(start=r.start, step=r.step, max=r.max, budget_trials=r.budget_trials,
+                        settings=spec.decision.settings())  # fmt: skip
+    outcomes = RunDirOutcomes(run_dir, grid_trials)
+    return SeedRace(grid_trials, view, outcomes.candidates_of), outcomes
+
+
 def load_run_spec(run_dir: str | Path) -> SweepSpec:
     """The spec recorded in a run directory (``steadytune resume``)."""
     record = read_record(str(run_dir))
@@ -225,6 +248,11 @@ def run_sweep(
     if restart and remote:
         raise ConfigError("--restart moves a local run directory aside; remove a remote "
                           f"one ({run_dir}) with your storage's own tools")  # fmt: skip
+    if spec.race is not None and remote:
+        raise ConfigError(
+            "race: a seed race needs a local or shared run directory (its decisions replay "
+            f"from the trial directories), not {run_dir}"
+        )
     grid_trials = expand_grid(spec)
     preflight(spec, grid_trials, run_dir, address=address, num_cpus=num_cpus)
     record = build_record(spec, grid_trials)
@@ -253,8 +281,15 @@ def run_sweep(
         reap_stale_instance(run_dir)  # a killed driver's Ray processes must not write on
         refuse_if_changed(run_dir, read_record(run_dir), record)
         write_record(run_dir, record)
-        _adopt_grid_trials(run_dir, grid_trials)
+        if spec.race is None:  # a race runs only some of them: each describes itself at start
+            _adopt_grid_trials(run_dir, grid_trials)
         ensure_results(run_dir)
+        if spec.race is not None:  # the race picks its trials from the whole grid
+            try:
+                return _run_on_ray(spec, run_dir, grid_trials, address, num_cpus, dashboard,
+                                   train_fn, out)  # fmt: skip
+            finally:
+                ensure_results(run_dir)
         pending = [t for t in grid_trials if not is_finished(run_dir, t)]
         if len(pending) < len(grid_trials):
             print(f"steadytune: {len(grid_trials) - len(pending)} of {len(grid_trials)} grid "
@@ -292,13 +327,21 @@ def _run_on_ray(
         if not remote:
             search.resume_from(run_dir)  # before Ray: what is left is known from disk
     summary: dict[str, Any] = {"run_dir": run_dir}
-    if not remote and not grid_trials and not (search and search.remaining_trials):
+    race = outcomes = None
+    if spec.race is not None:
+        race, outcomes = seed_race(spec, run_dir, grid_trials)
+        if race.finished():
+            print(f"steadytune: every dataset's race in {run_dir} has ended; nothing to run",
+                  file=out)  # fmt: skip
+            return summary
+        grid_trials = []  # the race runs them
+    if not remote and not grid_trials and not race and not (search and search.remaining_trials):
         print(f"steadytune: every trial of {run_dir} has finished; nothing to run", file=out)
         return summary
     info = _ray.init_ray(run_dir, address, num_cpus=num_cpus, dashboard=dashboard)
     print(f"steadytune: Ray {info}", file=out, flush=True)
     try:
-        first = grid_trials[0] if grid_trials else None
+        first = grid_trials[0] if grid_trials else (race.all_trials()[0] if race else None)
         teacher_k = first.teacher_k if first else None
         batch = spec.defaults.get("optim", {}).get("batch_size", 32)
         gpu = resolve_gpu(spec.resources.gpu, spec.model, teacher_k, batch, _ray.cluster_gpus())
@@ -306,6 +349,12 @@ def _run_on_ray(
         common = dict(cpu=spec.resources.cpu, gpu=gpu, train_fn=train_fn)
         tuning = dict(max_concurrent=spec.max_concurrent, max_failures=spec.max_failures)
         summary["gpu_per_trial"] = gpu
+        if race is not None:
+            searcher = _ray.RaceSearcher(race, outcomes)
+            tuner = _ray.build_tuner(f"race-{stamp}", run_dir, race=searcher, **tuning, **common)
+            summary["race"] = _ray.fit(tuner)
+            for dataset, r in race.plan().items():
+                print(f"steadytune: race {dataset}: {r.ended or 'not finished'}", file=out)
         if grid_trials:
             if remote and _ray.can_restore(run_dir, "grid"):
                 print(f"steadytune: resuming grid experiment in {run_dir}/grid", file=out)

@@ -71,6 +71,13 @@ def trial_key(
     return "_".join(parts)
 
 
+def config_key(trial: TrialSpec) -> str:
+    """The configuration a trial is one seed of: its key without the seed (what a seed
+    race stops or continues, and what the decision compares across seeds)."""
+    return trial_key(trial.dataset, trial.strategy, None, trial.noise_lambda,
+                     trial.distill_lambda, trial.teacher_k)  # fmt: skip
+
+
 def build_trial(
     spec: SweepSpec,
     dataset_index: int,

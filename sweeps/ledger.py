@@ -160,6 +160,7 @@ def differences(run_dir: str, old: dict[str, Any], new: dict[str, Any]) -> list[
     if gone:
         found[f"{len(gone)} recorded trial(s) are no longer in the spec (e.g. {gone[0]})"] += 1
     found.update(_search_changes(old, new))
+    found.update(_race_changes(old, new))
     return [change for change, _ in found.most_common()]
 
 
@@ -181,6 +182,35 @@ def _search_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             changes.append(f"the search cell {key} is no longer in the spec")
         else:
             changes.extend(_config_changes(config, new_cells[key]))
+    return changes
+
+
+def _race_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """A race replays its decisions from the results: any change to how it decides
+    (its rounds, α, the margin) would replay other decisions than the ones that chose
+    which trials ran. Only a larger ``budget_trials`` is growth."""
+    before = old["spec"].get("race")
+    if before is None:
+        return []
+    after = new["spec"].get("race") or {}
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        was, now = before.get(name), after.get(name)
+        if name == "budget_trials" and (now is None or (was is not None and now >= was)):
+            continue
+        if was != now:
+            changes.append(f"race.{name}: {was!r} -> {now!r}")
+    if not after:
+        changes.append("race: the recorded seed race was removed")
+    decision_before, decision_after = (
+        old["spec"].get("decision") or {},
+        new["spec"].get("decision") or {},
+    )
+    for name in sorted(set(decision_before) | set(decision_after)):
+        if decision_before.get(name) != decision_after.get(name):
+            changes.append(
+                f"decision.{name}: {decision_before.get(name)!r} -> {decision_after.get(name)!r}"
+            )
     return changes
 
 

@@ -22,6 +22,8 @@ A spec looks like this (see ``examples/quickstart.yaml``)::
     max_concurrent: 2
     storage: ./runs                # or s3://bucket/prefix, or an NFS path
     max_failures: 1
+    decision: {alpha: 0.05, margin: 0.01}  # optional: the verdict's level and equivalence margin
+    race: {start: 3, step: 2, max: 15}     # optional: seeds raced to a decision (no `seeds:`)
     data_dir: ../data              # optional: relative data files are read from here
                                    # (relative to this file; --data-dir overrides it)
 """
@@ -234,6 +236,41 @@ class SearchSpec(_Strict):
         return self
 
 
+class DecisionSpec(_Strict):
+    """How a dataset's verdict is decided (``analysis._decide``; docs/analysis.md)."""
+
+    alpha: Annotated[float, Field(gt=0, lt=0.5, allow_inf_nan=False)] = 0.05
+    margin: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Equivalence margin in units of the primary metric; default per metric "
+        "(accuracy and macro_f1 0.01, mcc 0.02).",
+    )
+
+    def settings(self):
+        from analysis._decide import DecisionSettings
+
+        return DecisionSettings(alpha=self.alpha, margin=self.margin)
+
+
+class RaceSpec(_Strict):
+    """Seeds raced to a decision instead of a fixed count (``sweeps/race.py``)."""
+
+    start: Annotated[int, Field(ge=2)] = 3
+    step: Annotated[int, Field(ge=1)] = 2
+    max: Annotated[int, Field(ge=2)] = 15
+    budget_trials: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="At most this many trials per dataset's race."
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> RaceSpec:
+        if self.max < self.start:
+            raise ParameterError(
+                f"must be at least 'start' ({self.start})", key=("max",), value=self.max
+            )
+        return self
+
+
 class SweepSpec(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     model: str = "minilm-l6"
@@ -249,6 +286,8 @@ class SweepSpec(_Strict):
     storage: str = "./runs"
     max_failures: Annotated[int, Field(ge=0)] = 1
     search: SearchSpec | None = None
+    decision: DecisionSpec = DecisionSpec()
+    race: RaceSpec | None = None
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -294,6 +333,7 @@ class SweepSpec(_Strict):
                     value=values,
                 )
         self._check_k_grids()
+        self._check_race()
         labels = [d.label for d in self.datasets]
         for i, label in enumerate(labels):
             if label in labels[:i]:
@@ -321,6 +361,13 @@ class SweepSpec(_Strict):
                     key=("search", "param"),
                     value=param,
                 )
+            if self.race is not None:
+                raise ParameterError(
+                    "must be left out when 'race' is set: a race gives seeds to the grid's "
+                    "configurations; search one λ without a race, or race a λ grid",
+                    key=("search",),
+                    value=self.search.param,
+                )
             n = self.search.seeds_per_candidate
             if n is not None and n > len(self.seed_list):
                 raise ParameterError(
@@ -329,6 +376,34 @@ class SweepSpec(_Strict):
                     value=n,
                 )
         return self
+
+    def _check_race(self) -> None:
+        """A race needs vanilla (its reference) and a seed pool of ``max`` seeds: the
+        seeds are 0 … max−1, or the first ``max`` of an explicit list."""
+        if self.race is None:
+            return
+        if "vanilla" not in self.strategies:
+            raise ParameterError(
+                "must include 'vanilla' when 'race' is set: every configuration is raced "
+                "against vanilla, paired by seed",
+                key=("strategies",),
+                value=self.strategies,
+            )
+        if "seeds" in self.model_fields_set:
+            if isinstance(self.seeds, int):
+                raise ParameterError(
+                    f"must be left out (or be a list of at least race.max = {self.race.max} "
+                    "seeds) when 'race' is set: the race decides how many seeds each "
+                    "configuration gets",
+                    key=("seeds",),
+                    value=self.seeds,
+                )
+            if len(self.seeds) < self.race.max:
+                raise ParameterError(
+                    f"must list at least race.max = {self.race.max} seeds when 'race' is set",
+                    key=("seeds",),
+                    value=self.seeds,
+                )
 
     def _check_k_grids(self) -> None:
         """A per-strategy K grid names only K strategies of this spec, and all of them:
@@ -360,6 +435,11 @@ class SweepSpec(_Strict):
     # -- derived ------------------------------------------------------------------
     @property
     def seed_list(self) -> list[int]:
+        """The seeds of every configuration; with ``race``, the pool a race draws from."""
+        if self.race is not None:
+            if isinstance(self.seeds, list) and "seeds" in self.model_fields_set:
+                return list(self.seeds)[: self.race.max]
+            return list(range(self.race.max))
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     @property
@@ -439,6 +519,8 @@ def _absolute_data_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     """The spec as plain data that loads back (aliases, no defaults dropped)."""
     data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if spec.race is not None and "seeds" not in spec.model_fields_set:
+        del data["seeds"]  # the race's pool, not a count the spec gave
     data["datasets"] = [
         {**{k: v for k, v in d.items() if k != "data"}, **d["data"]} for d in data["datasets"]
     ]

@@ -22,7 +22,8 @@ from sweeps.cli.main import main
 
 SECTIONS = (
     "## Headline",
-    "## Selection of strategy, K and λ",
+    "## Decision: strategy, K and λ",
+    "### Every configuration against vanilla, with power",
     "## Dataset alpha",
     "### Seed statistics, dev accuracy",
     "### Against vanilla, paired by seed",
@@ -36,7 +37,7 @@ SECTIONS = (
 
 def check_report(out: Path) -> str:
     md = (out / "report.md").read_text()
-    for section in SECTIONS[:2] + SECTIONS[-4:]:
+    for section in SECTIONS[:3] + SECTIONS[-4:]:
         assert section in md, section
     pngs = sorted((out / "figures").glob("*.png"))
     assert pngs
@@ -61,7 +62,11 @@ def test_report_of_a_fake_run(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert main(["report", str(run), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "selected configuration vs vanilla" in printed and "partial sweep" in printed
+    assert (
+        "selected configuration vs vanilla" in printed
+        and "verdict " in printed
+        and "partial sweep" in printed
+    )
     md = check_report(out)
     for section in SECTIONS:
         assert section in md, section

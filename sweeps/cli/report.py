@@ -52,12 +52,18 @@ def print_headline(report, stream=None) -> None:
 
     console = Console(file=stream or sys.stdout)
     console.width = max(console.width, 150)  # the table is wide; wrapping it is worse
-    table = Table(title="steadytune: selected configuration vs vanilla (dev)")
+    table = Table(title="steadytune: verdict and selected configuration vs vanilla (dev)")
     for col in report.headline.columns:
         table.add_column(str(col), overflow="fold")
+    from rich.markup import escape
+
     for row in report.headline.itertuples(index=False):
-        table.add_row(*map(str, row))
+        table.add_row(*(escape(str(v)) for v in row))  # labels hold "[averaged]"
     console.print(table)
+    from analysis._report import verdict_line
+
+    for dd in report.decisions.values():
+        console.print(f"verdict {verdict_line(dd)}", soft_wrap=True, highlight=False, markup=False)
     if len(report.missing):
         console.print(f"[yellow]partial sweep: {len(report.missing)} trial(s) not finished[/]")
 
