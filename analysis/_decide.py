@@ -180,32 +180,38 @@ def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -
     columns, at least 2), vectorised over rows: a race looks often, and one call per
     candidate would cost more than the whole decision.
 
-    ``p``: two-sided paired t-test; ``tost_p``: the two one-sided tests of mean(x − y)
-    against ±margin, the larger p (what ``statsmodels.stats.weightstats.ttost_paired``
-    computes); all three from one ``scipy.stats.ttest_1samp`` call on the differences
-    (``ttest_rel`` is the same test), the one-sided p-values read off its two-sided ones
-    and the sign of t. ``ci_low``/``ci_high``: the t interval of the mean difference at
-    1 − level. A row whose differences are all equal has no spread: ``p`` is 0 (or 1 when
-    they are all zero) and ``tost_p`` 0 or 1 by whether that difference is inside the
-    margin.
+    ``p``: the two-sided paired t-test (``scipy.stats.ttest_rel``); ``tost_p``: the two
+    one-sided t-tests of mean(x − y) against ±margin, the larger p (what
+    ``statsmodels.stats.weightstats.ttost_paired`` computes); ``ci_low``/``ci_high``: the
+    t interval of the mean difference at 1 − level. The t statistics are the textbook
+    ones (mean difference over its standard error) and the probabilities come from
+    scipy's Student-t (``scipy.special.stdtr``/``stdtrit``, what ``scipy.stats.t`` and
+    ``ttest_rel`` use): ``ttest_rel`` itself spends ~1 ms per call validating its input,
+    30 times what the test costs, and a race (or ``bench/race.py``, which simulates
+    thousands) runs it at every round. ``tests/test_decide.py`` pins every output to
+    ``ttest_rel``, ``ttost_paired`` and ``scipy.stats.t.ppf`` to 1e-10.
+
+    A row whose differences are all equal has no spread: ``p`` is 0 (or 1 when they are
+    all zero) and ``tost_p`` 0 or 1 by whether that difference is inside the margin.
     """
-    from scipy import stats
+    from scipy import special
 
     d = x - y
     n = d.shape[1]
+    df = n - 1
     mean = d.mean(axis=1)
     sd = d.std(axis=1, ddof=1)
     flat = sd == 0
-    bound = margin if math.isfinite(margin) else 1.0
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_1samp(d[None], np.array([0.0, -bound, bound])[:, None, None], axis=-1)
-    two, t = res.pvalue, res.statistic
-    p = two[0]
-    above_low = np.where(t[1] > 0, two[1] / 2, 1 - two[1] / 2)  # H1: mean > −margin
-    below_high = np.where(t[2] < 0, two[2] / 2, 1 - two[2] / 2)  # H1: mean < +margin
-    tost = np.maximum(above_low, below_high) if math.isfinite(margin) else np.full(len(d), np.nan)
-    half = stats.t.ppf(1 - level / 2, n - 1) * sd / math.sqrt(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = sd / math.sqrt(n)
+        p = 2 * special.stdtr(df, -np.abs(mean / se))
+        if math.isfinite(margin):
+            above_low = special.stdtr(df, -(mean + margin) / se)  # H1: mean > −margin
+            below_high = special.stdtr(df, (mean - margin) / se)  # H1: mean < +margin
+            tost = np.maximum(above_low, below_high)
+        else:
+            tost = np.full(len(d), np.nan)
+        half = special.stdtrit(df, 1 - level / 2) * se
     p = np.where(flat, np.where(mean == 0, 1.0, 0.0), p)
     tost = np.where(flat, np.where(np.abs(mean) < margin, 0.0, 1.0), tost)
     return {"delta": mean, "sd": sd, "p": p, "tost_p": tost,
@@ -213,13 +219,25 @@ def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -
 
 
 def _bf_p(x: np.ndarray, y: np.ndarray) -> float:
-    """Brown–Forsythe test of equal variances (``scipy.stats.levene(center="median")``);
-    NaN with fewer than 3 seeds or no spread at all."""
-    from scipy import stats
+    """Brown–Forsythe test of equal variances: the one-way ANOVA F-test on the absolute
+    deviations from each group's median, p from scipy's F distribution
+    (``scipy.special.fdtrc``) — what ``scipy.stats.levene(center="median")`` computes
+    (pinned to it in tests/test_decide.py), without its per-call overhead. NaN with fewer
+    than 3 seeds or no spread at all."""
+    from scipy import special
 
     if len(x) < 3 or np.ptp(np.concatenate([x, y])) == 0:
         return math.nan
-    return float(stats.levene(x, y, center="median").pvalue)
+    z = [np.abs(g - np.median(g)) for g in (x, y)]
+    means = np.array([g.mean() for g in z])
+    sizes = np.array([len(g) for g in z])
+    grand = float((means * sizes).sum() / sizes.sum())
+    between = float((sizes * (means - grand) ** 2).sum())
+    within = float(sum(((g - m) ** 2).sum() for g, m in zip(z, means, strict=True)))
+    dfn, dfd = len(z) - 1, int(sizes.sum()) - len(z)
+    if within == 0:
+        return 0.0 if between > 0 else 1.0
+    return float(special.fdtrc(dfn, dfd, (between / dfn) / (within / dfd)))
 
 
 def _seeds_for(effect: float, alpha: float, alternative: str) -> float:
