@@ -301,9 +301,9 @@ def assess(
     ``level`` defaults to α (a race passes its look's nominal level); ``family_size`` is
     the Holm family's size (default: the candidates given; a race keeps the size it
     started with). ``eliminated`` candidates (stopped by a race, tested on the seeds
-    they got) keep their status but are never chosen. ``power``: also
-    the minimum detectable effect and the seeds to resolve (a race's interim looks skip
-    them).
+    they got) keep their status but are never chosen. ``power``: also the minimum
+    detectable effect and the seeds to resolve (a race's interim looks skip them; nothing
+    else depends on them).
     """
     level = settings.alpha if level is None else level
     margin = settings.margin_for(metric)
@@ -354,13 +354,11 @@ def assess(
             a.status = "equivalent"
         if power:
             _resolution(a, level / m, level, margin)
-    # variances: only where they can decide (the report; a choice among better ones)
-    if power or any(a.status == "better" for a in rows):
-        for a, (x, y) in zip(rows, pairs, strict=True):
-            a.bf_p = math.nan if a.eliminated else _bf_p(x, y)
-        for a, bh in zip(rows, _holm([a.bf_p for a in rows]), strict=True):
-            a.bf_p_holm = float(bh)
-            a.steadier = bool(bh < level and a.std_ratio < 1)
+    for a, (x, y) in zip(rows, pairs, strict=True):
+        a.bf_p = math.nan if a.eliminated else _bf_p(x, y)
+    for a, bh in zip(rows, _holm([a.bf_p for a in rows]), strict=True):
+        a.bf_p_holm = float(bh)
+        a.steadier = bool(bh < level and a.std_ratio < 1)
     return rows
 
 

@@ -172,7 +172,10 @@ def verdict_line(dd: DatasetDecision) -> str:
     if d.flags:
         line += " Seeds " + ", ".join(f"{k}: {v}" for k, v in sorted(d.flags.items())) + "."
     if dd.race is not None:
-        line += f" Race: {dd.race.ended or 'still running'}."
+        r = dd.race
+        line += (f" Race: {r.trials} of {len(r.configs) * len(r.seeds)} trials, "
+                 + (f"ended {r.ended}" if r.done else "still running")
+                 + f"; tested at the level of its last round, {d.level:.3g}.")  # fmt: skip
     return line
 
 
@@ -395,6 +398,13 @@ def build_report(
     rep.add("table", rep.headline)
     for dd in rep.decisions.values():
         rep.add("text", "**Verdict.** " + verdict_line(dd))
+    undecided = sorted(set(df["dataset"].astype(str)) - set(rep.decisions))
+    if undecided:
+        rep.add(
+            "text",
+            f"**No verdict** for {', '.join(undecided)}: no finished vanilla run, and every "
+            "comparison is against vanilla, paired by seed.",
+        )
     for warning in (_diverged_warning(df), _one_class_warning(df)):
         if warning:
             rep.add("text", warning)
@@ -563,13 +573,16 @@ def build_report(
         )
 
     rep.add("h2", "Missing")
-    incomplete = stats[(stats["missing_seeds"].map(len) > 0) & ~stats["optuna"]]
+    # a raced dataset's configurations lack the seeds the race did not give them
+    raced = stats["dataset"].isin(list(races or {}))
+    incomplete = stats[(stats["missing_seeds"].map(len) > 0) & ~stats["optuna"] & ~raced]
     incomplete = incomplete[["label", "dataset", "missing_seeds"]].drop_duplicates("label")
     if rep.missing.empty and incomplete.empty:
         rep.add(
             "text",
             "Nothing: every planned trial finished and every configuration has "
-            "every seed of its dataset.",
+            "every seed of its dataset"
+            + (" (of a raced dataset: every seed the race gave it)." if races else "."),
         )
     if len(rep.missing):
         rep.add("text", f"{len(rep.missing)} trial(s) have no finished result:")

@@ -354,7 +354,8 @@ def _run_on_ray(
             tuner = _ray.build_tuner(f"race-{stamp}", run_dir, race=searcher, **tuning, **common)
             summary["race"] = _ray.fit(tuner)
             for dataset, r in race.plan().items():
-                print(f"steadytune: race {dataset}: {r.ended or 'not finished'}", file=out)
+                state = f"ended {r.ended}" if r.done else "not finished"
+                print(f"steadytune: race {dataset}: {r.trials} trials, {state}", file=out)
         if grid_trials:
             if remote and _ray.can_restore(run_dir, "grid"):
                 print(f"steadytune: resuming grid experiment in {run_dir}/grid", file=out)

@@ -202,6 +202,10 @@ def _race_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             changes.append(f"race.{name}: {was!r} -> {now!r}")
     if not after:
         changes.append("race: the recorded seed race was removed")
+    added = sorted(set(new.get("grid_keys") or []) - set(old.get("grid_keys") or []))
+    if after and added:  # a new configuration would change every round's Holm family
+        changes.append(f"{len(added)} trial(s) added to a seed race (e.g. {added[0]}); a race "
+                       "decides over the configurations it started with")  # fmt: skip
     decision_before, decision_after = (
         old["spec"].get("decision") or {},
         new["spec"].get("decision") or {},

@@ -63,6 +63,11 @@ class DatasetRace:
     def decision(self) -> Decision | None:
         return self.looks[-1].decision if self.looks else None
 
+    @property
+    def trials(self) -> int:
+        """Trials the race gave so far (rounds decided)."""
+        return sum(self.seeds_of(c) for c in self.configs)
+
     def seeds_of(self, config: str) -> int:
         """How many seeds a configuration got in the rounds decided so far."""
         if config in self.stopped:
@@ -177,9 +182,9 @@ def race_dataset(
         survivors = [c for c in alive if c != vanilla]
         verdict = decision.verdict
         if verdict == "better" and survivors == [config_of(decision.chosen)]:
-            race.done, race.ended = True, f"better: {decision.chosen_label} is the one left"
+            race.done, race.ended = True, f"better, with {decision.chosen_label} the one left"
         elif verdict == "equivalent":
-            race.done, race.ended = True, "equivalent: " + decision.reason
+            race.done, race.ended = True, "equivalent"
         elif n == looks[-1]:
             race.done, race.ended = True, f"{verdict} at the maximum of {n} seeds"
         if race.done:

@@ -7,11 +7,6 @@ test_sweep_fake.py (``FAKE_TRAIN_SCORE=race``: NoisyTune near chance, the others
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +14,7 @@ import pandas as pd
 import pytest
 import test_sweep_fake as fake
 import yaml
-from test_sweep_ray import ROOT, _kill_ray_under
+from test_sweep_ray import ROOT, kill_driver_when, resume_here
 
 from analysis._decide import Candidate, DecisionSettings
 from sweeps.driver import run_sweep
@@ -91,7 +86,7 @@ def test_a_clear_winner_ends_the_race_early():
     table = values({"vanilla": 0.80, "a": 0.80, "b": 0.83, "c": 0.80})
     r = race(table)
     assert r.decision.verdict == "better" and r.decision.chosen == "b:student"
-    assert r.ended.startswith("better")
+    assert r.ended == "better, with b the one left"
     assert trials_used(r) <= 0.5 * 4 * 15
 
 
@@ -173,21 +168,16 @@ def test_a_changed_race_is_refused_a_larger_budget_is_growth(tmp_path):
                                                          "budget_trials": 12}))  # fmt: skip
     with pytest.raises(ConfigError, match=r"race.start: 3 -> 5"):
         refuse_if_changed(str(tmp_path), old, record(race={"start": 5, "step": 2, "max": 7}))
+    with pytest.raises(ConfigError, match=r"added to a seed race"):
+        more = record(strategies=["vanilla", "sda", "noisytune", "se"],
+                      race={"start": 3, "step": 2, "max": 7, "budget_trials": 10})  # fmt: skip
+        refuse_if_changed(str(tmp_path), old, more)
     with pytest.raises(ConfigError, match=r"decision.alpha: 0.05 -> 0.01"):
         refuse_if_changed(str(tmp_path), old, record(decision={"alpha": 0.01},
                           race={"start": 3, "step": 2, "max": 7, "budget_trials": 10}))  # fmt: skip
 
 
 # -- on Ray Tune (slow) -----------------------------------------------------------
-DRIVER = """
-import sys
-sys.path.insert(0, {tests!r})
-import test_sweep_fake as fake
-from sweeps.driver import run_sweep, load_spec
-run_sweep(load_spec({spec!r}), num_cpus=2, dashboard=False, train_fn=fake.picklable_train())
-"""
-
-
 def _finished_keys(run_dir: Path) -> set[str]:
     df = pd.read_parquet(run_dir / "results.parquet")
     assert df["key"].is_unique
@@ -219,42 +209,16 @@ def test_race_example_on_ray_then_sigkill_and_resume_decides_the_same(tmp_path, 
     # the driver is SIGKILLed mid-race, then `steadytune resume` finishes it
     spec_b = race_spec(tmp_path / "b")
     run_b = tmp_path / "b" / "race"
-    env = {**os.environ, "FAKE_TRAIN_SLEEP": "0.3", "FAKE_TRAIN_SCORE": "race",
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
-    log = (tmp_path / "driver.log").open("w")
-    driver = subprocess.Popen(
-        [sys.executable, "-c", DRIVER.format(tests=str(ROOT / "tests"), spec=spec_b)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            results = run_b / "results.parquet"
-            if results.is_file() and len(pd.read_parquet(results)) >= 10:  # into round 2
-                break
-            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            time.sleep(0.2)
-        else:
-            pytest.fail("the race did not reach its second round in time")
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-        time.sleep(1)
-        _kill_ray_under(run_b)
+
+    def into_round_two() -> bool:
+        results = run_b / "results.parquet"
+        return results.is_file() and len(pd.read_parquet(results)) >= 10
+
+    slow = {"FAKE_TRAIN_SLEEP": "0.3", "FAKE_TRAIN_SCORE": "race"}
+    kill_driver_when(tmp_path, spec_b, run_b, into_round_two,
+                     "the race did not reach its second round", env=slow, timeout=120)  # fmt: skip
     assert len(pd.read_parquet(run_b / "results.parquet")) < len(done_a)
-
-    import sweeps.driver as driver_mod
-    from sweeps.cli.main import main
-
-    real = driver_mod.run_sweep
-    monkeypatch.setattr(
-        driver_mod, "run_sweep",
-        lambda *a, **kw: real(*a, **{**kw, "train_fn": fake.picklable_train(), "dashboard": False,
-                                     "num_cpus": 2}),
-    )  # fmt: skip
-    assert main(["resume", str(run_b)]) == 0
+    assert resume_here(monkeypatch, run_b) == 0
     assert _finished_keys(run_b) == done_a  # the same trials, each once
     assert _race_outcome(run_b) == outcome  # the same decisions
     for key in done_a:

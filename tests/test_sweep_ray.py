@@ -121,6 +121,48 @@ run_sweep(load_spec({spec!r}), num_cpus=2, dashboard=False, train_fn=fake.pickla
 """
 
 
+def kill_driver_when(tmp_path: Path, spec: dict, run_dir: Path, ready, what: str,
+                     env: dict | None = None, timeout: float = 90) -> None:  # fmt: skip
+    """Run a sweep driver (stand-in trainer) in a subprocess and SIGKILL it as soon as
+    ``ready()`` holds; then end the Ray processes it leaves behind."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    log_path = tmp_path / "driver.log"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER.format(tests=str(ROOT / "tests"), spec=spec)],
+        cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                break
+            assert driver.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"{what} in time")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        time.sleep(1)
+        _kill_ray_under(run_dir)
+
+
+def resume_here(monkeypatch, run_dir: Path) -> int:
+    """``steadytune resume RUN_DIR`` in this process, so the stand-in trainer is used."""
+    import sweeps.driver as driver_mod
+    from sweeps.cli.main import main
+
+    real = driver_mod.run_sweep
+    monkeypatch.setattr(
+        driver_mod, "run_sweep",
+        lambda *a, **kw: real(*a, **{**kw, "train_fn": fake.picklable_train(), "dashboard": False,
+                                     "num_cpus": 2}),
+    )  # fmt: skip
+    return main(["resume", str(run_dir)])
+
+
 def test_driver_sigkill_then_resume_runs_every_trial_once(tmp_path, monkeypatch):
     """Grid + Optuna (3 candidates × 2 seeds): kill the driver during the search, resume."""
     spec = grid_spec(
@@ -131,44 +173,18 @@ def test_driver_sigkill_then_resume_runs_every_trial_once(tmp_path, monkeypatch)
                 "seeds_per_candidate": 2},
     )  # fmt: skip
     run_dir = tmp_path / "runs" / "g"
-    env = {**os.environ, "FAKE_TRAIN_SLEEP": "0.4", "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "driver.log").open("w")
-    driver = subprocess.Popen(
-        [sys.executable, "-c", DRIVER.format(tests=str(ROOT / "tests"), spec=spec)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            results = run_dir / "results.parquet"
-            if results.is_file() and pd.read_parquet(results)["optuna_trial"].notna().sum() >= 1:
-                break
-            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            time.sleep(0.2)
-        else:
-            pytest.fail("no Optuna trial finished in time")
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-        time.sleep(1)
-        _kill_ray_under(run_dir)
+
+    def an_optuna_trial_finished() -> bool:
+        results = run_dir / "results.parquet"
+        return results.is_file() and pd.read_parquet(results)["optuna_trial"].notna().sum() >= 1
+
+    kill_driver_when(tmp_path, spec, run_dir, an_optuna_trial_finished,
+                     "no Optuna trial finished", env={"FAKE_TRAIN_SLEEP": "0.4"})  # fmt: skip
     before = pd.read_parquet(run_dir / "results.parquet")
     assert len(before) < 2 + 6
 
     monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0")
-    # `steadytune resume RUN_DIR`, in this process so the stand-in trainer can be passed
-    import sweeps.driver as driver_mod
-    from sweeps.cli.main import main
-
-    real = driver_mod.run_sweep
-    monkeypatch.setattr(
-        driver_mod, "run_sweep",
-        lambda *a, **kw: real(*a, **{**kw, "train_fn": fake.picklable_train(), "dashboard": False,
-                                     "num_cpus": 2}),
-    )  # fmt: skip
-    assert main(["resume", str(run_dir)]) == 0
+    assert resume_here(monkeypatch, run_dir) == 0
 
     df = pd.read_parquet(run_dir / "results.parquet")
     assert df["key"].is_unique and len(df) == 2 + 3 * 2

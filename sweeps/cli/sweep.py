@@ -49,7 +49,7 @@ def run_and_report(
         from sweeps.cli.report import report_after_sweep
 
         report_after_sweep(summary)
-    failed = sum(summary.get(k, {}).get("errors", 0) for k in ("grid", "optuna"))
+    failed = sum(summary.get(k, {}).get("errors", 0) for k in ("grid", "optuna", "race"))
     return 1 if failed else 0
 
 
