@@ -199,6 +199,18 @@ def seed_race(spec: SweepSpec, run_dir: str, grid_trials: list[TrialSpec]):
     return SeedRace(grid_trials, view, outcomes.candidates_of), outcomes
 
 
+def _sized_trials(grid_trials: list[TrialSpec], race, search) -> list[TrialSpec]:
+    """Every kind of trial this driver may run, for ``gpu: auto``: the grid's, the
+    race's, and one seed of each Optuna cell (the searched λ does not change memory)."""
+    trials = list(grid_trials) + (race.all_trials() if race is not None else [])
+    if search is not None:
+        assert search.spec.search is not None
+        for cell in search.cells:
+            cand = {"cell": cell["key"], "number": 0, "value": search.spec.search.high}
+            trials.append(search.candidate_trial(cand, search.seeds[0]))
+    return trials
+
+
 def load_run_spec(run_dir: str | Path) -> SweepSpec:
     """The spec recorded in a run directory (``steadytune resume``)."""
     record = read_record(str(run_dir))
@@ -341,10 +353,8 @@ def _run_on_ray(
     info = _ray.init_ray(run_dir, address, num_cpus=num_cpus, dashboard=dashboard)
     print(f"steadytune: Ray {info}", file=out, flush=True)
     try:
-        first = grid_trials[0] if grid_trials else (race.all_trials()[0] if race else None)
-        teacher_k = first.teacher_k if first else None
-        batch = spec.defaults.get("optim", {}).get("batch_size", 32)
-        gpu = resolve_gpu(spec.resources.gpu, spec.model, teacher_k, batch, _ray.cluster_gpus())
+        gpu = resolve_gpu(spec.resources.gpu, _sized_trials(grid_trials, race, search),
+                          _ray.cluster_gpus())  # fmt: skip
         check_feasible(spec.resources.cpu, gpu, _ray.cluster_nodes())
         common = dict(cpu=spec.resources.cpu, gpu=gpu, train_fn=train_fn)
         tuning = dict(max_concurrent=spec.max_concurrent, max_failures=spec.max_failures)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +88,26 @@ def cluster_gpu_memory_gb() -> float | None:
         return None
 
 
-def resolve_gpu(
-    requested: float | str, model: str, teacher_k: Any, batch_size: int, gpus_in_cluster: float
-) -> float:
-    """The GPU request per trial: ``requested``, or the ``auto`` fraction (0 without GPUs)."""
+def most_demanding_gb(trials: Iterable[Any]) -> float:
+    """The estimate of the hungriest of ``trials`` (``sweeps.grid.TrialSpec``s), each by
+    its own resolved config: model, teacher snapshots (its K) and batch size. One GPU
+    request serves every trial of a Tune experiment, so it must fit the largest."""
+    return max(
+        (estimate_gpu_memory_gb(t.config["model"], t.teacher_k, t.config["optim"]["batch_size"])
+         for t in trials),
+        default=0.0,
+    )  # fmt: skip
+
+
+def resolve_gpu(requested: float | str, trials: Iterable[Any], gpus_in_cluster: float) -> float:
+    """The GPU request per trial: ``requested``, or the ``auto`` fraction that holds the
+    most demanding of ``trials`` (0 without GPUs)."""
     if requested != "auto":
         return float(requested)
     if gpus_in_cluster <= 0:
         return 0.0
     memory = cluster_gpu_memory_gb() or 16.0
-    return auto_gpu_fraction(estimate_gpu_memory_gb(model, teacher_k, batch_size), memory)
+    return auto_gpu_fraction(most_demanding_gb(trials), memory)
 
 
 def check_feasible(cpu: float, gpu: float, nodes: list[dict[str, Any]]) -> None:

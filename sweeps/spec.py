@@ -412,7 +412,23 @@ class SweepSpec(_Strict):
             (("grid", "distill.k"), self.grid.distill_k)
         ] + [(("datasets", i, "k"), d.k) for i, d in enumerate(self.datasets)]
         k_strategies = [s for s in self.strategies if knob_matters("distill.k", s)]
+        sdv = [s for s in k_strategies if base_strategy(s) == "sdv"]
         for key, ks in grids:
+            # SDV runs one forward pass per snapshot: K = 'all' is refused, not replaced
+            for strategy in sdv:
+                given = k_values_for(ks, strategy)
+                per_strategy = isinstance(ks, dict)
+                if given and ("all" in given if per_strategy else set(given) == {"all"}):
+                    shared = "" if per_strategy else (
+                        "; this K list, shared by every strategy, leaves it only 'all' "
+                        "(give K per strategy)"
+                    )  # fmt: skip
+                    raise ParameterError(
+                        f"must give {strategy!r} integer K values >= 1 (one forward pass per "
+                        f"snapshot); 'all' is for se and sda{shared}",
+                        key=(*key, strategy) if per_strategy else key,
+                        value=given,
+                    )
             if not isinstance(ks, dict):
                 continue
             unknown = sorted(set(ks) - set(k_strategies))

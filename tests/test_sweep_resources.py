@@ -33,9 +33,37 @@ def test_teacher_snapshots_cost_memory():
     )
 
 
+def _trials_with(**spec):
+    from sweeps.grid import expand_grid
+    from sweeps.spec import load_spec
+
+    base = {"name": "g", "model": "minilm-l6", "seeds": 1, "strategies": ["vanilla", "sdv"],
+            "datasets": [{"name": "synthetic-sentiment", "train_size": 32}]}  # fmt: skip
+    return expand_grid(load_spec({**base, **spec}))
+
+
 def test_auto_without_gpus_runs_on_cpu_and_numbers_pass_through():
-    assert resolve_gpu("auto", "minilm-l6", 1, 32, gpus_in_cluster=0) == 0.0
-    assert resolve_gpu(0.25, "minilm-l6", 1, 32, gpus_in_cluster=0) == 0.25
+    assert resolve_gpu("auto", _trials_with(), gpus_in_cluster=0) == 0.0
+    assert resolve_gpu(0.25, _trials_with(), gpus_in_cluster=0) == 0.25
+
+
+def test_auto_is_sized_by_the_most_demanding_trial_not_the_first(monkeypatch):
+    """Vanilla comes first in the grid; SDV K=8 keeps eight snapshots."""
+    import sweeps.resources as resources
+
+    trials = _trials_with(grid={"distill.k": [8]})
+    assert trials[0].strategy == "vanilla"
+    monkeypatch.setattr(resources, "cluster_gpu_memory_gb", lambda: 4.0)
+    vanilla_alone = resolve_gpu("auto", trials[:1], gpus_in_cluster=1)
+    assert resolve_gpu("auto", trials, gpus_in_cluster=1) > vanilla_alone
+    assert resources.most_demanding_gb(trials) == estimate_gpu_memory_gb("minilm-l6", 8, 32)
+
+
+def test_auto_reads_each_trials_own_batch_size():
+    from sweeps.resources import most_demanding_gb
+
+    trials = _trials_with(strategies=["vanilla"], defaults={"optim": {"batch_size": 256}})
+    assert most_demanding_gb(trials) == estimate_gpu_memory_gb("minilm-l6", None, 256)
 
 
 def test_feasible_requests_pass():

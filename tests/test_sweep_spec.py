@@ -55,7 +55,7 @@ def test_per_dataset_k_and_epochs_and_metric():
 def test_k_grid_per_strategy():
     s = spec(
         strategies=["vanilla", "se", "sda", "noisytune+sdv"],
-        grid={"distill.k": {"se": "all", "sda": [1, 5], "noisytune+sdv": [3, "all"]}},
+        grid={"distill.k": {"se": "all", "sda": [1, 5], "noisytune+sdv": [3]}},
     )
     ks = {}
     for t in expand_grid(s):
@@ -68,6 +68,20 @@ def test_k_grid_per_strategy():
         grid={"distill.k": [1, 4]},
     )
     assert {t.teacher_k for t in expand_grid(s)} == {2}
+
+
+def test_sdv_with_k_all_is_refused_not_replaced():
+    """Before: {sdv: [all]} silently ran SDV with the default K = 1."""
+    for grid, key in (({"distill.k": {"sda": [1], "sdv": ["all"]}}, "'grid.distill.k.sdv'"),
+                      ({"distill.k": {"sda": ["all"], "sdv": [2, "all"]}}, "'grid.distill.k.sdv'"),
+                      ({"distill.k": ["all"]}, "'grid.distill.k'")):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            spec(strategies=["vanilla", "sda", "sdv"], grid=grid)
+        assert key in str(err.value) and "integer K values" in str(err.value)
+    # a K list shared by every strategy keeps its integers for SDV
+    s = spec(strategies=["sda", "sdv"], grid={"distill.k": [2, "all"]})
+    ks = {(t.strategy, t.teacher_k) for t in expand_grid(s)}
+    assert ks == {("sda", 2), ("sda", "all"), ("sdv", 2)}
 
 
 @pytest.mark.parametrize(
