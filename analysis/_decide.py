@@ -426,6 +426,15 @@ def choose(pool: Sequence[Candidate], by_id: Mapping[str, Assessment], level: fl
     return min(tied, key=lambda c: (c.cost, -delta(c), c.id))
 
 
+def count_flags(candidates: Iterable[Candidate]) -> dict[str, int]:
+    """Flagged seeds (``diverged``, ``one class``) over the candidates, per flag."""
+    flags: dict[str, int] = {}
+    for c in candidates:
+        for flag in c.flags.values():
+            flags[flag] = flags.get(flag, 0) + 1
+    return flags
+
+
 def decide(
     candidates: Sequence[Candidate],
     *,
@@ -447,10 +456,7 @@ def decide(
                   family_size=family_size, eliminated=gone, power=power)  # fmt: skip
     by_id = {a.id: a for a in rows}
     vanilla = next(c for c in candidates if c.is_vanilla)
-    flags: dict[str, int] = {}
-    for c in candidates:
-        for flag in c.flags.values():
-            flags[flag] = flags.get(flag, 0) + 1
+    flags = count_flags(candidates)
     groups: dict[str, list[Candidate]] = {}
     for c in candidates:
         groups.setdefault(c.group, []).append(c)

@@ -19,6 +19,7 @@ from analysis._decide import (
     Decision,
     DecisionSettings,
     cost_rank,
+    count_flags,
     decide,
 )
 from analysis._load import long_metrics
@@ -216,6 +217,8 @@ def decisions(
         race = (races or {}).get(dataset)
         if race is not None and race.decision is not None:
             decision = race.decision
+            # the race replays from results rows; the report also reads the logits
+            decision.flags = count_flags(cands)
         else:
             decision = decide(cands, metric=m, settings=settings)
         vanilla = next(c.id for c in cands if c.is_vanilla)
