@@ -21,8 +21,8 @@ a :class:`Decision` out, no pandas and no files.
   significantly different from it (paired, Holm) are equally good; among those a
   candidate with *evidence* of a smaller std than vanilla (Brown–Forsythe,
   ``scipy.stats.levene(center="median")``, Holm-corrected, ratio < 1) is preferred; then
-  the cheaper one (:func:`cost_rank`), then the higher mean. A smaller std on 3–5 seeds
-  without such evidence is noise and never breaks a tie.
+  the cheaper one (``trainer.strategies.cost_rank``), then the higher mean. A smaller
+  std on 3–5 seeds without such evidence is noise and never breaks a tie.
 * Power (``statsmodels.stats.power.TTestPower``): per candidate the std of the paired
   differences, the minimum detectable |Δ| at the current n (α/m, the first Holm step, 80 %
   power) and the seeds that would resolve the observed Δ (as ``better``/``worse`` at
@@ -66,7 +66,8 @@ class Candidate:
     """A model of a configuration and its score per seed (one dataset, one metric).
 
     ``group`` is the strategy (per-strategy picks are made within a group); ``cost`` sorts
-    cheaper first (:func:`cost_rank`); ``flags`` marks seeds that diverged or predict one
+    cheaper first (``trainer.strategies.cost_rank``); ``flags`` marks seeds that diverged
+    or predict one
     class (they count like any seed; the verdict shows them).
     """
 
@@ -130,33 +131,6 @@ class Decision:
 
     def assessment(self, cid: str) -> Assessment:
         return next(a for a in self.assessments if a.id == cid)
-
-
-# -- ordering -----------------------------------------------------------------------
-_STRATEGY_COST = {"vanilla": 0, "se": 1, "sda": 2, "sdv": 3}
-
-
-def cost_rank(
-    strategy: str, k: object = None, distill_lambda: float | None = None, model: str = "student"
-) -> tuple:
-    """Cheaper first: vanilla < SE < SDA (small K first) < SDV; NoisyTune after the same
-    strategy without it; then the smaller λ (closer to plain fine-tuning); the student
-    before the averaged model (which needs its average kept and evaluated)."""
-    base = strategy.removeprefix("noisytune").removeprefix("+") or "vanilla"
-    if k is None or (isinstance(k, float) and math.isnan(k)):
-        k_rank = 0.0
-    elif str(k) == "all":
-        k_rank = math.inf
-    else:
-        k_rank = float(k)
-    lam = -1.0 if distill_lambda is None or math.isnan(distill_lambda) else distill_lambda
-    return (
-        _STRATEGY_COST.get(base, 4),
-        k_rank,
-        int(strategy.startswith("noisytune")),
-        lam,
-        int(model != "student"),
-    )
 
 
 # -- tests --------------------------------------------------------------------------

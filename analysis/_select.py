@@ -18,13 +18,13 @@ from analysis._decide import (
     Candidate,
     Decision,
     DecisionSettings,
-    cost_rank,
     count_flags,
     decide,
 )
 from analysis._load import long_metrics
 from analysis._tables import config_label, primary_metrics, t_interval
-from sweeps.spec import base_strategy
+from trainer import strategies
+from trainer.strategies import STRATEGIES, student_is_plain
 
 RULE = (
     "Dev split, the dataset's primary metric, each configuration paired with vanilla by "
@@ -124,8 +124,8 @@ def dataset_candidates(
     """
     part = long[(long["dataset"] == dataset) & (long["split"] == split)
                 & (long["metric"] == metric)]  # fmt: skip
-    se_student = (part["model"] == "student") & (part["strategy"].map(base_strategy) == "se")
-    part = part[~se_student]
+    plain_student = (part["model"] == "student") & part["strategy"].map(student_is_plain)
+    part = part[~plain_student]
     flags = flags or {}
     by_id: dict[str, dict[str, Any]] = {}
     values: dict[str, dict[int, list[float]]] = {}
@@ -160,7 +160,7 @@ def dataset_candidates(
                 label=info["label"],
                 group=info["strategy"],
                 values={s: sum(v) / len(v) for s, v in sorted(values[cid].items())},
-                cost=cost_rank(
+                cost=strategies.cost_rank(
                     info["strategy"],
                     info["teacher_k"],
                     None if lam is None else float(lam),
@@ -285,8 +285,6 @@ def select(
 
 
 def _order(strategy: str) -> int:
-    from trainer.config import STRATEGIES
-
     return STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES)
 
 

@@ -194,7 +194,7 @@ def seed_stats(
 
 def sort_configs(df: pd.DataFrame) -> pd.DataFrame:
     """Rows ordered by dataset, strategy (vanilla first), K (small first), λ, model."""
-    from trainer.config import STRATEGIES
+    from trainer.strategies import STRATEGIES
 
     order = {s: i for i, s in enumerate(STRATEGIES)}
     keys = pd.DataFrame(

@@ -1,5 +1,5 @@
 """Expand a sweep spec into trial configs: datasets × strategies × seeds × the knobs
-that matter for each strategy (``spec.knob_matters``), and nothing else.
+that matter for each strategy (``trainer.strategies.knob_matters``), and nothing else.
 
 A knob a strategy does not use is left at its trainer default and shows as null in
 ``results.parquet``; so ``vanilla`` runs once per (dataset, seed) whatever the λ and K
@@ -14,9 +14,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sweeps.spec import SweepSpec, base_strategy, k_values_for, knob_matters
+from sweeps.spec import SweepSpec, k_values_for
 from trainer.config import config_to_dict, load_config, merge
 from trainer.errors import ConfigError
+from trainer.strategies import allows_k_all, knob_matters
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def _k_values(spec: SweepSpec, dataset_index: int, strategy: str) -> list[Any]:
     pass per teacher snapshot, so SDV needs a finite K)."""
     ks = spec.datasets[dataset_index].k or spec.grid.distill_k
     values = _values(k_values_for(ks, strategy), knob_matters("distill.k", strategy))
-    if base_strategy(strategy) == "sdv":
+    if not allows_k_all(strategy):
         values = [k for k in values if k != "all"] or [None]
     return values
 

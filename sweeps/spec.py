@@ -46,7 +46,6 @@ from pydantic import (
 
 from trainer.config import (
     METRICS,
-    STRATEGIES,
     UNION_TAG_PREFIX,
     DataConfig,
     ParameterError,
@@ -56,34 +55,11 @@ from trainer.config import (
     read_yaml_mapping,
 )
 from trainer.errors import ConfigError
+from trainer.strategies import STRATEGIES, allows_k_all, knob_matters
 
-# Which knobs matter for which strategy: the grid expands a knob only where it matters.
-K_STRATEGIES = ("se", "sda", "sdv")  # teacher size / averaging window
-DISTILL_LAMBDA_STRATEGIES = ("sda", "sdv")  # SE averages weights, it has no distillation loss
-GRID_KEYS = ("distill.lambda", "distill.k", "noise.lambda")
 SEARCH_PARAMS = ("distill.lambda", "noise.lambda")
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
 _PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")
-
-
-def base_strategy(strategy: str) -> str:
-    """'noisytune+sda' -> 'sda'; 'noisytune' -> 'vanilla' (same rule as TrainConfig)."""
-    return strategy.removeprefix("noisytune").removeprefix("+") or "vanilla"
-
-
-def uses_noise(strategy: str) -> bool:
-    return strategy.startswith("noisytune")
-
-
-def knob_matters(knob: str, strategy: str) -> bool:
-    """Whether the grid/search knob ``knob`` changes what ``strategy`` trains."""
-    if knob == "noise.lambda":
-        return uses_noise(strategy)
-    if knob == "distill.k":
-        return base_strategy(strategy) in K_STRATEGIES
-    if knob == "distill.lambda":
-        return base_strategy(strategy) in DISTILL_LAMBDA_STRATEGIES
-    raise KeyError(knob)
 
 
 class _Strict(BaseModel):
@@ -412,10 +388,10 @@ class SweepSpec(_Strict):
             (("grid", "distill.k"), self.grid.distill_k)
         ] + [(("datasets", i, "k"), d.k) for i, d in enumerate(self.datasets)]
         k_strategies = [s for s in self.strategies if knob_matters("distill.k", s)]
-        sdv = [s for s in k_strategies if base_strategy(s) == "sdv"]
+        finite_k = [s for s in k_strategies if not allows_k_all(s)]
         for key, ks in grids:
             # SDV runs one forward pass per snapshot: K = 'all' is refused, not replaced
-            for strategy in sdv:
+            for strategy in finite_k:
                 given = k_values_for(ks, strategy)
                 per_strategy = isinstance(ks, dict)
                 if given and ("all" in given if per_strategy else set(given) == {"all"}):

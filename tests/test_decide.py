@@ -19,11 +19,11 @@ from analysis._decide import (
     _bf_p,
     _mde,
     _seeds_for,
-    cost_rank,
     decide,
     paired_p,
     paired_tests,
 )
+from trainer.strategies import cost_rank
 
 ALPHA = 0.05
 MARGIN = 0.01  # the default for accuracy

@@ -29,11 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from trainer import strategies
 from trainer.errors import ConfigError
+from trainer.strategies import STRATEGIES
 
-# Strategy names. NoisyTune composes with the others as "noisytune+<strategy>".
-BASE_STRATEGIES = ("vanilla", "se", "sda", "sdv")
-STRATEGIES = (*BASE_STRATEGIES, "noisytune", "noisytune+se", "noisytune+sda", "noisytune+sdv")
 METRICS = ("accuracy", "macro_f1", "mcc")
 
 
@@ -387,35 +386,35 @@ class TrainConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _sdv_needs_integer_k(self) -> TrainConfig:
-        if self.base_strategy == "sdv" and self.distill.k == "all":
+    def _k_all_only_where_allowed(self) -> TrainConfig:
+        if self.distill.k == "all" and not strategies.allows_k_all(self.strategy):
+            allowed = [b for b, part in strategies.BASES.items() if part.k_all]
             raise ParameterError(
                 f"must be an int >= 1 for strategy {self.strategy!r} (one forward pass per "
-                "snapshot); 'all' is for se and sda",
+                f"snapshot); 'all' is for {' and '.join(allowed)}",
                 key=("distill", "k"),
                 value="all",
             )
         return self
 
-    # -- what the strategy name implies -------------------------------------------
+    # -- what the strategy name implies (trainer/strategies.py) ----------------------
     @property
     def uses_noise(self) -> bool:
-        return self.strategy.startswith("noisytune")
+        return strategies.uses_noise(self.strategy)
 
     @property
     def base_strategy(self) -> str:
-        """The strategy without its NoisyTune prefix ('noisytune' alone -> 'vanilla')."""
-        base = self.strategy.removeprefix("noisytune").removeprefix("+")
-        return base or "vanilla"
+        """The strategy without its modifiers ('noisytune' alone -> 'vanilla')."""
+        return strategies.base_strategy(self.strategy)
 
     @property
     def teacher_k(self) -> int | Literal["all"] | None:
         """The resolved K, or None for strategies without averaging."""
-        if self.base_strategy == "vanilla":
+        if strategies.default_k(self.strategy) is None:
             return None
         if self.distill.k is not None:
             return self.distill.k
-        return "all" if self.base_strategy == "se" else 1
+        return strategies.default_k(self.strategy)  # type: ignore[return-value]
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -1,0 +1,69 @@
+"""The strategy registry: one place for names, knobs, K rules and costs."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer import strategies
+from trainer.config import ConfigError, load_config
+
+# What the names meant before the registry (trainer/config.py, sweeps/spec.py): the
+# registry must say the same, name by name.
+BEFORE = {
+    "vanilla": ("vanilla", False, ()),
+    "se": ("se", False, ("distill.k",)),
+    "sda": ("sda", False, ("distill.k", "distill.lambda")),
+    "sdv": ("sdv", False, ("distill.k", "distill.lambda")),
+    "noisytune": ("vanilla", True, ("noise.lambda",)),
+    "noisytune+se": ("se", True, ("noise.lambda", "distill.k")),
+    "noisytune+sda": ("sda", True, ("noise.lambda", "distill.k", "distill.lambda")),
+    "noisytune+sdv": ("sdv", True, ("noise.lambda", "distill.k", "distill.lambda")),
+}
+
+
+def test_names_and_what_they_read():
+    assert tuple(BEFORE) == strategies.STRATEGIES
+    for name, (base, noise, knobs) in BEFORE.items():
+        assert strategies.base_strategy(name) == base
+        assert strategies.uses_noise(name) is noise
+        assert strategies.knobs(name) == knobs
+        for knob in ("noise.lambda", "distill.k", "distill.lambda", "optim.lr"):
+            assert strategies.knob_matters(knob, name) is (knob in knobs)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "k"),
+    [("vanilla", None), ("noisytune", None), ("se", "all"), ("noisytune+se", "all"),
+     ("sda", 1), ("sdv", 1), ("noisytune+sdv", 1)],
+)  # fmt: skip
+def test_default_k_reaches_the_config(tiny_config, strategy, k):
+    config = load_config({**tiny_config, "strategy": strategy})
+    assert config.teacher_k == k == strategies.default_k(strategy)
+
+
+def test_k_all_is_refused_where_the_registry_says_so(tiny_config):
+    for strategy in strategies.STRATEGIES:
+        if strategies.default_k(strategy) is None:
+            continue
+        raw = {**tiny_config, "strategy": strategy, "distill": {"k": "all"}}
+        if strategies.allows_k_all(strategy):
+            assert load_config(raw).teacher_k == "all"
+        else:
+            with pytest.raises(ConfigError, match=r"'distill.k' parameter must be an int >= 1"):
+                load_config(raw)
+
+
+def test_only_the_self_ensembles_student_is_the_plain_run():
+    plain = [s for s in strategies.STRATEGIES if strategies.student_is_plain(s)]
+    assert plain == ["se", "noisytune+se"]
+
+
+def test_cost_order():
+    rank = strategies.cost_rank
+    ordered = [
+        rank("vanilla"), rank("noisytune"), rank("se", "all"), rank("sda", 1),
+        rank("noisytune+sda", 1), rank("sda", 2), rank("sda", "all"), rank("sdv", 1),
+    ]  # fmt: skip
+    assert ordered == sorted(ordered)
+    assert rank("sda", 1, 0.5) < rank("sda", 1, 1.0)
+    assert rank("sda", 1, 1.0, "student") < rank("sda", 1, 1.0, "averaged")

@@ -1,0 +1,111 @@
+"""The strategies, as data: the one place that says what each name means.
+
+A strategy name is zero or more *modifiers* (acting before training: ``noisytune``) and
+one *base* strategy (how training and evaluation go: ``vanilla``, ``se``, ``sda``,
+``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune on vanilla.
+For each part the registry gives the dotted config keys it reads, its K rules and its
+relative cost. Torch-free: the config, the sweep spec, the grid and the analysis read it;
+the training loop builds the parts (``trainer/loop.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Part:
+    """One base strategy or modifier."""
+
+    name: str
+    knobs: tuple[str, ...] = ()  # the dotted config keys it reads
+    k_default: int | str | None = None  # its K when ``distill.k`` is unset (None: no K)
+    k_all: bool = False  # whether K = 'all' is allowed
+    cost: int = 0  # relative cost: the decision's tie-break (cheaper first)
+    student_is_plain: bool = False  # its student is the run without it (SE: bit for bit)
+    about: str = ""
+
+
+BASES: dict[str, Part] = {
+    p.name: p
+    for p in (
+        Part("vanilla", about="cross-entropy"),
+        Part("se", knobs=("distill.k",), k_default="all", k_all=True, cost=1,
+             student_is_plain=True, about="evaluate the mean of the last K steps' parameters"),
+        Part("sda", knobs=("distill.k", "distill.lambda"), k_default=1, k_all=True, cost=2,
+             about="distil from the mean of the last K steps' parameters"),
+        Part("sdv", knobs=("distill.k", "distill.lambda"), k_default=1, cost=3,
+             about="distil from the mean logits of the last K step snapshots (one forward "
+                   "pass each, so K is finite)"),
+    )
+}  # fmt: skip
+MODIFIERS: dict[str, Part] = {
+    "noisytune": Part("noisytune", knobs=("noise.lambda",), cost=1,
+                      about="perturb every parameter matrix before training"),
+}  # fmt: skip
+
+# Every accepted name, in the order tables list them: the bases, then each modifier
+# alone and with each base but vanilla.
+STRATEGIES: tuple[str, ...] = (
+    *BASES,
+    *(m for m in MODIFIERS),
+    *(f"{m}+{b}" for m in MODIFIERS for b in BASES if b != "vanilla"),
+)
+
+
+def split(strategy: str) -> tuple[tuple[str, ...], str]:
+    """(modifiers, base) of a name: 'noisytune+sda' -> (('noisytune',), 'sda')."""
+    parts = strategy.split("+")
+    modifiers = tuple(p for p in parts if p in MODIFIERS)
+    bases = [p for p in parts if p not in MODIFIERS]
+    return modifiers, (bases[0] if bases else "vanilla")
+
+
+def base_strategy(strategy: str) -> str:
+    """'noisytune+sda' -> 'sda'; 'noisytune' -> 'vanilla'."""
+    return split(strategy)[1]
+
+
+def uses_noise(strategy: str) -> bool:
+    return "noisytune" in split(strategy)[0]
+
+
+def knobs(strategy: str) -> tuple[str, ...]:
+    """The dotted keys a strategy reads (its modifiers' and its base's)."""
+    modifiers, base = split(strategy)
+    return tuple(k for m in modifiers for k in MODIFIERS[m].knobs) + BASES[base].knobs
+
+
+def knob_matters(knob: str, strategy: str) -> bool:
+    """Whether ``knob`` changes what ``strategy`` trains."""
+    return knob in knobs(strategy)
+
+
+def default_k(strategy: str) -> int | str | None:
+    return BASES[base_strategy(strategy)].k_default
+
+
+def allows_k_all(strategy: str) -> bool:
+    return BASES[base_strategy(strategy)].k_all
+
+
+def student_is_plain(strategy: str) -> bool:
+    """Whether the strategy's student is the same run as without it (SE's)."""
+    return BASES[base_strategy(strategy)].student_is_plain
+
+
+def cost_rank(
+    strategy: str, k: object = None, distill_lambda: float | None = None, model: str = "student"
+) -> tuple:
+    """Cheaper first: the base's cost (vanilla < SE < SDA < SDV), the smaller K ('all'
+    last), no modifiers before modifiers, the smaller λ (closer to plain fine-tuning),
+    the student before the averaged model (which needs its average kept and evaluated)."""
+    modifiers, base = split(strategy)
+    if k is None or (isinstance(k, float) and math.isnan(k)):
+        k_rank = 0.0
+    else:
+        k_rank = math.inf if str(k) == "all" else float(k)
+    lam = -1.0 if distill_lambda is None or math.isnan(distill_lambda) else distill_lambda
+    extra = sum(MODIFIERS[m].cost for m in modifiers)
+    return (BASES[base].cost, k_rank, extra, lam, int(model != "student"))
