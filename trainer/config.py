@@ -322,6 +322,11 @@ class OptimConfig(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 32
     lr: Annotated[Finite, Field(gt=0)] = 2e-5
     head_lr: Annotated[Finite, Field(gt=0)] = 1e-3
+    layer_decay: Annotated[Finite, Field(gt=0, le=1)] = Field(
+        default=1.0,
+        description="Layer-wise lr decay: encoder layer l of L trains at lr·decay^(L−l), the "
+        "embeddings at lr·decay^L, the head at head_lr; 1.0 = off.",
+    )
     weight_decay: Annotated[Finite, Field(ge=0)] = 0.01
     warmup_ratio: Annotated[Finite, Field(ge=0, le=1)] = 0.1
     max_grad_norm: Annotated[Finite, Field(gt=0)] | None = Field(

@@ -291,7 +291,7 @@ def train(
     )
     total_steps = opt.max_steps or math.ceil(opt.epochs * order.steps_per_epoch)
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, opt.lr, opt.head_lr, opt.weight_decay),
+        parameter_groups(model, opt.lr, opt.head_lr, opt.weight_decay, opt.layer_decay),
         betas=opt.betas,
         eps=opt.eps,
         fused=device.type in ("cpu", "cuda"),  # fused kernels exist for both; ~9x faster on CPU

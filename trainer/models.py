@@ -178,24 +178,50 @@ def load_classifier(path: str, num_labels: int, seed: int) -> nn.Module:
         raise ConfigError(f"The 'model' {path!r} could not be loaded: {_first_line(exc)}") from None
 
 
+def _encoder_depth(model: nn.Module) -> dict[int, int]:
+    """Parameter id -> its encoder depth: 0 the embeddings, l for the l-th of L layers
+    (``…layer.<l-1>.…`` in the HF BERT family's names), L for the rest (the pooler)."""
+    import re
+
+    top = int(getattr(model.config, "num_hidden_layers", 0))
+    depth = {}
+    for name, param in model.base_model.named_parameters():
+        found = re.search(r"(?:^|\.)layers?\.(\d+)\.", name)
+        if name.startswith("embeddings."):
+            depth[id(param)] = 0
+        elif found:
+            depth[id(param)] = int(found.group(1)) + 1
+        else:
+            depth[id(param)] = top
+    return depth
+
+
 def parameter_groups(
-    model: nn.Module, lr: float, head_lr: float, weight_decay: float
+    model: nn.Module, lr: float, head_lr: float, weight_decay: float, layer_decay: float = 1.0
 ) -> list[dict]:
     """AdamW groups: encoder at ``lr``, the new head at ``head_lr``.
 
     The encoder is ``model.base_model``; everything else is head. As is usual for
-    BERT, biases and LayerNorm weights (all 1-D tensors) get no weight decay.
+    BERT, biases and LayerNorm weights (all 1-D tensors) get no weight decay. With
+    ``layer_decay`` < 1 (layer-wise lr decay, as in ELECTRA and Zhang et al. 2021), the
+    encoder's layer l of L trains at lr·decay^(L−l) and the embeddings at lr·decay^L, so
+    the layers nearest the input, which hold the most general features, move least. At
+    1.0 the groups are exactly the undecayed ones (same groups, same order: checkpoints
+    of either resume alike).
     """
     encoder_ids = {id(p) for p in model.base_model.parameters()}
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    depth = _encoder_depth(model) if layer_decay != 1.0 else {}
+    top = max(depth.values(), default=0)
+    groups: dict[tuple[bool, int, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
-        key = (id(param) in encoder_ids, param.ndim >= 2)
+        is_encoder = id(param) in encoder_ids
+        key = (is_encoder, depth.get(id(param), top) if is_encoder else 0, param.ndim >= 2)
         groups.setdefault(key, []).append(param)
     return [
         {
             "params": params,
-            "lr": lr if is_encoder else head_lr,
+            "lr": lr * layer_decay ** (top - level) if is_encoder else head_lr,
             "weight_decay": weight_decay if decays else 0.0,
         }
-        for (is_encoder, decays), params in sorted(groups.items())
+        for (is_encoder, level, decays), params in sorted(groups.items())
     ]
