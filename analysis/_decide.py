@@ -142,13 +142,6 @@ def _holm(p: Sequence[float]) -> np.ndarray:
     return holm(p)
 
 
-def paired_p(x: np.ndarray, y: np.ndarray) -> float:
-    """Two-sided paired t-test p of x vs y (:func:`paired_tests` of one row)."""
-    if len(x) < 2:
-        return math.nan
-    return float(paired_tests(x[None, :], y[None, :], margin=math.inf, level=0.05)["p"][0])
-
-
 def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -> dict:
     """Paired tests of each row of ``x`` against the same row of ``y`` (seeds in
     columns, at least 2), vectorised over rows: a race looks often, and one call per
@@ -300,24 +293,14 @@ def assess(
                 a.std / a.vanilla_std if a.vanilla_std > 0 else (1.0 if a.std == 0 else math.inf)
             )
         rows.append(a)
-    # one vectorised call per set of common seeds (in a race: one set)
-    by_seeds: dict[tuple, list[int]] = {}
-    for i, c in enumerate(others):
-        if len(pairs[i][0]) >= 2:
-            by_seeds.setdefault(tuple(sorted(set(c.values) & set(vanilla.values))), []).append(i)
-    for idx in by_seeds.values():
-        x, y = np.stack([pairs[i][0] for i in idx]), np.stack([pairs[i][1] for i in idx])
-        res = paired_tests(x, y, margin=margin, level=level)
-        for j, i in enumerate(idx):
-            a = rows[i]
-            a.sd_diff, a.p, a.tost_p = (
-                float(res["sd"][j]),
-                float(res["p"][j]),
-                float(res["tost_p"][j]),
-            )
-            a.ci_low, a.ci_high = float(res["ci_low"][j]), float(res["ci_high"][j])
-            if power:
-                a.mde = _mde(a.n, a.sd_diff, level / m)
+    for a, res in zip(rows, tests_against(vanilla, others, margin=margin, level=level),
+                      strict=True):  # fmt: skip
+        if res is None:
+            continue
+        a.sd_diff, a.p, a.tost_p = res["sd"], res["p"], res["tost_p"]
+        a.ci_low, a.ci_high = res["ci_low"], res["ci_high"]
+        if power:
+            a.mde = _mde(a.n, a.sd_diff, level / m)
     # Holm over the whole family; a candidate without data is a hypothesis not rejected
     p_family = [a.p for a in rows] + [1.0] * (m - len(rows))
     for a, ph in zip(rows, _holm(p_family)[: len(rows)], strict=True):
@@ -353,24 +336,37 @@ def _resolution(a: Assessment, alpha_diff: float, alpha_equiv: float, margin: fl
     a.seeds_needed, a.resolves_as = (n if n <= MAX_SEEDS_REPORTED else math.inf), how
 
 
-def p_against(ref: Candidate, others: Sequence[Candidate]) -> list[tuple[float, float]]:
-    """(mean difference, two-sided paired t p) of each of ``others`` against ``ref`` on
-    their common seeds; one :func:`paired_tests` call per set of common seeds. Fewer
-    than 2 common seeds: (mean or NaN, NaN)."""
-    out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(others)
-    groups: dict[tuple, list[int]] = {}
+def tests_against(
+    ref: Candidate, others: Sequence[Candidate], *, margin: float, level: float
+) -> list[dict[str, float] | None]:
+    """:func:`paired_tests` of each of ``others`` against ``ref`` on their common seeds,
+    one vectorised call per set of common seeds (in a race: one set); None for a
+    candidate with fewer than 2 common seeds."""
+    out: list[dict[str, float] | None] = [None] * len(others)
     pairs = [_pair(c, ref) for c in others]
+    groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(others):
-        x, y = pairs[i]
-        if len(x) == 1:
-            out[i] = (float(x[0] - y[0]), math.nan)
-        elif len(x) >= 2:
+        if len(pairs[i][0]) >= 2:
             groups.setdefault(tuple(sorted(set(c.values) & set(ref.values))), []).append(i)
     for idx in groups.values():
         x, y = np.stack([pairs[i][0] for i in idx]), np.stack([pairs[i][1] for i in idx])
-        res = paired_tests(x, y, margin=math.inf, level=0.05)
+        res = paired_tests(x, y, margin=margin, level=level)
         for j, i in enumerate(idx):
-            out[i] = (float(res["delta"][j]), float(res["p"][j]))
+            out[i] = {name: float(values[j]) for name, values in res.items()}
+    return out
+
+
+def p_against(ref: Candidate, others: Sequence[Candidate]) -> list[tuple[float, float]]:
+    """(mean difference, two-sided paired t p) of each of ``others`` against ``ref`` on
+    their common seeds; (the one difference or NaN, NaN) with fewer than 2."""
+    out = []
+    for c, res in zip(others, tests_against(ref, others, margin=math.inf, level=0.05),
+                      strict=True):  # fmt: skip
+        if res is not None:
+            out.append((res["delta"], res["p"]))
+        else:
+            x, y = _pair(c, ref)
+            out.append((float((x - y).mean()) if len(x) else math.nan, math.nan))
     return out
 
 

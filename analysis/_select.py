@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -102,7 +102,6 @@ class DatasetDecision:
     info: dict[str, dict[str, Any]]  # candidate id -> config columns, model, label
     confirmation: dict[str, Any] | None = None  # the chosen one on test, paired
     race: Any = None  # sweeps.race.DatasetRace of a raced dataset
-    seeds: dict[str, list[int]] = field(default_factory=dict)  # candidate id -> dev seeds
 
     def config_label(self, config: str) -> str:
         """The label of a configuration (any of its models' labels, without the model)."""
@@ -226,10 +225,7 @@ def decisions(
         if decision.chosen != vanilla:
             confirmation = _confirmation(long, dataset, m, decision.chosen, vanilla,
                                          1 - settings.alpha)  # fmt: skip
-        out[dataset] = DatasetDecision(
-            dataset, decision, info, confirmation, race,
-            seeds={c.id: sorted(c.values) for c in cands},
-        )  # fmt: skip
+        out[dataset] = DatasetDecision(dataset, decision, info, confirmation, race)
     return out
 
 

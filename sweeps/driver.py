@@ -187,18 +187,6 @@ def is_finished(run_dir: str, trial: TrialSpec) -> bool:
 
 
 # -- running ----------------------------------------------------------------------
-def seed_race(spec: SweepSpec, run_dir: str, grid_trials: list[TrialSpec]):
-    """The spec's seed race over the grid's trials, replayed from the run directory."""
-    from sweeps.race import RaceSpecView, RunDirOutcomes, SeedRace
-
-    assert spec.race is not None
-    r = spec.race
-    view = RaceSpecView(start=r.start, step=r.step, max=r.max, budget_trials=r.budget_trials,
-                        settings=spec.decision.settings())  # fmt: skip
-    outcomes = RunDirOutcomes(run_dir, grid_trials)
-    return SeedRace(grid_trials, view, outcomes.candidates_of), outcomes
-
-
 def _sized_trials(grid_trials: list[TrialSpec], race, search) -> list[TrialSpec]:
     """Every kind of trial this driver may run, for ``gpu: auto``: the grid's, the
     race's, and one seed of each Optuna cell (the searched λ does not change memory)."""
@@ -341,6 +329,8 @@ def _run_on_ray(
     summary: dict[str, Any] = {"run_dir": run_dir}
     race = outcomes = None
     if spec.race is not None:
+        from sweeps.race import seed_race
+
         race, outcomes = seed_race(spec, run_dir, grid_trials)
         if race.finished():
             print(f"steadytune: every dataset's race in {run_dir} has ended; nothing to run",

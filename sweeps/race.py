@@ -354,9 +354,15 @@ def run_decisions(run_dir: str | Any) -> tuple[DecisionSettings | None, dict[str
         return None, {}
     if spec.race is None:
         return spec.decision.settings(), {}
-    trials = expand_grid(spec)
+    race, _ = seed_race(spec, str(run_dir), expand_grid(spec))
+    return race.race.settings, race.plan()
+
+
+def seed_race(spec: Any, run_dir: str, trials: Sequence[Any]) -> tuple[SeedRace, RunDirOutcomes]:
+    """The spec's seed race over the grid's trials (``spec.race`` set), replayed from the
+    run directory, and the outcomes it reads."""
     r = spec.race
     view = RaceSpecView(start=r.start, step=r.step, max=r.max, budget_trials=r.budget_trials,
                         settings=spec.decision.settings())  # fmt: skip
-    outcomes = RunDirOutcomes(str(run_dir), trials)
-    return view.settings, SeedRace(trials, view, outcomes.candidates_of).plan()
+    outcomes = RunDirOutcomes(run_dir, trials)
+    return SeedRace(trials, view, outcomes.candidates_of), outcomes
