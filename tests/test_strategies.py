@@ -7,16 +7,20 @@ import pytest
 from trainer import strategies
 from trainer.config import ConfigError, load_config
 
-# What the names meant before the registry (trainer/config.py, sweeps/spec.py): the
-# registry must say the same, name by name.
+# What the names meant before the registry (trainer/config.py, sweeps/spec.py), plus the
+# EMA teacher's keys for SDA: the registry must say the same, name by name.
 BEFORE = {
     "vanilla": ("vanilla", False, ()),
     "se": ("se", False, ("distill.k",)),
-    "sda": ("sda", False, ("distill.k", "distill.lambda")),
+    "sda": ("sda", False, ("distill.k", "distill.lambda", "distill.average", "distill.ema_decay")),
     "sdv": ("sdv", False, ("distill.k", "distill.lambda")),
     "noisytune": ("vanilla", True, ("noise.lambda",)),
     "noisytune+se": ("se", True, ("noise.lambda", "distill.k")),
-    "noisytune+sda": ("sda", True, ("noise.lambda", "distill.k", "distill.lambda")),
+    "noisytune+sda": (
+        "sda",
+        True,
+        ("noise.lambda", "distill.k", "distill.lambda", "distill.average", "distill.ema_decay"),
+    ),
     "noisytune+sdv": ("sdv", True, ("noise.lambda", "distill.k", "distill.lambda")),
 }
 

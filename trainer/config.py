@@ -298,6 +298,16 @@ class DistillConfig(_Strict):
 
     lam: Annotated[float, Field(alias="lambda", ge=0.0, allow_inf_nan=False)] = 1.0
     k: TeacherSize | None = None
+    average: Literal["window", "ema"] = Field(
+        default="window",
+        description="SDA's teacher: 'window' = the mean of the last K steps (the paper), "
+        "'ema' = an exponential moving average with ema_decay (K unused).",
+    )
+    ema_decay: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        default=0.99,
+        description="The EMA teacher's decay d (horizon about 1/(1−d) steps), warmed up as "
+        "min(d, (1+n)/(10+n)) after n steps.",
+    )
     teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
         description="Precision of the teacher's forward passes, whatever the student's. "
@@ -400,6 +410,25 @@ class TrainConfig(_Strict):
                 key=("distill", "k"),
                 value="all",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ema_only_for_sda(self) -> TrainConfig:
+        if self.distill.average == "ema":
+            if self.base_strategy != "sda":
+                raise ParameterError(
+                    f"must be 'window' for strategy {self.strategy!r}: the EMA teacher is "
+                    "SDA's (sda, noisytune+sda)",
+                    key=("distill", "average"),
+                    value="ema",
+                )
+            if self.distill.k is not None:
+                raise ParameterError(
+                    "must be left out when 'distill.average' is 'ema' (an EMA has no window; "
+                    "its horizon is set by distill.ema_decay)",
+                    key=("distill", "k"),
+                    value=self.distill.k,
+                )
         return self
 
     # -- what the strategy name implies (trainer/strategies.py) ----------------------

@@ -59,7 +59,7 @@ from trainer.models import (
 )
 from trainer.noisytune import perturb
 from trainer.provenance import git_commit, library_versions
-from trainer.teachers import AveragedTeacher, SelfEnsemble, VotingTeacher
+from trainer.teachers import AveragedTeacher, EmaTeacher, SelfEnsemble, VotingTeacher
 from trainer.tokenized import tokenize_splits
 
 __all__ = ["Reporter", "default_cache_dir", "train"]
@@ -131,6 +131,8 @@ def _teacher_in_bf16(config: TrainConfig, device: torch.device) -> bool:
 def _build_strategy(config: TrainConfig, model: nn.Module, flat: torch.Tensor):
     """(teacher, self-ensemble) for the strategy; either may be None."""
     base, k = config.base_strategy, config.teacher_k
+    if base == "sda" and config.distill.average == "ema":
+        return EmaTeacher(model, flat, config.distill.ema_decay), None
     if base == "sda":
         return AveragedTeacher(model, flat, k), None
     if base == "sdv":
@@ -304,7 +306,9 @@ def train(
 
     # -- strategy parts --------------------------------------------------------------
     teacher, ensemble = _build_strategy(config, model, flat)
-    averaged = teacher if isinstance(teacher, AveragedTeacher) else ensemble
+    # the model evaluated as 'averaged': SE's ensemble, or a teacher that holds one
+    # (SDA's; SDV's teacher is snapshots, its averaged_model() is None)
+    averaged = ensemble if ensemble is not None else teacher
     distill_lam = config.distill.lam
 
     # -- resume ----------------------------------------------------------------------

@@ -33,8 +33,9 @@ BASES: dict[str, Part] = {
         Part("vanilla", about="cross-entropy"),
         Part("se", knobs=("distill.k",), k_default="all", k_all=True, cost=1,
              student_is_plain=True, about="evaluate the mean of the last K steps' parameters"),
-        Part("sda", knobs=("distill.k", "distill.lambda"), k_default=1, k_all=True, cost=2,
-             about="distil from the mean of the last K steps' parameters"),
+        Part("sda", knobs=("distill.k", "distill.lambda", "distill.average", "distill.ema_decay"),
+             k_default=1, k_all=True, cost=2,
+             about="distil from the mean of the last K steps' parameters (or their EMA)"),
         Part("sdv", knobs=("distill.k", "distill.lambda"), k_default=1, cost=3,
              about="distil from the mean logits of the last K step snapshots (one forward "
                    "pass each, so K is finite)"),

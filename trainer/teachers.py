@@ -4,6 +4,8 @@ A time step is one optimizer step; θ_t are the parameters step t starts from.
 
 * :class:`AveragedTeacher` (SDA): the teacher's parameters are the mean of
   θ_{t-K} … θ_{t-1} (K = "all": θ_0 … θ_{t-1}); its logits are one forward pass.
+* :class:`EmaTeacher` (SDA with ``distill.average: ema``): the teacher's parameters are an
+  exponential moving average of θ_0 … θ_{t-1}.
 * :class:`VotingTeacher` (SDV): the teacher's logits are the mean of the logits of the
   K snapshot models θ_{t-K} … θ_{t-1}: K forward passes per step.
 * :class:`SelfEnsemble` (SE): the mean of the parameters after the last K steps
@@ -25,7 +27,7 @@ from torch import nn
 
 from trainer.averaging import ParameterAverage, ShadowModel
 
-__all__ = ["AveragedTeacher", "SelfEnsemble", "VotingTeacher"]
+__all__ = ["AveragedTeacher", "EmaTeacher", "SelfEnsemble", "VotingTeacher"]
 
 TeacherK = int | Literal["all"]
 
@@ -64,6 +66,45 @@ class AveragedTeacher(_Averaged):
     def logits(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         model = self.averaged_model()
         return None if model is None else model(**inputs).logits.float()
+
+
+class EmaTeacher:
+    """SDA with ``distill.average: ema``: the teacher's parameters are an exponential
+    moving average of θ_0 … θ_{t-1}, the teacher most public re-implementations of Xu
+    et al. use. θ̄ starts as θ_0; then θ̄ ← d·θ̄ + (1 − d)·θ with d = min(decay,
+    (1 + n) / (10 + n)) after n recorded steps: the warm-up of TensorFlow's
+    ``ExponentialMovingAverage``, so the first steps are not dominated by θ_0. The
+    average is kept in float32 in the shadow model's own parameters."""
+
+    def __init__(self, model: nn.Module, flat: torch.Tensor, decay: float) -> None:
+        self.shadow = ShadowModel(model)
+        self.decay = decay
+        self.count = 0
+
+    @torch.no_grad()
+    def record(self, flat: torch.Tensor) -> None:
+        if self.count == 0:
+            self.shadow.flat.copy_(flat)
+        else:
+            d = min(self.decay, (1 + self.count) / (10 + self.count))
+            self.shadow.flat.mul_(d).add_(flat, alpha=1 - d)
+        self.count += 1
+
+    def averaged_model(self) -> nn.Module | None:
+        """The model holding the current average (None before any step)."""
+        return None if self.count == 0 else self.shadow.module
+
+    @torch.no_grad()
+    def logits(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        model = self.averaged_model()
+        return None if model is None else model(**inputs).logits.float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.shadow.flat.clone(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.shadow.flat.copy_(state["average"])
+        self.count = int(state["count"])
 
 
 class VotingTeacher:
