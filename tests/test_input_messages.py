@@ -80,7 +80,8 @@ def assert_one_line(message: str) -> None:
         ({"optim": {"betaz": [0.9, 0.99]}},
          "config: The 'optim.betaz' parameter is not a known key; did you mean 'betas'? The keys "
          "of 'optim' are 'group_by_length', 'epochs', 'max_steps', 'batch_size', 'lr', "
-         "'head_lr', 'weight_decay', 'warmup_ratio', 'max_grad_norm', 'betas', 'eps'."),
+         "'head_lr', 'layer_decay', 'weight_decay', 'warmup_ratio', 'max_grad_norm', "
+         "'betas', 'eps'."),
     ],
 )  # fmt: skip
 def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
