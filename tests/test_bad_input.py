@@ -48,6 +48,7 @@ def train_config(cache: Path, **over) -> dict:
 
 
 def sweep_spec(tmp: Path, cache: Path, **over) -> dict:
+    """A small valid spec with ``over`` applied; a key given as None is left out."""
     spec = {
         "name": "bad",
         "model": "tiny-bert",
@@ -58,7 +59,7 @@ def sweep_spec(tmp: Path, cache: Path, **over) -> dict:
         "storage": str(tmp / "runs"),
     }
     spec.update(over)
-    return spec
+    return {k: v for k, v in spec.items() if v is not None}
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]], encoding: str = "utf-8") -> Path:
@@ -328,6 +329,18 @@ CASES: list[Case] = [
     train_case("NaN distill λ", "'distill.lambda'", strategy="sda", distill__lambda=float("nan")),
     train_case("negative noise λ", "'noise.lambda'", strategy="noisytune", noise__lambda=-0.1),
     train_case("betas above 1", "'optim.betas", optim__betas=[1.5, 0.9]),
+    train_case("layer decay above 1", "'optim.layer_decay'", "Got 2", optim__layer_decay=2),
+    train_case("EMA teacher for SDV", "'distill.average'", strategy="sdv", distill__average="ema"),
+    train_case(
+        "EMA teacher with a K", "'distill.k'", strategy="sda", distill__average="ema", distill__k=3
+    ),
+    train_case(
+        "EMA decay 1",
+        "'distill.ema_decay'",
+        strategy="sda",
+        distill__average="ema",
+        distill__ema_decay=1.0,
+    ),
     train_case("negative eps", "'optim.eps'", optim__eps=-1.0),
     train_case("bad exclude regex", "'noise.exclude", strategy="noisytune", noise__exclude=["("]),
     train_case("negative lr", "'optim.lr'", optim__lr=-1.0),
@@ -357,6 +370,23 @@ CASES: list[Case] = [
     *both("seeds 0", "'seeds'", seeds=0),
     *both("negative λ grid", "'grid.distill.lambda", grid={"distill.lambda": [-1.0]}),
     *both("K grid 0", "'grid.distill.k", grid={"distill.k": [0]}),
+    *both(
+        "SDV K grid all",
+        "'grid.distill.k.sdv'",
+        strategies=["vanilla", "sdv"],
+        grid={"distill.k": {"sdv": ["all"]}},
+    ),
+    *both("race start 1", "'race.start'", "Got 1", seeds=None, race={"start": 1}),
+    *both("race with a seed count", "'seeds'", race={"start": 3, "max": 5}),
+    *both(
+        "race without vanilla",
+        "'strategies'",
+        seeds=None,
+        strategies=["sda"],
+        race={"start": 3, "max": 5},
+    ),
+    *both("NaN decision margin", "'decision.margin'", decision={"margin": float("nan")}),
+    *both("decision alpha 0", "'decision.alpha'", "Got 0", decision={"alpha": 0}),
     *both(
         "dataset max_length too small",
         "'datasets[0].max_length'",
