@@ -189,15 +189,14 @@ class SeedGroupSearch:
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == cand["number"])
         if frozen.state.is_finished():
             return  # told before the driver died, after Tune last saved this state
-        # The public Trial API on the asked trial (also after a resume, which holds no
-        # Trial object); user attrs can only be set while the trial is still RUNNING.
-        trial = optuna.trial.Trial(study, frozen._trial_id)
+        # On the stored trial directly (a resumed driver holds no Trial object, and
+        # building one runs the sampler's per-trial hooks); only while it is RUNNING.
         for key, value in self._seed_attrs(cand).items():
-            trial.set_user_attr(key, value)
+            study._storage.set_trial_user_attr(frozen._trial_id, key, value)
         if any(v is None for v in values):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.tell(cand["number"], state=optuna.trial.TrialState.FAIL)
         else:
-            study.tell(trial, statistics.fmean(values))
+            study.tell(cand["number"], statistics.fmean(values))
 
     def _seed_attrs(self, cand: dict[str, Any]) -> dict[str, Any]:
         """The user attrs of a candidate's Optuna trial (JSON-able, as Optuna requires)."""
