@@ -32,19 +32,16 @@ def main() -> None:
         TrainingArguments,
     )
 
-    from trainer.config import DataConfig
-    from trainer.data import load_splits
-    from trainer.loop import default_cache_dir
-    from trainer.models import load_classifier, load_tokenizer, resolve_model
+    from trainer.config import load_config
+    from trainer.prepare import prepare
 
     torch.set_num_threads(args.threads)  # the same threads as our trainer's side
-    data = DataConfig.model_validate(sst2_data(args.data, args.rows))
-    splits = load_splits(data)
-    path = resolve_model(args.model, default_cache_dir())
-    tokenizer = load_tokenizer(path)
-    model = load_classifier(path, len(splits.label_names), seed=0)
-    train = Dataset.from_pandas(splits.train[["text", "label"]]).map(
-        lambda b: tokenizer(b["text"], truncation=True, max_length=data.max_length),
+    config = load_config({"model": args.model, "data": sst2_data(args.data, args.rows)})
+    # the same model, rows and head initialisation as our trainer's; HF tokenizes its own way
+    prepared = prepare(config)
+    tokenizer, model = prepared.tokenizer, prepared.model
+    train = Dataset.from_pandas(prepared.text_splits.train[["text", "label"]]).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=config.data.max_length),
         batched=True,
         remove_columns=["text"],
     )

@@ -16,10 +16,11 @@ import os
 from pathlib import Path
 
 from sweeps.grid import TrialSpec, build_trial, search_cells
-from sweeps.rundir import RUN_MARKER, check_owned, check_writable, is_remote
+from sweeps.rundir import check_owned, check_writable, is_remote
 from sweeps.spec import SweepSpec
 from trainer.config import TrainConfig, load_config
 from trainer.errors import ConfigError, UserInputError
+from trainer.layout import RUN_MARKER
 
 
 def _trial_configs(spec: SweepSpec, trials: list[TrialSpec]) -> list[tuple[str, TrainConfig]]:
@@ -52,7 +53,7 @@ def check_data(configs: list[tuple[str, TrainConfig]]) -> None:
 
 def check_models(configs: list[tuple[str, TrainConfig]]) -> None:
     """Every model resolvable here, and each dataset's ``max_length`` within its positions."""
-    from trainer.loop import default_cache_dir
+    from trainer.config import default_cache_dir
     from trainer.models import check_model_limits, check_model_resolvable
 
     resolved: dict[tuple[str, str], str] = {}

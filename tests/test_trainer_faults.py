@@ -189,8 +189,8 @@ def _forbid_loading(monkeypatch) -> None:
     def fail(*_args, **_kwargs):
         raise AssertionError("loaded data or tokenizer before checking the model")
 
-    monkeypatch.setattr("trainer.loop.load_splits", fail)
-    monkeypatch.setattr("trainer.loop.load_tokenizer", fail)
+    monkeypatch.setattr("trainer.prepare.load_splits", fail)
+    monkeypatch.setattr("trainer.prepare.load_tokenizer", fail)
 
 
 def test_max_length_beyond_the_position_embeddings_is_a_config_error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import difflib
+import os
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -449,6 +450,12 @@ class TrainConfig(_Strict):
         if self.distill.k is not None:
             return self.distill.k
         return strategies.default_k(self.strategy)  # type: ignore[return-value]
+
+
+def default_cache_dir() -> Path:
+    """Where tokenized data and generated models go when ``cache_dir`` is unset:
+    $STEADYTUNE_CACHE, else ~/.cache/steadytune."""
+    return Path(os.environ.get("STEADYTUNE_CACHE", Path.home() / ".cache" / "steadytune"))
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from trainer.batches import eval_batches
 from trainer.config import TrainConfig
+from trainer.prepare import prepare
 from trainer.tokenized import TokenizedSplit
 
 __all__ = ["evaluate_weights", "predict_logits"]
@@ -46,24 +47,15 @@ def evaluate_weights(
     ``test_logits``, ``test_labels``. AVG seed ensembles evaluate their averaged
     parameters with this, through the same data pipeline as training.
     """
-    from trainer.data import load_splits
-    from trainer.loop import default_cache_dir
-    from trainer.models import check_model_resolvable, load_classifier, load_tokenizer
-    from trainer.tokenized import tokenize_splits
-
-    cache_dir = Path(cache_dir or config.cache_dir or default_cache_dir())
-    model_path = check_model_resolvable(config.model, cache_dir)  # before the data loads
-    text_splits = load_splits(config.data)
-    tokenizer = load_tokenizer(model_path)
-    splits, _ = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)
-    model = load_classifier(model_path, len(text_splits.label_names), config.seed)
+    prepared = prepare(config, cache_dir)
+    model, splits = prepared.model, prepared.splits
     model.load_state_dict(state_dict)
     device = torch.device("cpu")
     out: dict[str, np.ndarray] = {}
     for name in ("dev", "test"):
         if name in splits:
             out[f"{name}_logits"] = predict_logits(
-                model, splits[name], config.eval.batch_size, tokenizer.pad_token_id or 0, device
+                model, splits[name], config.eval.batch_size, prepared.pad_id, device
             )
             out[f"{name}_labels"] = splits[name].labels
     return out

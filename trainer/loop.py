@@ -1,10 +1,10 @@
 """The one fine-tuning loop every strategy runs through.
 
-Read top to bottom: data, model, NoisyTune perturbation, optimizer, the strategy's
-parts (a teacher for SDA/SDV, an averaged model for SE), resume, then one loop:
-forward, distillation loss, backward, clip, teacher records θ_t, step, averaged
-model records θ_{t+1}, evaluate / checkpoint / report. A strategy never copies the
-loop; it only decides which of those parts exist.
+Read top to bottom: data and model (``trainer/prepare.py``), the strategy's parts
+(``trainer/parts.py``: NoisyTune's perturbation, SDA/SDV's teacher, SE's average),
+optimizer, resume, then one loop: forward, the parts' extra loss, backward, clip, the
+parts see θ_t, step, the parts see θ_{t+1}, evaluate / checkpoint / report. A strategy
+never copies the loop; it only brings parts whose hooks the loop calls.
 
 Everything that influences the numbers comes from the config and its seed: the head
 initialisation and dropout from ``torch.manual_seed(seed)``, the data order from
@@ -31,8 +31,8 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +45,18 @@ from trainer.averaging import flatten_parameters_
 from trainer.batches import TrainOrder, collate
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig, config_to_dict
-from trainer.data import load_splits
 from trainer.errors import ConfigError
 from trainer.inference import predict_logits
 from trainer.jsonio import to_json_safe, write_json_atomic
 from trainer.metrics import classification_metrics
-from trainer.models import (
-    check_model_limits,
-    check_model_resolvable,
-    load_classifier,
-    load_tokenizer,
-    parameter_groups,
-)
-from trainer.noisytune import perturb
+from trainer.models import parameter_groups
+from trainer.parts import StrategyPart, build_parts
+from trainer.precision import autocast as autocast_for
+from trainer.precision import student_in_bf16
+from trainer.prepare import prepare
 from trainer.provenance import git_commit, library_versions
-from trainer.teachers import AveragedTeacher, EmaTeacher, SelfEnsemble, VotingTeacher
-from trainer.tokenized import tokenize_splits
 
-__all__ = ["Reporter", "default_cache_dir", "train"]
+__all__ = ["Reporter", "train"]
 
 Reporter = Callable[[dict[str, Any], Path | None], None]
 """Called with (metrics, checkpoint directory) at every evaluation and checkpoint."""
@@ -70,15 +64,13 @@ Reporter = Callable[[dict[str, Any], Path | None], None]
 CHECKPOINT_DIR = "checkpoint"
 RESULT_FILE = "result.json"
 LOGITS_FILE = "logits.npz"
-_NOISE_SEED_OFFSET = 0x5EED  # the noise generator must not share the dropout stream
 # What resuming reads from a checkpoint; a state without one of these is corrupt.
 _STATE_KEYS = (
     "step",
     "model",
     "optimizer",
     "scheduler",
-    "teacher",
-    "ensemble",
+    "parts",
     "rng",
     "history",
     "loss_sum",
@@ -88,58 +80,12 @@ _STATE_KEYS = (
 )
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("STEADYTUNE_CACHE", Path.home() / ".cache" / "steadytune"))
-
-
 def _device(config: TrainConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is visible.")
     return torch.device(config.device)
-
-
-def _autocast(device: torch.device, bf16: bool):
-    """A context factory: bf16 autocast on ``device``, or nothing (fp32)."""
-    if not bf16:
-        return nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def _student_in_bf16(config: TrainConfig, device: torch.device) -> bool:
-    """bf16 autocast on CUDA by default (and on CPU when asked); fp32 otherwise."""
-    return config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-
-
-def _native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (CUDA; CPUs with AMX or AVX512-BF16)."""
-    if device.type == "cuda":
-        return True
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _teacher_in_bf16(config: TrainConfig, device: torch.device) -> bool:
-    """The teacher runs in bf16 when asked, or by default where bf16 is native."""
-    wanted = config.distill.teacher_precision
-    return wanted == "bf16" or (wanted == "auto" and _native_bf16(device))
-
-
-def _build_strategy(config: TrainConfig, model: nn.Module, flat: torch.Tensor):
-    """(teacher, self-ensemble) for the strategy; either may be None."""
-    base, k = config.base_strategy, config.teacher_k
-    if base == "sda" and config.distill.average == "ema":
-        return EmaTeacher(model, flat, config.distill.ema_decay), None
-    if base == "sda":
-        return AveragedTeacher(model, flat, k), None
-    if base == "sdv":
-        return VotingTeacher(model, flat, k), None
-    if base == "se":
-        return None, SelfEnsemble(model, flat, k)
-    return None, None
 
 
 def _evaluate(models: dict[str, nn.Module], splits, config, pad_id, device, autocast):
@@ -160,6 +106,38 @@ def _evaluate(models: dict[str, nn.Module], splits, config, pad_id, device, auto
             else:
                 metrics.setdefault(role, {})[split_name] = scores
     return metrics, logits
+
+
+def _eval_models(student: nn.Module, parts: dict[str, StrategyPart]) -> dict[str, nn.Module]:
+    """The student and, by role, the models the parts hold (SE's or SDA's average)."""
+    models = {"student": student}
+    for part in parts.values():
+        models.update(part.eval_models())
+    return models
+
+
+class _TrainClock:
+    """Wall and CPU time of this session's training steps, without the evaluations and
+    checkpoints run :meth:`aside`, and the samples those steps saw."""
+
+    def __init__(self) -> None:
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.aside_s = self.aside_cpu_s = 0.0
+        self.samples = 0
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.aside_s += time.perf_counter() - wall
+            self.aside_cpu_s += time.process_time() - cpu
+
+    def training(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) spent training so far."""
+        wall = time.perf_counter() - self.started - self.aside_s
+        return wall, time.process_time() - self.cpu_started - self.aside_cpu_s
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -251,34 +229,19 @@ def train(
     # Ray gives a 1-CPU trial OMP_NUM_THREADS=1, a shell gives torch all cores: the config
     # decides instead, as the numbers depend on it.
     torch.set_num_threads(config.threads)
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     device = _device(config)
-    autocast = _autocast(device, _student_in_bf16(config, device))
-    teacher_bf16 = _teacher_in_bf16(config, device)
-    teacher_autocast = _autocast(device, teacher_bf16)
+    autocast = autocast_for(device, student_in_bf16(config, device))
 
-    # -- model checks (its config only: cheap), data ---------------------------------
-    model_path = check_model_resolvable(config.model, cache_dir)
-    check_model_limits(model_path, config.data.max_length, name=config.model)
-    text_splits = load_splits(config.data)
-    tokenizer = load_tokenizer(model_path)
-    splits, cache_hit = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)
-    pad_id = tokenizer.pad_token_id or 0
-
-    # -- model, NoisyTune ------------------------------------------------------------
-    model = load_classifier(model_path, len(text_splits.label_names), config.seed)
-    if config.uses_noise:
-        noise = config.noise
-        perturb(
-            model,
-            noise.lam,
-            distribution=noise.distribution,
-            scope=noise.scope,
-            exclude=noise.exclude,
-            generator=torch.Generator().manual_seed(config.seed + _NOISE_SEED_OFFSET),
-        )
+    # -- data and model; the strategy's parts, which may change the model first -------
+    prepared = prepare(config)
+    splits, pad_id, model = prepared.splits, prepared.pad_id, prepared.model
+    parts = build_parts(config, device)
+    for part in parts.values():
+        part.setup(model)
     model.to(device)
     flat = flatten_parameters_(model)
+    for part in parts.values():
+        part.on_fit_start(model, flat)
 
     # -- optimizer and schedule -----------------------------------------------------
     from transformers import get_linear_schedule_with_warmup
@@ -304,13 +267,6 @@ def train(
     eval_every = config.eval.every_steps or order.steps_per_epoch
     ckpt_every = config.checkpoint.every_steps
 
-    # -- strategy parts --------------------------------------------------------------
-    teacher, ensemble = _build_strategy(config, model, flat)
-    # the model evaluated as 'averaged': SE's ensemble, or a teacher that holds one
-    # (SDA's; SDV's teacher is snapshots, its averaged_model() is None)
-    averaged = ensemble if ensemble is not None else teacher
-    distill_lam = config.distill.lam
-
     # -- resume ----------------------------------------------------------------------
     step, history, elapsed_before, resumed_from = 0, [], 0.0, []
     loss_sum = torch.zeros((), device=device)
@@ -326,10 +282,8 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        if teacher is not None:
-            teacher.load_state_dict(state["teacher"])
-        if ensemble is not None:
-            ensemble.load_state_dict(state["ensemble"])
+        for name, part in parts.items():
+            part.load_state_dict(state["parts"][name])
         step, history = state["step"], state["history"]
         loss_sum.fill_(state["loss_sum"])
         loss_count = state["loss_count"]
@@ -343,14 +297,13 @@ def train(
     def checkpoint() -> Path:
         return save_checkpoint(
             {
-                "format": 1,
+                "format": 2,
                 "config": resolved,
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "teacher": teacher.state_dict() if teacher is not None else None,
-                "ensemble": ensemble.state_dict() if ensemble is not None else None,
+                "parts": {name: part.state_dict() for name, part in parts.items()},
                 "rng": _rng_state(device),
                 "history": history,
                 "loss_sum": float(loss_sum),
@@ -364,18 +317,12 @@ def train(
 
     last_logits: dict[str, np.ndarray] = {}
 
-    def evaluated() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Metrics and logits of the student and, where the strategy has one, its average."""
-        models = {"student": model}
-        averaged_model = averaged.averaged_model() if averaged is not None else None
-        if averaged_model is not None:
-            models["averaged"] = averaged_model
-        return _evaluate(models, splits, config, pad_id, device, autocast)
-
     def evaluate() -> None:
-        """Evaluate, record the history entry, checkpoint and report."""
+        """Evaluate the student and its parts' models, record the history entry,
+        checkpoint and report."""
         nonlocal last_logits, loss_count
-        metrics, last_logits = evaluated()
+        metrics, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id,
+                                         device, autocast)  # fmt: skip
         entry = {
             "step": step,
             "epoch": step / order.steps_per_epoch,
@@ -400,25 +347,21 @@ def train(
         bar = tqdm(total=total_steps, initial=step, desc=f"{config.strategy} seed {config.seed}")
 
     diverged_at: int | None = None  # the 1-based step whose loss was not finite
-    # throughput of this session's training steps (evaluation and checkpoints excluded)
-    loop_started, side_time, samples_seen = time.perf_counter(), 0.0, 0
-    loop_cpu_started, side_cpu = time.process_time(), 0.0
+    clock = _TrainClock()
     model.train()
     while step < total_steps:
         batch_indices = order.indices(step)
-        samples_seen += len(batch_indices)
+        clock.samples += len(batch_indices)
         inputs, labels = collate(train_split, batch_indices, pad_id, device)
 
-        # forward
+        # forward; the parts' extra terms (distillation: λ·MSE(student, teacher logits))
         with autocast():
             logits = model(**inputs).logits
         loss = F.cross_entropy(logits.float(), labels)
-        # distillation: λ·MSE(student logits, teacher logits)
-        if teacher is not None:
-            with teacher_autocast():
-                target = teacher.logits(inputs)
-            if target is not None:
-                loss = loss + distill_lam * F.mse_loss(logits.float(), target)
+        for part in parts.values():
+            extra = part.extra_loss(inputs, logits)
+            if extra is not None:
+                loss = loss + extra
 
         # termination on divergence: before backward and step, θ is the last finite one
         # (on CUDA this waits for the forward pass, once a step)
@@ -432,33 +375,30 @@ def train(
         # clip the gradient
         if opt.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), opt.max_grad_norm)
-        # the teacher remembers θ_t, the parameters this step started from
-        if teacher is not None:
-            teacher.record(flat)
-        # update
+        # the parts see θ_t, the parameters this step started from (a teacher remembers it)
+        for part in parts.values():
+            part.on_before_optimizer_step(flat)
+        # update; the parts see θ_{t+1} (an averaged model records it)
         optimizer.step()
         scheduler.step()
         step += 1
-        if ensemble is not None:
-            ensemble.record(flat)
+        for part in parts.values():
+            part.on_train_batch_end(flat)
         loss_sum += loss.detach()
         loss_count += 1
         if bar is not None:
             bar.update(1)
 
-        # evaluate, checkpoint, report
+        # evaluate, checkpoint, report: not training time
         finished = step == total_steps
-        side_started, side_cpu_started = time.perf_counter(), time.process_time()
-        if step % eval_every == 0 or finished:
-            evaluate()
-        elif ckpt_every is not None and step % ckpt_every == 0:
-            ckpt = checkpoint()
-            if report is not None:
-                report({"step": step, "epoch": step / order.steps_per_epoch}, ckpt)
-        side_time += time.perf_counter() - side_started
-        side_cpu += time.process_time() - side_cpu_started
-    train_time = time.perf_counter() - loop_started - side_time
-    train_cpu = time.process_time() - loop_cpu_started - side_cpu
+        with clock.aside():
+            if step % eval_every == 0 or finished:
+                evaluate()
+            elif ckpt_every is not None and step % ckpt_every == 0:
+                ckpt = checkpoint()
+                if report is not None:
+                    report({"step": step, "epoch": step / order.steps_per_epoch}, ckpt)
+    train_time, train_cpu = clock.training()
     if bar is not None:
         bar.close()
     # a diverged run ends here, evaluated as it stands (unless this step was just evaluated)
@@ -466,7 +406,8 @@ def train(
         evaluate()
 
     if not last_logits:  # resumed after the final evaluation's checkpoint: nothing left to run
-        _, last_logits = evaluated()
+        _, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id, device,
+                                   autocast)  # fmt: skip
 
     # -- outputs ---------------------------------------------------------------------
     final = history[-1]
@@ -478,7 +419,12 @@ def train(
         from safetensors.torch import save_file
 
         weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        save_file(weights, out_dir / "model.safetensors", metadata={"base_model": model_path})
+        save_file(
+            weights, out_dir / "model.safetensors", metadata={"base_model": prepared.model_path}
+        )
+    part_fields: dict[str, Any] = {"teacher_bf16": False}
+    for part in parts.values():
+        part_fields.update(part.result_fields())
     result = {
         "config": resolved,
         "status": "finished" if diverged_at is None else "diverged",
@@ -486,17 +432,17 @@ def train(
         "metrics": {k: v for k, v in final.items() if k in ("dev", "test", "averaged")},
         "primary_metric": config.eval.primary_metric,
         "history": history,
-        "label_names": text_splits.label_names,
+        "label_names": prepared.text_splits.label_names,
         "teacher_k": config.teacher_k,
-        "teacher_bf16": teacher is not None and teacher_bf16,
+        **part_fields,
         "steps": step,
         "n_train": len(train_split),
         "n_parameters": int(flat.numel()),
-        "model_path": model_path,
+        "model_path": prepared.model_path,
         "device": str(device),
-        "tokenization_cache_hit": cache_hit,
+        "tokenization_cache_hit": prepared.cache_hit,
         "train_time_s": train_time,
-        "train_samples_per_s": samples_seen / train_time if train_time > 0 else None,
+        "train_samples_per_s": clock.samples / train_time if train_time > 0 else None,
         "train_cpu_s": train_cpu,  # CPU time of those steps: steadier than wall time on a busy host
         "peak_memory_mib": _peak_memory_mib(device),
         "resumed_from_steps": resumed_from,

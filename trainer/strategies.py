@@ -4,14 +4,20 @@ A strategy name is zero or more *modifiers* (acting before training: ``noisytune
 one *base* strategy (how training and evaluation go: ``vanilla``, ``se``, ``sda``,
 ``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune on vanilla.
 For each part the registry gives the dotted config keys it reads, its K rules and its
-relative cost. Torch-free: the config, the sweep spec, the grid and the analysis read it;
-the training loop builds the parts (``trainer/loop.py``).
+relative cost, and the builder of the part the training loop runs (``"module:function"``,
+imported only when a run starts: see ``trainer/parts.py`` for the hooks). Torch-free: the
+config, the sweep spec, the grid and the analysis read it.
+
+Modifiers compose: a name lists them in registry order, and they are applied in that
+order before training (``noisytune+sda``). Adding a strategy is one entry here, its
+settings in ``trainer/config.py`` and its part (the hooks it needs) in a module of its own.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import combinations
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Part:
     k_all: bool = False  # whether K = 'all' is allowed
     cost: int = 0  # relative cost: the decision's tie-break (cheaper first)
     student_is_plain: bool = False  # its student is the run without it (SE: bit for bit)
+    builder: str = ""  # "module:function" building its part; "" = no part (vanilla)
     about: str = ""
 
 
@@ -32,26 +39,35 @@ BASES: dict[str, Part] = {
     for p in (
         Part("vanilla", about="cross-entropy"),
         Part("se", knobs=("distill.k",), k_default="all", k_all=True, cost=1,
-             student_is_plain=True, about="evaluate the mean of the last K steps' parameters"),
+             student_is_plain=True, builder="trainer.parts:se",
+             about="evaluate the mean of the last K steps' parameters"),
         Part("sda", knobs=("distill.k", "distill.lambda", "distill.average", "distill.ema_decay"),
-             k_default=1, k_all=True, cost=2,
+             k_default=1, k_all=True, cost=2, builder="trainer.parts:sda",
              about="distil from the mean of the last K steps' parameters (or their EMA)"),
         Part("sdv", knobs=("distill.k", "distill.lambda"), k_default=1, cost=3,
+             builder="trainer.parts:sdv",
              about="distil from the mean logits of the last K step snapshots (one forward "
                    "pass each, so K is finite)"),
     )
 }  # fmt: skip
 MODIFIERS: dict[str, Part] = {
     "noisytune": Part("noisytune", knobs=("noise.lambda",), cost=1,
+                      builder="trainer.parts:noisytune",
                       about="perturb every parameter matrix before training"),
 }  # fmt: skip
 
-# Every accepted name, in the order tables list them: the bases, then each modifier
-# alone and with each base but vanilla.
+
+def _modifier_sets() -> list[tuple[str, ...]]:
+    """Every non-empty set of modifiers, each in registry order, fewest first."""
+    names = list(MODIFIERS)
+    return [combo for size in range(1, len(names) + 1) for combo in combinations(names, size)]
+
+
+# Every accepted name, in the order tables list them: the bases, then each set of
+# modifiers alone (on vanilla) and with each base but vanilla.
 STRATEGIES: tuple[str, ...] = (
     *BASES,
-    *(m for m in MODIFIERS),
-    *(f"{m}+{b}" for m in MODIFIERS for b in BASES if b != "vanilla"),
+    *("+".join((*mods, b) if b != "vanilla" else mods) for mods in _modifier_sets() for b in BASES),
 )
 
 
@@ -61,6 +77,12 @@ def split(strategy: str) -> tuple[tuple[str, ...], str]:
     modifiers = tuple(p for p in parts if p in MODIFIERS)
     bases = [p for p in parts if p not in MODIFIERS]
     return modifiers, (bases[0] if bases else "vanilla")
+
+
+def parts(strategy: str) -> tuple[Part, ...]:
+    """The strategy's parts in the order they act: its modifiers, then its base."""
+    modifiers, base = split(strategy)
+    return (*(MODIFIERS[m] for m in modifiers), BASES[base])
 
 
 def base_strategy(strategy: str) -> str:

@@ -1,0 +1,213 @@
+"""The parts a strategy adds to the one training loop, and the hooks the loop calls on them.
+
+A strategy is its parts (``trainer/strategies.py`` names each part's builder): NoisyTune
+perturbs the model before training; SDA and SDV add a distillation term to the loss from a
+teacher that remembers earlier steps; SE keeps an average of the parameters to evaluate.
+The loop knows none of them by name: it calls the hooks of :class:`StrategyPart`, named
+after Lightning's ``Callback`` where one fits, at fixed points of every step:
+
+``setup(model)``
+    before the model moves to its device and its parameters become one flat vector
+    (modifiers change the pretrained weights here);
+``on_fit_start(model, flat)``
+    once, before the first step (parts that shadow the model build it here);
+``extra_loss(inputs, logits)``
+    a term added to the cross-entropy, or None;
+``on_before_optimizer_step(flat)``
+    after the backward pass, with θ_t, the parameters this step started from;
+``on_train_batch_end(flat)``
+    after the optimizer step, with θ_{t+1};
+``eval_models()``
+    models to evaluate beside the student, by role (``averaged``);
+``state_dict()`` / ``load_state_dict(state)``
+    what a checkpoint keeps of the part (None: nothing), so a resumed run is bit-exact.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer import strategies
+from trainer.config import TrainConfig
+from trainer.noisytune import perturb
+from trainer.precision import autocast, teacher_in_bf16
+from trainer.teachers import AveragedTeacher, EmaTeacher, SelfEnsemble, VotingTeacher
+
+__all__ = ["StrategyPart", "build_parts"]
+
+_NOISE_SEED_OFFSET = 0x5EED  # the noise generator must not share the dropout stream
+
+
+class StrategyPart:
+    """No-op hooks: a part overrides those it needs."""
+
+    def setup(self, model: nn.Module) -> None:
+        pass
+
+    def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
+        pass
+
+    def extra_loss(
+        self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor
+    ) -> torch.Tensor | None:
+        return None
+
+    def on_before_optimizer_step(self, flat: torch.Tensor) -> None:
+        pass
+
+    def on_train_batch_end(self, flat: torch.Tensor) -> None:
+        pass
+
+    def eval_models(self) -> dict[str, nn.Module]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def result_fields(self) -> dict[str, Any]:
+        """Entries this part adds to ``result.json``."""
+        return {}
+
+
+Teacher = AveragedTeacher | EmaTeacher | VotingTeacher
+
+
+class Distillation(StrategyPart):
+    """SDA/SDV: loss += λ·MSE(student logits, teacher logits); the teacher records θ_t."""
+
+    def __init__(
+        self,
+        make_teacher: Callable[[nn.Module, torch.Tensor], Teacher],
+        lam: float,
+        bf16: bool,
+        device: torch.device,
+    ) -> None:
+        self.make_teacher = make_teacher
+        self.lam = lam
+        self.bf16 = bf16
+        self.autocast = autocast(device, bf16)
+        self.teacher: Teacher | None = None
+
+    def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
+        self.teacher = self.make_teacher(model, flat)
+
+    def extra_loss(
+        self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor
+    ) -> torch.Tensor | None:
+        with self.autocast():
+            target = self.teacher.logits(inputs)
+        return None if target is None else self.lam * F.mse_loss(logits.float(), target)
+
+    def on_before_optimizer_step(self, flat: torch.Tensor) -> None:
+        self.teacher.record(flat)
+
+    def eval_models(self) -> dict[str, nn.Module]:
+        # SDA's teacher is a model worth evaluating; SDV's is snapshots (None)
+        averaged = self.teacher.averaged_model()
+        return {} if averaged is None else {"averaged": averaged}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.teacher.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.teacher.load_state_dict(state)
+
+    def result_fields(self) -> dict[str, Any]:
+        return {"teacher_bf16": self.bf16}
+
+
+class SelfEnsemblePart(StrategyPart):
+    """SE: the mean of θ after each of the last K steps, evaluated as 'averaged'."""
+
+    def __init__(self, k: int | str) -> None:
+        self.k = k
+        self.ensemble: SelfEnsemble | None = None
+
+    def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
+        self.ensemble = SelfEnsemble(model, flat, self.k)
+
+    def on_train_batch_end(self, flat: torch.Tensor) -> None:
+        self.ensemble.record(flat)
+
+    def eval_models(self) -> dict[str, nn.Module]:
+        averaged = self.ensemble.averaged_model()
+        return {} if averaged is None else {"averaged": averaged}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.ensemble.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ensemble.load_state_dict(state)
+
+
+class NoisyTunePart(StrategyPart):
+    """NoisyTune: perturb the pretrained parameters once, from the seed's own generator."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.noise = config.noise
+        self.seed = config.seed
+
+    def setup(self, model: nn.Module) -> None:
+        perturb(
+            model,
+            self.noise.lam,
+            distribution=self.noise.distribution,
+            scope=self.noise.scope,
+            exclude=self.noise.exclude,
+            generator=torch.Generator().manual_seed(self.seed + _NOISE_SEED_OFFSET),
+        )
+
+
+# -- builders: the registry names these as "module:function" ------------------------
+
+
+def sda(config: TrainConfig, device: torch.device) -> StrategyPart:
+    if config.distill.average == "ema":
+        decay = config.distill.ema_decay
+
+        def make(model: nn.Module, flat: torch.Tensor) -> Teacher:
+            return EmaTeacher(model, flat, decay)
+    else:
+        k = config.teacher_k
+
+        def make(model: nn.Module, flat: torch.Tensor) -> Teacher:
+            return AveragedTeacher(model, flat, k)
+
+    return Distillation(make, config.distill.lam, teacher_in_bf16(config, device), device)
+
+
+def sdv(config: TrainConfig, device: torch.device) -> StrategyPart:
+    k = config.teacher_k
+
+    def make(model: nn.Module, flat: torch.Tensor) -> Teacher:
+        return VotingTeacher(model, flat, k)
+
+    return Distillation(make, config.distill.lam, teacher_in_bf16(config, device), device)
+
+
+def se(config: TrainConfig, device: torch.device) -> StrategyPart:
+    return SelfEnsemblePart(config.teacher_k)
+
+
+def noisytune(config: TrainConfig, device: torch.device) -> StrategyPart:
+    return NoisyTunePart(config)
+
+
+def build_parts(config: TrainConfig, device: torch.device) -> dict[str, StrategyPart]:
+    """The parts of ``config.strategy``, by name, in the order their hooks run: the
+    modifiers left to right as the name lists them, then the base strategy."""
+    parts: dict[str, StrategyPart] = {}
+    for part in strategies.parts(config.strategy):
+        if part.builder:
+            module, _, function = part.builder.partition(":")
+            parts[part.name] = getattr(importlib.import_module(module), function)(config, device)
+    return parts
