@@ -26,7 +26,15 @@ BEFORE = {
 
 
 def test_names_and_what_they_read():
-    assert tuple(BEFORE) == strategies.STRATEGIES
+    # the names before the registry keep their order, then come the re-init combinations
+    assert strategies.STRATEGIES[: len(BEFORE)] == tuple(BEFORE)
+    assert strategies.STRATEGIES[len(BEFORE) :] == (
+        "reinit", "reinit+se", "reinit+sda", "reinit+sdv", "noisytune+reinit",
+        "noisytune+reinit+se", "noisytune+reinit+sda", "noisytune+reinit+sdv",
+    )  # fmt: skip
+    assert strategies.knobs("noisytune+reinit+sdv") == (
+        "noise.lambda", "reinit.layers", "distill.k", "distill.lambda"
+    )  # fmt: skip
     for name, (base, noise, knobs) in BEFORE.items():
         assert strategies.base_strategy(name) == base
         assert strategies.uses_noise(name) is noise
@@ -59,7 +67,7 @@ def test_k_all_is_refused_where_the_registry_says_so(tiny_config):
 
 def test_only_the_self_ensembles_student_is_the_plain_run():
     plain = [s for s in strategies.STRATEGIES if strategies.student_is_plain(s)]
-    assert plain == ["se", "noisytune+se"]
+    assert plain == ["se", "noisytune+se", "reinit+se", "noisytune+reinit+se"]
 
 
 def test_cost_order():

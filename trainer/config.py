@@ -270,6 +270,14 @@ class NoiseConfig(_Strict):
         return value
 
 
+class ReinitConfig(_Strict):
+    """Re-initialisation of the top encoder layers and the pooler (Zhang et al. 2021)."""
+
+    layers: Annotated[int, Field(ge=1)] = Field(
+        default=1, description="How many of the top encoder layers to re-initialise."
+    )
+
+
 def _teacher_size(value: Any) -> int | str:
     """K as one rule, not a union: a union reports every branch that failed ("must be >= 1",
     "must be 'all'") as a separate problem, where the user made one mistake. Booleans are
@@ -379,6 +387,7 @@ class TrainConfig(_Strict):
     seed: Seed = 0
     noise: NoiseConfig = NoiseConfig()
     distill: DistillConfig = DistillConfig()
+    reinit: ReinitConfig = ReinitConfig()
     optim: OptimConfig = OptimConfig()
     eval: EvalConfig = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()

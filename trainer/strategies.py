@@ -1,8 +1,9 @@
 """The strategies, as data: the one place that says what each name means.
 
-A strategy name is zero or more *modifiers* (acting before training: ``noisytune``) and
-one *base* strategy (how training and evaluation go: ``vanilla``, ``se``, ``sda``,
-``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune on vanilla.
+A strategy name is zero or more *modifiers* (acting before training: ``noisytune``,
+``reinit``) and one *base* strategy (how training and evaluation go: ``vanilla``, ``se``,
+``sda``, ``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune on
+vanilla.
 For each part the registry gives the dotted config keys it reads, its K rules and its
 relative cost, and the builder of the part the training loop runs (``"module:function"``,
 imported only when a run starts: see ``trainer/parts.py`` for the hooks). Torch-free: the
@@ -54,6 +55,8 @@ MODIFIERS: dict[str, Part] = {
     "noisytune": Part("noisytune", knobs=("noise.lambda",), cost=1,
                       builder="trainer.parts:noisytune",
                       about="perturb every parameter matrix before training"),
+    "reinit": Part("reinit", knobs=("reinit.layers",), cost=1, builder="trainer.reinit:reinit",
+                   about="re-initialise the top encoder layers and the pooler before training"),
 }  # fmt: skip
 
 
