@@ -17,7 +17,7 @@ from test_analysis_fakerun import make_run
 from test_analysis_tables import table
 
 import analysis
-from analysis._report import render_markdown
+from analysis._render import render_markdown
 from sweeps.cli.main import main
 
 SECTIONS = (

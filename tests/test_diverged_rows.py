@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis._load import tidy
-from analysis._report import _diverged_warning
+from analysis._sections import diverged_warning
 from sweeps.results import DIVERGED, trial_row
 
 
@@ -36,7 +36,7 @@ def test_diverged_trial_keeps_its_metrics_and_is_counted(tmp_path):
     df = tidy(pd.DataFrame(rows))
     assert df["finished"].all()  # the diverged seed enters the statistics
     assert df["diverged"].tolist() == [False, True]
-    warning = _diverged_warning(df)
+    warning = diverged_warning(df)
     assert "d sda teacher_k=1 distill_lambda=1.0: 1 of 2 seeds" in warning
     assert "never dropped" in warning
 

@@ -4,6 +4,13 @@ of a sweep (or of several, e.g. a study's grid and its λ search, as one report)
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from analysis import DecisionSettings
+    from sweeps.race import DatasetRace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,12 +67,37 @@ def print_headline(report, stream=None) -> None:
     for row in report.headline.itertuples(index=False):
         table.add_row(*(escape(str(v)) for v in row))  # labels hold "[averaged]"
     console.print(table)
-    from analysis._report import verdict_line
+    from analysis._sections import verdict_line
 
     for dd in report.decisions.values():
         console.print(f"verdict {verdict_line(dd)}", soft_wrap=True, highlight=False, markup=False)
     if len(report.missing):
         console.print(f"[yellow]partial sweep: {len(report.missing)} trial(s) not finished[/]")
+
+
+class Decided(TypedDict):
+    """The keyword arguments of ``analysis.write_report`` that only a sweep knows."""
+
+    settings: DecisionSettings | None
+    races: dict[str, DatasetRace]
+    race_keys: list[str]
+
+
+def decided_by_spec(run_dirs: Sequence[str | Path]) -> Decided:
+    """``analysis.write_report``'s ``settings``, ``races`` and ``race_keys`` for some run
+    directories: how their sweeps decided, which only the recorded specs say (analysis
+    reads results, never a spec). The first recorded ``decision:`` counts; each raced
+    dataset's race is replayed from its trials, with the trial keys it gave."""
+    from sweeps.race import planned_keys, run_decisions
+
+    settings: DecisionSettings | None = None
+    races: dict[str, DatasetRace] = {}
+    for run_dir in run_dirs:
+        found, raced = run_decisions(run_dir)
+        settings = settings or found
+        races.update(raced)
+    race_keys = [k for r in races.values() for k in planned_keys(r)]
+    return Decided(settings=settings, races=races, race_keys=race_keys)
 
 
 def report_after_sweep(summary: dict) -> None:
@@ -78,7 +110,7 @@ def report_after_sweep(summary: dict) -> None:
     if summary.get("dry_run") or "://" in run_dir:
         return
     try:
-        report = write_report(run_dir)
+        report = write_report(run_dir, **decided_by_spec([run_dir]))
     except AnalysisError as err:  # e.g. no trial finished
         print(f"steadytune: no report: {err}", file=sys.stderr)
         return
@@ -87,8 +119,6 @@ def report_after_sweep(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from analysis import write_report
     from sweeps.results import ensure_results
     from sweeps.rundir import REPORT_MARKER, RUN_MARKER, SWEEP_FILE, check_owned, check_writable
@@ -129,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             title=args.title,
             intro=intro,
             markdown=args.markdown,
+            **decided_by_spec(args.run_dir),
         )
     except Exception:
         if created and out.is_dir() and [p.name for p in out.iterdir()] == [REPORT_MARKER]:

@@ -1,0 +1,232 @@
+"""The report's tables as a reader sees them: the statistics of ``analysis._tables``,
+``_compare``, ``_select`` and ``_ensemble`` with their columns named in words and every
+number formatted (``analysis._format``). Only the report shows these; ``summary.csv`` and
+``selection.yaml`` keep the raw values."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis._decide import MAX_SEEDS_REPORTED
+from analysis._format import delta_ci, intervals, mean_std, number, p_value, seed_list, signed
+from analysis._select import DatasetDecision
+
+
+def headline_table(
+    selection: pd.DataFrame,
+    stats: pd.DataFrame,
+    decided: dict[str, DatasetDecision],
+) -> pd.DataFrame:
+    """Per dataset: the verdict, vanilla, the chosen configuration and how it compares."""
+    rows = []
+    for sel in selection[selection["scope"] == "best"].to_dict("records"):
+        ds, m = sel["dataset"], sel["metric"]
+        dd = decided[ds]
+        d = dd.decision
+        van = stats[
+            (stats["dataset"] == ds)
+            & (stats["strategy"] == "vanilla")
+            & (stats["model"] == "student")
+            & (stats["split"] == "dev")
+            & (stats["metric"] == m)
+        ]
+        row = {
+            "dataset": ds,
+            "metric": f"dev {m}",
+            "verdict": d.verdict,
+            "vanilla": mean_std(van["mean"].iloc[0], van["std"].iloc[0], van["n"].iloc[0])
+            if len(van)
+            else "—",
+            "selected": sel["label"],
+            "selected mean ± std": mean_std(sel["mean"], sel["std"], sel["n"]),
+            "Δ vs vanilla (selection split)": "(vanilla is selected)",
+            "p (t, Holm)": "—",
+            "std ratio": "—",
+            "p (Brown–Forsythe, Holm)": "—",
+            "Δ on test (unbiased)": "—",
+        }
+        shown = d.chosen if d.verdict == "better" else d.contender
+        if shown is not None:
+            a = d.assessment(shown)
+            prefix = "" if d.verdict == "better" else f"{a.label}: "
+            row.update({
+                "Δ vs vanilla (selection split)": prefix
+                + delta_ci(a.delta, a.ci_low, a.ci_high, a.n),
+                "p (t, Holm)": prefix + p_value(a.p_holm),
+                "std ratio": prefix + number(a.std_ratio, 2),
+                "p (Brown–Forsythe, Holm)": prefix + p_value(a.bf_p_holm),
+            })  # fmt: skip
+        if dd.confirmation:
+            c = dd.confirmation
+            row["Δ on test (unbiased)"] = delta_ci(c["delta"], c["ci_low"], c["ci_high"], c["n"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def decision_view(decided: dict[str, DatasetDecision]) -> pd.DataFrame:
+    """Every configuration against vanilla: status, the tests, and the power numbers."""
+    rows = []
+    for ds, dd in decided.items():
+        d = dd.decision
+        for a in d.assessments:
+            row = {
+                "dataset": ds,
+                "configuration": a.label,
+                "status": a.status + (" (stopped)" if a.eliminated else ""),
+                "Δ [CI]": delta_ci(a.delta, a.ci_low, a.ci_high, a.n),
+                "p (t, Holm)": p_value(a.p_holm),
+                f"p (TOST ±{d.margin:g})": p_value(a.tost_p),
+                "sd of Δ": number(a.sd_diff),
+                "detectable Δ (80 %)": number(a.mde),
+                "seeds to resolve": "—"
+                if math.isnan(a.seeds_needed)
+                else (f"> {MAX_SEEDS_REPORTED}" if math.isinf(a.seeds_needed) else
+                      f"{int(a.seeds_needed)} ({a.resolves_as or 'either'})"),
+                "std ratio": number(a.std_ratio, 2),
+                "p (BF, Holm)": p_value(a.bf_p_holm),
+                "steadier": "yes" if a.steadier else "",
+            }  # fmt: skip
+            if dd.race is not None:
+                config = a.id.rsplit(":", 1)[0]
+                n, why = dd.race.stopped.get(config, (dd.race.seeds_of(config), "running"))
+                row["seeds (race)"] = n
+                row["why it stopped"] = why
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def selection_view(selection: pd.DataFrame) -> pd.DataFrame:
+    """The chosen configuration and each strategy's pick, with its status vs vanilla."""
+    return pd.DataFrame(
+        {
+            "dataset": selection["dataset"],
+            "scope": selection["scope"],
+            "selected": selection["label"],
+            "status vs vanilla": selection["status"],
+            "metric": selection["metric"],
+            "mean ± std (n)": [
+                mean_std(a, b, n)
+                for a, b, n in zip(selection["mean"], selection["std"], selection["n"], strict=True)
+            ],
+        }
+    )
+
+
+def confirmation_view(decided: dict[str, DatasetDecision]) -> pd.DataFrame:
+    """Per dataset with a test split, the chosen configuration's paired Δ on dev (where it
+    was chosen) beside its Δ on test; empty without a test split."""
+    return pd.DataFrame(
+        [
+            {
+                "dataset": ds,
+                "selected": dd.decision.chosen_label,
+                "Δ on dev (selection split)": delta_ci(
+                    *(
+                        getattr(dd.decision.assessment(dd.decision.chosen), k)
+                        for k in ("delta", "ci_low", "ci_high", "n")
+                    )
+                ),
+                "Δ on test (unbiased) [CI]": delta_ci(
+                    dd.confirmation["delta"],
+                    dd.confirmation["ci_low"],
+                    dd.confirmation["ci_high"],
+                    dd.confirmation["n"],
+                ),
+            }
+            for ds, dd in decided.items()
+            if dd.confirmation is not None
+        ]
+    )
+
+
+def stats_view(stats: pd.DataFrame) -> pd.DataFrame:
+    """Seed statistics of some configurations (one dataset, split and metric)."""
+    return pd.DataFrame(
+        {
+            "configuration": stats["label"],
+            "n": stats["n"],
+            "mean": stats["mean"].map(number),
+            "std": stats["std"].map(number),
+            "var": stats["var"].map(lambda v: number(v, 6)),
+            "SEM": stats["sem"].map(number),
+            "95% CI": intervals(stats["ci_low"], stats["ci_high"]),
+            "min": stats["min"].map(number),
+            "median": stats["median"].map(number),
+            "max": stats["max"].map(number),
+            "missing seeds": stats["missing_seeds"].map(seed_list),
+        }
+    )
+
+
+def compare_view(cmp: pd.DataFrame) -> pd.DataFrame:
+    """The paired comparisons with vanilla of one dataset."""
+    return pd.DataFrame(
+        {
+            "configuration": cmp["label"],
+            "pairs": cmp["n_pairs"],
+            "mean": cmp["mean"].map(number),
+            "Δ mean": cmp["mean_diff"].map(signed),
+            "Δ 95% CI": intervals(cmp["diff_ci_low"], cmp["diff_ci_high"]),
+            "p t": cmp["t_p"].map(p_value),
+            "p t Holm": cmp["t_p_holm"].map(p_value),
+            "p Wilcoxon": cmp["wilcoxon_p"].map(p_value),
+            "p Wilcoxon Holm": cmp["wilcoxon_p_holm"].map(p_value),
+            "std": cmp["std"].map(number),
+            "vanilla std": cmp["vanilla_std"].map(number),
+            "std ratio": cmp["std_ratio"].map(lambda v: number(v, 2)),
+            "p Brown–Forsythe": cmp["levene_p"].map(p_value),
+            "unpaired seeds": cmp["missing_pairs"].map(seed_list),
+        }
+    )
+
+
+def ensemble_view(ens: pd.DataFrame) -> pd.DataFrame:
+    """Each seed ensemble's score beside the mean score of its members alone."""
+    return pd.DataFrame(
+        {
+            "dataset": ens["dataset"],
+            "configuration": ens["label"],
+            "method": ens["method"].str.upper(),
+            "members": ens["size"],
+            "ensembles": ens["groups"],
+            "metric": "dev " + ens["metric"],
+            "ensemble": ens["ensemble"].map(number),
+            "members mean": ens["members_mean"].map(number),
+            "gain": ens["gain"].map(signed),
+        }
+    )
+
+
+def incomplete_view(stats: pd.DataFrame, raced: set[str]) -> pd.DataFrame:
+    """Configurations lacking seeds that others of their dataset have. Optuna candidates
+    and the configurations of a raced dataset lack seeds by design, so they are left out."""
+    lacking = stats[
+        (stats["missing_seeds"].map(len) > 0)
+        & ~stats["optuna"]
+        & ~stats["dataset"].isin(list(raced))
+    ]
+    lacking = lacking[["label", "dataset", "missing_seeds"]].drop_duplicates("label")
+    return pd.DataFrame(
+        {
+            "dataset": lacking["dataset"],
+            "configuration": lacking["label"],
+            "missing seeds": lacking["missing_seeds"].map(seed_list),
+        }
+    )
+
+
+def cost_view(cost: pd.DataFrame) -> pd.DataFrame:
+    """Runtime per configuration in minutes and seconds, and as a multiple of vanilla's."""
+    return cost.assign(
+        total_min=cost["total_min"].map(lambda v: f"{v:.1f}"),
+        mean_s=cost["mean_s"].map(lambda v: f"{v:.0f}"),
+        x_vanilla=cost["x_vanilla"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}×"),
+    ).rename(
+        columns={
+            "total_min": "total (min)",
+            "mean_s": "per trial (s)",
+            "x_vanilla": "× vanilla",
+        }
+    )
