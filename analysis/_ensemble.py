@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis._load import CONFIG_COLUMNS, ENSEMBLES_FILE, SPLITS, AnalysisError, load
+from analysis._load import CONFIG_COLUMNS, SPLITS, AnalysisError, load
 from analysis._tables import config_label
+from trainer.layout import ENSEMBLES_FILE, LOGITS_FILE, MODEL_FILE
 
 METHODS = ("vote", "avg")
 
@@ -185,7 +186,7 @@ def ensemble_table(
             if "vote" in methods:
                 vrows = _vote_rows(members)
                 if not vrows:
-                    notes.append(f"{label} seeds {seeds}: VOTE skipped, a logits.npz is missing")
+                    notes.append(f"{label} seeds {seeds}: VOTE skipped, a {LOGITS_FILE} is missing")
                 made += [("vote", r) for r in vrows]
             if "avg" in methods:
                 try:
@@ -211,7 +212,7 @@ def ensemble_table(
     if no_weights:
         notes.append(
             f"AVG skipped for {len(no_weights)} ensemble(s) whose members have no "
-            "model.safetensors (train with save_model: true): "
+            f"{MODEL_FILE} (train with save_model: true): "
             + "; ".join(no_weights[:5])
             + (" …" if len(no_weights) > 5 else "")
         )

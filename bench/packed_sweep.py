@@ -25,6 +25,8 @@ from pathlib import Path
 import yaml
 from _common import add_workload_arguments, emit, machine, sst2_data
 
+from trainer.layout import RESULTS_FILE
+
 
 def _gpu_sampler(samples: list[float], stop: threading.Event) -> None:
     while not stop.wait(1.0):
@@ -86,7 +88,7 @@ def main() -> None:
 
     import pandas as pd
 
-    table = pd.read_parquet(storage / "bench-packed" / "results.parquet")
+    table = pd.read_parquet(storage / "bench-packed" / RESULTS_FILE)
     results = [json.loads(Path(p).read_text()) for p in table["result_path"]]
     inside = sum(r["runtime_s"] for r in results)
     trained = sum(r["steps"] for r in results) * args.batch_size

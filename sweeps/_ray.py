@@ -21,8 +21,21 @@ from ray.tune.search import Searcher
 
 from sweeps import results as results_mod
 from sweeps.optuna_search import FINISHED, SeedGroupSearch
-from sweeps.rundir import TUNE_DIR, is_remote
+from sweeps.rundir import is_remote
 from sweeps.trial import place_checkpoint, run_trial_body
+from trainer.layout import (
+    ERROR_FILE,
+    LOGITS_FILE,
+    MODEL_FILE,
+    REMOTE_OUT_DIR,
+    RESULT_FILE,
+    RESULTS_FILE,
+    TRIAL_FILE,
+    TRIAL_OUTPUTS,
+    TUNE_DIR,
+    trial_dir,
+    trial_uri,
+)
 
 # AF_UNIX socket paths are limited to ~107 bytes; Ray puts sockets at
 # <temp_dir>/session_<date>_<time>_<pid>/sockets/plasma_store (~70 chars after temp_dir).
@@ -128,22 +141,22 @@ def trial_out_dir(run_dir: str, key: str) -> Path:
     """Where the trainer writes: ``<run dir>/trials/<key>`` (local or shared storage);
     for a remote run dir, the trial's local directory (uploaded at the end)."""
     if "://" in run_dir:
-        return Path(tune.get_context().get_trial_dir()) / "out"
-    return Path(run_dir) / "trials" / key
+        return Path(tune.get_context().get_trial_dir()) / REMOTE_OUT_DIR
+    return trial_dir(run_dir, key)
 
 
 def _upload(out_dir: Path, run_dir: str, key: str, final: dict[str, Any]) -> None:
     import pyarrow.fs as pafs
 
-    dest = f"{run_dir}/trials/{key}"
+    dest = trial_uri(run_dir, key)
     fs, inner = pafs.FileSystem.from_uri(dest)
-    for name in ("result.json", "logits.npz", "model.safetensors"):
+    for name in TRIAL_OUTPUTS:
         if (out_dir / name).exists():
             pafs.copy_files(str(out_dir / name), f"{inner}/{name}", destination_filesystem=fs)
-    for field, name in (("result_path", "result.json"), ("logits_path", "logits.npz")):
+    for field, name in (("result_path", RESULT_FILE), ("logits_path", LOGITS_FILE)):
         final[field] = f"{dest}/{name}"
     if final.get("model_path"):
-        final["model_path"] = f"{dest}/model.safetensors"
+        final["model_path"] = f"{dest}/{MODEL_FILE}"
 
 
 def run_trial(config: dict[str, Any], train_fn=None) -> None:
@@ -170,7 +183,7 @@ def run_trial(config: dict[str, Any], train_fn=None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not remote:  # the trial directory describes itself: results.parquet is rebuilt from it
         started = {"trial": trial, "trial_id": tune.get_context().get_trial_id()}
-        (out_dir / results_mod.TRIAL_FILE).write_text(json.dumps(started, indent=1))
+        (out_dir / TRIAL_FILE).write_text(json.dumps(started, indent=1))
     if remote:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -205,7 +218,7 @@ class ResultsCallback(tune.Callback):
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
-        self.results_path = f"{run_dir}/{results_mod.FILE_NAME}"
+        self.results_path = f"{run_dir}/{RESULTS_FILE}"
 
     def _write(self, trial, status: str) -> None:
         spec = trial.config.get("trial")
@@ -228,7 +241,7 @@ class ResultsCallback(tune.Callback):
             lines = Path(error_file).read_text(errors="replace").strip().splitlines()
             message = lines[-1] if lines else ""
         failure = {"trial_id": trial.trial_id, "error": message, "error_file": error_file}
-        path = trial_out_dir(self.run_dir, key) / results_mod.ERROR_FILE
+        path = trial_out_dir(self.run_dir, key) / ERROR_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(failure, indent=1))
 

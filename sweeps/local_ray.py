@@ -46,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
+# The names below are trainer.layout's RAY_DIR, RAY_TEMP_SUBDIR and RAY_POINTER_FILE,
+# spelt out again because this file runs as a stdlib-only script (``-I -S``, no trainer
+# package); tests/test_layout.py checks that they agree.
 # <run dir>/ray: the instance's private dir (0700, ours); Ray's temp dir is a subdirectory
 # of it, so Ray's own 0777 there is unreachable for anyone else. Short names: Ray's Unix
 # socket paths hang below the temp dir and are limited to ~107 bytes.

@@ -302,7 +302,7 @@ class RunDirOutcomes:
     def row(self, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(ended, its row if it finished)."""
         from sweeps.results import FAILED, trial_row
-        from sweeps.rundir import trial_dir
+        from trainer.layout import trial_dir
 
         if key in self._rows:
             return True, self._rows[key]

@@ -1,4 +1,5 @@
-"""A sweep's run directory: its layout, who owns it, and who may drive it now.
+"""A sweep's run directory: who owns it, and who may drive it now (its layout, the names
+of every file and folder, is ``trainer.layout``).
 
 ``<storage>/<name>/`` belongs to steadytune only if it carries the marker file
 ``.steadytune-run``: a non-empty directory without it (a user's project folder named by
@@ -27,34 +28,43 @@ from pathlib import Path
 from types import TracebackType
 
 from trainer.errors import ConfigError, UserInputError
+from trainer.layout import (
+    CHECKPOINT_DIR,
+    ENSEMBLES_FILE,
+    GRID_EXPERIMENT,
+    LOCK_FILE,
+    LOGITS_FILE,
+    MODEL_FILE,
+    OLD_CHECKPOINT_DIR,
+    OPTUNA_DB,
+    OPTUNA_EXPERIMENT,
+    RAY_DIR,
+    RAY_POINTER_FILE,
+    REPORT_DIR,
+    REPORT_MARKER,
+    RESULT_FILE,
+    RESULTS_FILE,
+    RUN_MARKER,
+    SWEEP_FILE,
+    TRIALS_DIR,
+)
 
-SWEEP_FILE = "sweep.json"
-RESULTS_FILE = "results.parquet"
-TRIALS_DIR = "trials"
-TUNE_DIR = "tune"
-RUN_MARKER = ".steadytune-run"
-LOCK_FILE = ".driver.lock"
-TRAIN_MARKER = ".steadytune-train"
-REPORT_MARKER = ".steadytune-report"
+# re-exported for sweeps/cli/train.py until it imports trainer.layout itself
 
 # What a run directory written by steadytune 0.1 (before the marker) may hold; such a
 # directory is adopted (and marked) rather than refused, so an existing run resumes.
 _LEGACY_RUN_ENTRIES = frozenset(
-    {SWEEP_FILE, RESULTS_FILE, TRIALS_DIR, "grid", "optuna", "ray", "ray-temp-dir.txt",
-     "optuna.db", "report", "ensembles.parquet"}
+    {SWEEP_FILE, RESULTS_FILE, TRIALS_DIR, GRID_EXPERIMENT, OPTUNA_EXPERIMENT, RAY_DIR,
+     RAY_POINTER_FILE, OPTUNA_DB, REPORT_DIR, ENSEMBLES_FILE}
 )  # fmt: skip
 # What a `steadytune train --out` directory of 0.1 may hold (no marker then).
 _LEGACY_TRAIN_ENTRIES = frozenset(
-    {"result.json", "logits.npz", "checkpoint", ".checkpoint-old", "model.safetensors"}
+    {RESULT_FILE, LOGITS_FILE, CHECKPOINT_DIR, OLD_CHECKPOINT_DIR, MODEL_FILE}
 )
 
 
 def is_remote(run_dir: str | Path) -> bool:
     return "://" in str(run_dir) and not str(run_dir).startswith("file://")
-
-
-def trial_dir(run_dir: str | Path, key: str) -> Path:
-    return Path(run_dir) / TRIALS_DIR / key
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -107,7 +117,7 @@ def _has_core(path: Path, marker: str) -> bool:
     or a checkpoint), not merely names that happen to match."""
     if marker == RUN_MARKER:
         return (path / SWEEP_FILE).is_file()
-    return (path / "result.json").is_file() or (path / "checkpoint").is_dir()
+    return (path / RESULT_FILE).is_file() or (path / CHECKPOINT_DIR).is_dir()
 
 
 def claim(path: str | Path, marker: str, what: str) -> Path:

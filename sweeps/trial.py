@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
+
 TrainFn = Callable[..., dict]
 ReportFn = Callable[[dict, "Path | None"], None]
 
@@ -33,7 +35,7 @@ def place_checkpoint(checkpoint_dir: Path | None, out_dir: Path) -> None:
     Tune's uploaded checkpoint is the truth; the trainer resumes from
     ``out_dir/checkpoint``.
     """
-    target = out_dir / "checkpoint"
+    target = out_dir / CHECKPOINT_DIR
     if target.exists():
         shutil.rmtree(target)
     if checkpoint_dir is not None:
@@ -49,7 +51,7 @@ def final_metrics(result: dict[str, Any], out_dir: Path, primary_metric: str) ->
     """
     metrics = result.get("metrics", {})
     flat = flatten_metrics(metrics)
-    model = out_dir / "model.safetensors"
+    model = out_dir / MODEL_FILE
     return {
         **flat,
         "objective": metrics.get("dev", {}).get(primary_metric),
@@ -58,8 +60,8 @@ def final_metrics(result: dict[str, Any], out_dir: Path, primary_metric: str) ->
         "runtime_s": result.get("runtime_s"),
         "git_commit": result.get("git_commit"),
         "versions": json.dumps(result.get("versions") or {}, sort_keys=True),
-        "result_path": str(out_dir / "result.json"),
-        "logits_path": str(out_dir / "logits.npz"),
+        "result_path": str(out_dir / RESULT_FILE),
+        "logits_path": str(out_dir / LOGITS_FILE),
         "model_path": str(model) if model.exists() else None,
         "done": True,
     }

@@ -26,10 +26,11 @@ from test_sweep_ray import ROOT, _kill_ray_under
 
 from sweeps.cli.main import main
 from sweeps.driver import run_sweep
-from sweeps.results import FILE_NAME, record_trial
-from sweeps.rundir import RUN_MARKER, DriverLock, check_owned
+from sweeps.results import record_trial
+from sweeps.rundir import DriverLock, check_owned
 from sweeps.spec import load_spec
 from trainer.errors import ConfigError, UserInputError
+from trainer.layout import RESULTS_FILE, RUN_MARKER
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def sweep(spec: dict, **kw) -> dict:
 
 
 def results(run_dir: Path) -> pd.DataFrame:
-    return pd.read_parquet(run_dir / FILE_NAME)
+    return pd.read_parquet(run_dir / RESULTS_FILE)
 
 
 def result_times(run_dir: Path) -> dict[str, int]:
@@ -107,7 +108,7 @@ def test_results_parquet_is_derived_and_rebuilt(tmp_path, capsys):
     storage = tmp_path / "runs"
     run_dir = storage / "r"
     sweep(spec_dict(storage))
-    table = run_dir / FILE_NAME
+    table = run_dir / RESULTS_FILE
     full = results(run_dir).sort_values("key").reset_index(drop=True)
 
     table.write_bytes(table.read_bytes()[:100])  # truncated

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["CorruptCheckpointWarning", "load_checkpoint", "save_checkpoint"]
+from trainer.layout import STATE_FILE, corrupt_dir, old_dir
 
-STATE_FILE = "state.pt"
+__all__ = ["CorruptCheckpointWarning", "load_checkpoint", "save_checkpoint"]
 
 
 class CorruptCheckpointWarning(UserWarning):
@@ -40,18 +40,13 @@ def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     torch.save(state, staging / STATE_FILE)
-    old = _old(directory)
+    old = old_dir(directory)
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.rename(directory, old)
     os.rename(staging, directory)
     shutil.rmtree(old, ignore_errors=True)
     return directory
-
-
-def _old(directory: Path) -> Path:
-    """Where the previous checkpoint waits while a new one is renamed into place."""
-    return directory.with_name(f".{directory.name}-old")
 
 
 def _read(path: Path, required: Iterable[str]) -> dict[str, Any]:
@@ -74,7 +69,7 @@ def _one_line(exc: BaseException) -> str:
 def _move_aside(candidate: Path, directory: Path) -> Path:
     """Rename ``candidate`` to the first free ``<directory>.corrupt-<n>`` beside it."""
     n = 1
-    while (target := directory.with_name(f"{directory.name}.corrupt-{n}")).exists():
+    while (target := corrupt_dir(directory, n)).exists():
         n += 1
     os.rename(candidate, target)
     return target
@@ -104,7 +99,7 @@ def load_checkpoint(
     """
     directory = Path(directory)
     required = tuple(required)
-    for candidate in (directory, _old(directory)):
+    for candidate in (directory, old_dir(directory)):
         path = candidate / STATE_FILE
         if not path.is_file():
             continue

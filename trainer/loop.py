@@ -48,6 +48,7 @@ from trainer.config import TrainConfig, config_to_dict
 from trainer.errors import ConfigError
 from trainer.inference import predict_logits
 from trainer.jsonio import to_json_safe, write_json_atomic
+from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
 from trainer.metrics import classification_metrics
 from trainer.models import parameter_groups
 from trainer.parts import StrategyPart, build_parts
@@ -61,9 +62,6 @@ __all__ = ["Reporter", "train"]
 Reporter = Callable[[dict[str, Any], Path | None], None]
 """Called with (metrics, checkpoint directory) at every evaluation and checkpoint."""
 
-CHECKPOINT_DIR = "checkpoint"
-RESULT_FILE = "result.json"
-LOGITS_FILE = "logits.npz"
 # What resuming reads from a checkpoint; a state without one of these is corrupt.
 _STATE_KEYS = (
     "step",
@@ -419,9 +417,7 @@ def train(
         from safetensors.torch import save_file
 
         weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        save_file(
-            weights, out_dir / "model.safetensors", metadata={"base_model": prepared.model_path}
-        )
+        save_file(weights, out_dir / MODEL_FILE, metadata={"base_model": prepared.model_path})
     part_fields: dict[str, Any] = {"teacher_bf16": False}
     for part in parts.values():
         part_fields.update(part.result_fields())

@@ -29,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sweeps.preflight import check_data, check_models
-    from sweeps.rundir import TRAIN_MARKER, check_owned, check_writable, claim
+    from sweeps.rundir import check_owned, check_writable, claim
     from trainer import load_config, train
+    from trainer.layout import TRAIN_MARKER
 
     config = load_config(args.config, args.overrides)
     # refuse what the run would refuse before --out is created or written
