@@ -14,15 +14,19 @@ import numpy as np
 import pandas as pd
 
 from trainer.errors import UserInputError
+from trainer.layout import ENSEMBLES_FILE, RESULTS_FILE, SWEEP_FILE
+from trainer.strategies import STRATEGY_KNOBS
 
-RESULTS_FILE = "results.parquet"
-ENSEMBLES_FILE = "ensembles.parquet"
-SWEEP_FILE = "sweep.json"
 FINISHED = "TERMINATED"
 DIVERGED = "DIVERGED"  # finished early: the training loss went non-finite (its metrics count)
 
 # The knobs that make a configuration; a configuration's seeds are its rows.
-CONFIG_COLUMNS = ("dataset", "strategy", "noise_lambda", "distill_lambda", "teacher_k")
+# What makes a configuration: the papers' knobs, and every other swept setting in one
+# sortable label (``settings``: "optim.lr=2e-05"; "" when none), whose values also have a
+# column each (``optim.lr``); and its key (the trial key without the seed) that names it
+# in a race and in ``selection.yaml``.
+CONFIG_COLUMNS = ("dataset", "strategy", "noise_lambda", "distill_lambda", "teacher_k",
+                  "settings", "config_key")  # fmt: skip
 PATH_COLUMNS = ("result_path", "logits_path", "model_path")
 SPLITS = ("dev", "test")
 
@@ -120,6 +124,27 @@ def _predicts_one_class(logits_path: str | float | None) -> bool | None:
         return bool(len(np.unique(arrays["dev_logits"].argmax(axis=1))) == 1)
 
 
+def _shared_settings(label: str) -> str:
+    """The part of a ``settings`` label that vanilla reads too (``optim.lr=2e-05``, not
+    ``reinit.layers=2``): what a configuration's vanilla reference must share."""
+    items = [item for item in label.split(" ") if item]
+    return " ".join(i for i in items if i.partition("=")[0] not in STRATEGY_KNOBS)
+
+
+def _with_reference_settings(datasets: pd.Series, settings: pd.Series) -> pd.Series:
+    """Dataset labels that tell apart the groups a swept shared setting makes.
+
+    Every configuration is compared with vanilla at the same seeds *and* the same shared
+    settings: with ``grid: {optim.lr: [2e-5, 5e-5]}``, SDA at 5e-5 against vanilla at 5e-5,
+    never against both vanillas pooled. Where a dataset holds more than one such group,
+    each becomes its own unit of decision, ``sst2 [optim.lr=5e-05]``.
+    """
+    shared = settings.map(_shared_settings)
+    several = shared.groupby(datasets).transform("nunique") > 1
+    labelled = datasets + " [" + shared + "]"
+    return datasets.where(~several | (shared == ""), labelled)
+
+
 def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     """Normalise a results table (column types, resolved paths, ``finished``)."""
     required = {"dataset", "strategy", "seed"}
@@ -138,6 +163,11 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
         .map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
         .astype(object)
     )
+    df["settings"] = df["settings"].fillna("").astype(str)
+    df["dataset"] = _with_reference_settings(df["dataset"].astype(str), df["settings"])
+    if df["config_key"].isna().all():  # a table written before config_key was recorded
+        ids = list(CONFIG_COLUMNS[:-1])
+        df["config_key"] = ["|".join(map(str, r)) for r in df[ids].itertuples(index=False)]
     df["seed"] = pd.to_numeric(df["seed"]).astype("int64")
     df["status"] = df["status"].fillna(FINISHED)
     df["primary_metric"] = df["primary_metric"].fillna("accuracy")

@@ -37,6 +37,7 @@ from analysis._sections import (
 )
 from analysis._select import candidate_id, decisions, select, selection_dict
 from analysis._tables import missing_trials, primary_metrics, seed_stats
+from trainer.layout import REPORT_DIR
 
 
 class Race(Protocol):
@@ -264,7 +265,7 @@ def write_report(
         settings=settings,
         races=races or None,
     )
-    out = Path(out_dir) if out_dir is not None else run_dirs[0] / "report"
+    out = Path(out_dir) if out_dir is not None else run_dirs[0] / REPORT_DIR
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     pngs = {}

@@ -67,16 +67,10 @@ def _none(v: Any) -> Any:
 
 
 def candidate_id(row: Mapping[str, Any]) -> str:
-    """``<configuration key>:<model>``; the configuration key is the grid's
-    (``sweeps.grid.config_key``), so the race and the report name a candidate alike."""
-    from sweeps.grid import trial_key
-
-    k = _none(row.get("teacher_k"))
-    key = trial_key(
-        str(row["dataset"]), str(row["strategy"]), None, _none(row.get("noise_lambda")),
-        _none(row.get("distill_lambda")), None if k is None else str(k),
-    )  # fmt: skip
-    return f"{key}:{row.get('model', 'student')}"
+    """``<configuration key>:<model>``; the configuration key is the grid's (the trial key
+    without the seed, recorded in ``results.parquet``), so the race and the report name a
+    candidate alike."""
+    return f"{row['config_key']}:{row.get('model', 'student')}"
 
 
 def seed_flags(df: pd.DataFrame) -> dict[str, str]:

@@ -60,6 +60,9 @@ def config_label(row: dict | pd.Series, *, with_dataset: bool = False) -> str:
         parts.append(f"dλ={dl:g}")
     if nl is not None:
         parts.append(f"nλ={nl:g}")
+    settings = row.get("settings")
+    if isinstance(settings, str) and settings:
+        parts.append(settings)
     model = row.get("model")
     if model not in (None, "student") and not (isinstance(model, float) and math.isnan(model)):
         parts.append(f"[{model}]")

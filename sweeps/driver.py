@@ -23,21 +23,22 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from sweeps.grid import TrialSpec, expand_grid, search_cells
+from sweeps.grid import SweepPlan, TrialSpec, plan_sweep
 from sweeps.ledger import build_record, read_record, refuse_if_changed, write_record
 from sweeps.preflight import preflight
-from sweeps.results import TRIAL_FILE, collect_rows, ensure_results, finished_result
-from sweeps.rundir import (
-    RUN_MARKER,
-    SWEEP_FILE,
-    DriverLock,
-    claim,
-    is_remote,
-    move_aside,
-    trial_dir,
-)
+from sweeps.results import collect_rows, ensure_results, finished_result
+from sweeps.rundir import DriverLock, claim, is_remote, move_aside
 from sweeps.spec import SweepSpec, load_spec
 from trainer.errors import ConfigError
+from trainer.layout import (
+    GRID_EXPERIMENT,
+    OPTUNA_EXPERIMENT,
+    RACE_EXPERIMENT,
+    RUN_MARKER,
+    SWEEP_FILE,
+    TRIAL_FILE,
+    trial_dir,
+)
 
 
 # -- planning ---------------------------------------------------------------------
@@ -51,12 +52,13 @@ def _steps(trial: TrialSpec) -> int | None:
     return None
 
 
-def plan_rows(spec: SweepSpec, state: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Trial counts per (dataset, strategy), with the knob values each one sweeps.
 
     ``state`` maps a trial key to ``done`` (finished in the run dir), ``new`` (not in the
     recorded sweep) or ``todo``; Optuna trials finished in the run dir count as ``done``.
     """
+    spec = plan.spec
     state = state or {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -64,10 +66,11 @@ def plan_rows(spec: SweepSpec, state: dict[str, str] | None = None) -> list[dict
         return rows.setdefault(
             (dataset, strategy),
             {"dataset": dataset, "strategy": strategy, "kind": kind, "trials": 0, "done": 0,
-             "new": 0, "k": set(), "distill_lambda": set(), "noise_lambda": set(), "steps": 0},
+             "new": 0, "k": set(), "distill_lambda": set(), "noise_lambda": set(),
+             "settings": {}, "steps": 0},
         )  # fmt: skip
 
-    for t in expand_grid(spec):
+    for t in plan.grid:
         row = row_for(t.dataset, t.strategy, "race" if spec.race else "grid")
         row["trials"] += 1
         row["done"] += state.get(t.key) == "done"
@@ -76,12 +79,14 @@ def plan_rows(spec: SweepSpec, state: dict[str, str] | None = None) -> list[dict
             value = t.teacher_k if name == "k" else getattr(t, name)
             if value is not None:
                 row[name].add(value)
+        for key, value in t.settings.items():
+            row["settings"].setdefault(key, set()).add(value)
         steps = _steps(t)
         row["steps"] = None if steps is None or row["steps"] is None else row["steps"] + steps
     if spec.search:
         s = spec.search
         n_seeds = len(spec.candidate_seeds)
-        for cell in search_cells(spec):
+        for cell in plan.cells:
             ds = spec.datasets[cell["dataset_index"]].label
             row = row_for(ds, cell["strategy"], "optuna")
             row["steps"] = None
@@ -89,22 +94,30 @@ def plan_rows(spec: SweepSpec, state: dict[str, str] | None = None) -> list[dict
             row["done"] += sum(1 for key, v in state.items() if v == f"done:{cell['key']}")
             if cell["k"] is not None:
                 row["k"].add(cell["k"])
-            name = s.param.replace(".", "_")
-            row[name].add(f"optuna[{s.low:g}..{s.high:g}{' log' if s.log else ''}]")
+            for key, value in cell["settings"].items():
+                row["settings"].setdefault(key, set()).add(value)
+            searched = f"optuna[{s.low:g}..{s.high:g}{' log' if s.log else ''}]"
+            papers = {"distill.lambda": "distill_lambda", "noise.lambda": "noise_lambda"}
+            if s.param in papers:
+                row[papers[s.param]].add(searched)
+            else:
+                row["settings"].setdefault(s.param, set()).add(searched)
     return list(rows.values())
 
 
 def print_plan(
-    spec: SweepSpec, run_dir: str, stream: TextIO | None = None, state: dict[str, str] | None = None
+    plan: SweepPlan, run_dir: str, stream: TextIO | None = None, state: dict[str, str] | None = None
 ) -> int:
     """The dry-run table; returns the number of trials."""
+    spec = plan.spec
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=stream or sys.stdout, width=120)
-    rows = plan_rows(spec, state)
+    rows = plan_rows(plan, state)
     table = Table(title=f"sweep {spec.name!r} ({spec.model})")
-    columns = ("dataset", "strategy", "kind", "trials", "done", "new", "K", "distill λ", "noise λ")
+    columns = ("dataset", "strategy", "kind", "trials", "done", "new", "K", "distill λ", "noise λ",
+               "other settings")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="right" if col in ("trials", "done", "new") else "left")
 
@@ -118,9 +131,10 @@ def print_plan(
             r["dataset"], r["strategy"], r["kind"], str(r["trials"]), str(r["done"]),
             str(r["new"]) if r["kind"] != "optuna" else "-",
             fmt(r["k"]), fmt(r["distill_lambda"]), fmt(r["noise_lambda"]),
+            "; ".join(f"{k}: {fmt(v)}" for k, v in r["settings"].items()) or "-",
         )  # fmt: skip
     table.add_section()
-    table.add_row("total", "", "", str(total), str(done), str(new), "", "", "")
+    table.add_row("total", "", "", str(total), str(done), str(new), "", "", "", "")
     console.print(table)
     res = spec.resources
     cpus = os.cpu_count() or 1
@@ -136,7 +150,7 @@ def print_plan(
     left = total - done
     if spec.race is not None:
         r = spec.race
-        configs = sum(1 for t in expand_grid(spec) if t.seed == spec.seed_list[0])
+        configs = sum(1 for t in plan.grid if t.seed == spec.seed_list[0])
         console.print(
             f"seed race: every configuration starts with {r.start} seeds and gets {r.step} "
             f"more per round while it can still win, up to {r.max}: between "
@@ -253,21 +267,22 @@ def run_sweep(
             "race: a seed race needs a local or shared run directory (its decisions replay "
             f"from the trial directories), not {run_dir}"
         )
-    grid_trials = expand_grid(spec)
-    preflight(spec, grid_trials, run_dir, address=address, num_cpus=num_cpus)
-    record = build_record(spec, grid_trials)
+    plan = plan_sweep(spec)
+    grid_trials = plan.grid
+    preflight(plan, run_dir, address=address, num_cpus=num_cpus)
+    record = build_record(plan)
     if dry_run:
         old = None if restart else read_record(run_dir)
         refuse_if_changed(run_dir, old, record)
         if restart and old is not None:
             print(f"--restart would move {run_dir} aside first", file=out)
         state = trial_states(run_dir, grid_trials, old)
-        return {"run_dir": run_dir, "trials": print_plan(spec, run_dir, stream, state),
+        return {"run_dir": run_dir, "trials": print_plan(plan, run_dir, stream, state),
                 "dry_run": True}  # fmt: skip
     if remote:
         refuse_if_changed(run_dir, read_record(run_dir), record)
         write_record(run_dir, record)
-        return _run_on_ray(spec, run_dir, grid_trials, address, num_cpus, dashboard, train_fn, out)
+        return _run_on_ray(plan, run_dir, grid_trials, address, num_cpus, dashboard, train_fn, out)
     if restart:
         moved = move_aside(run_dir)
         if moved is not None:
@@ -286,7 +301,7 @@ def run_sweep(
         ensure_results(run_dir)
         if spec.race is not None:  # the race picks its trials from the whole grid
             try:
-                return _run_on_ray(spec, run_dir, grid_trials, address, num_cpus, dashboard,
+                return _run_on_ray(plan, run_dir, grid_trials, address, num_cpus, dashboard,
                                    train_fn, out)  # fmt: skip
             finally:
                 ensure_results(run_dir)
@@ -296,13 +311,13 @@ def run_sweep(
                   f"trials already finished in {run_dir}; running the other {len(pending)}",
                   file=out)  # fmt: skip
         try:
-            return _run_on_ray(spec, run_dir, pending, address, num_cpus, dashboard, train_fn, out)
+            return _run_on_ray(plan, run_dir, pending, address, num_cpus, dashboard, train_fn, out)
         finally:
             ensure_results(run_dir)
 
 
 def _run_on_ray(
-    spec: SweepSpec,
+    plan: SweepPlan,
     run_dir: str,
     grid_trials: list[TrialSpec],
     address: str | None,
@@ -318,12 +333,13 @@ def _run_on_ray(
     from sweeps.optuna_search import SeedGroupSearch, default_storage_url
     from sweeps.resources import check_feasible, resolve_gpu
 
+    spec = plan.spec
     remote = is_remote(run_dir)
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     search = None
     if spec.search:
-        search = SeedGroupSearch(spec, spec.search.storage or default_storage_url(run_dir))
+        search = SeedGroupSearch(plan, spec.search.storage or default_storage_url(run_dir))
         if not remote:
             search.resume_from(run_dir)  # before Ray: what is left is known from disk
     summary: dict[str, Any] = {"run_dir": run_dir}
@@ -351,30 +367,35 @@ def _run_on_ray(
         summary["gpu_per_trial"] = gpu
         if race is not None:
             searcher = _ray.RaceSearcher(race, outcomes)
-            tuner = _ray.build_tuner(f"race-{stamp}", run_dir, race=searcher, **tuning, **common)
+            tuner = _ray.build_tuner(
+                f"{RACE_EXPERIMENT}-{stamp}", run_dir, race=searcher, **tuning, **common
+            )
             summary["race"] = _ray.fit(tuner)
             for dataset, r in race.plan().items():
                 state = f"ended {r.ended}" if r.done else "not finished"
                 print(f"steadytune: race {dataset}: {r.trials} trials, {state}", file=out)
         if grid_trials:
-            if remote and _ray.can_restore(run_dir, "grid"):
-                print(f"steadytune: resuming grid experiment in {run_dir}/grid", file=out)
-                tuner = _ray.restore_tuner(run_dir, "grid", **common)
+            if remote and _ray.can_restore(run_dir, GRID_EXPERIMENT):
+                print(f"steadytune: resuming grid experiment in {run_dir}/{GRID_EXPERIMENT}",
+                      file=out)  # fmt: skip
+                tuner = _ray.restore_tuner(run_dir, GRID_EXPERIMENT, **common)
             else:
                 tuner = _ray.build_tuner(
-                    "grid" if remote else f"grid-{stamp}", run_dir,
+                    GRID_EXPERIMENT if remote else f"{GRID_EXPERIMENT}-{stamp}", run_dir,
                     trials=[t.to_dict() for t in grid_trials], **tuning, **common,
                 )  # fmt: skip
             summary["grid"] = _ray.fit(tuner)
         if search is not None:
             summary["optuna_storage"] = search.storage_url
-            if remote and _ray.can_restore(run_dir, "optuna"):
-                print(f"steadytune: resuming Optuna search in {run_dir}/optuna", file=out)
-                summary["optuna"] = _ray.fit(_ray.restore_tuner(run_dir, "optuna", **common))
+            if remote and _ray.can_restore(run_dir, OPTUNA_EXPERIMENT):
+                print(f"steadytune: resuming Optuna search in {run_dir}/{OPTUNA_EXPERIMENT}",
+                      file=out)  # fmt: skip
+                tuner = _ray.restore_tuner(run_dir, OPTUNA_EXPERIMENT, **common)
+                summary["optuna"] = _ray.fit(tuner)
             elif search.remaining_trials:
                 tuner = _ray.build_tuner(
-                    "optuna" if remote else f"optuna-{stamp}", run_dir, search=search,
-                    **tuning, **common,
+                    OPTUNA_EXPERIMENT if remote else f"{OPTUNA_EXPERIMENT}-{stamp}", run_dir,
+                    search=search, **tuning, **common,
                 )  # fmt: skip
                 summary["optuna"] = _ray.fit(tuner)
         summary["wall_s"] = round(time.monotonic() - started, 1)

@@ -1,7 +1,9 @@
 """Expand a sweep spec into trial configs: datasets × strategies × seeds × the knobs
 that matter for each strategy (``trainer.strategies.knob_matters``), and nothing else.
 
-A knob a strategy does not use is left at its trainer default and shows as null in
+The papers' three knobs (K, the distillation λ, the noise λ) are identity columns of their
+own; any other swept setting (``optim.lr``) is one entry of a trial's ``settings``. A knob a
+strategy does not use is left at its trainer default and shows as null in
 ``results.parquet``; so ``vanilla`` runs once per (dataset, seed) whatever the λ and K
 grids hold, and two grid points that resolve to the same trainer config are one trial.
 """
@@ -9,13 +11,14 @@ grids hold, and two grid points that resolve to the same trainer config are one 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sweeps.spec import SweepSpec, k_values_for
-from trainer.config import config_to_dict, load_config, merge
+from trainer.config import config_to_dict, load_config, merge, set_dotted
 from trainer.errors import ConfigError
 from trainer.strategies import allows_k_all, knob_matters
 
@@ -35,6 +38,7 @@ class TrialSpec:
     config: dict[str, Any]  # trainer config (JSON-able, aliases) for trainer.load_config
     group: str = "grid"  # "grid", or the Optuna cell key for search candidates
     optuna_trial: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # other swept keys -> values
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +52,10 @@ def _fmt(value: float | int | str) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _path_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in text)
+
+
 def trial_key(
     dataset: str,
     strategy: str,
@@ -56,15 +64,18 @@ def trial_key(
     distill_lambda: float | None,
     teacher_k: int | str | None,
     extra: str = "",
+    settings: dict[str, Any] | None = None,
 ) -> str:
-    safe_ds = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset)
-    parts = [safe_ds, strategy.replace("+", "-")]
+    """The trial's folder name: its identity columns, each swept setting as
+    ``key=value`` (sorted), the Optuna trial and the seed."""
+    parts = [_path_safe(dataset), strategy.replace("+", "-")]
     if teacher_k is not None:
         parts.append(f"k{teacher_k}")
     if distill_lambda is not None:
         parts.append(f"dl{_fmt(distill_lambda)}")
     if noise_lambda is not None:
         parts.append(f"nl{_fmt(noise_lambda)}")
+    parts += [_path_safe(f"{k}={_fmt(v)}") for k, v in sorted((settings or {}).items())]
     if extra:
         parts.append(extra)
     if seed is not None:
@@ -76,7 +87,7 @@ def config_key(trial: TrialSpec) -> str:
     """The configuration a trial is one seed of: its key without the seed (what a seed
     race stops or continues, and what the decision compares across seeds)."""
     return trial_key(trial.dataset, trial.strategy, None, trial.noise_lambda,
-                     trial.distill_lambda, trial.teacher_k)  # fmt: skip
+                     trial.distill_lambda, trial.teacher_k, settings=trial.settings)  # fmt: skip
 
 
 def build_trial(
@@ -88,10 +99,12 @@ def build_trial(
     k: int | str | None = None,
     distill_lambda: float | None = None,
     noise_lambda: float | None = None,
+    settings: dict[str, Any] | None = None,
     group: str = "grid",
     optuna_trial: int | None = None,
 ) -> TrialSpec:
-    """One validated trial. ``None`` knobs stay at the trainer's defaults."""
+    """One validated trial. ``None`` knobs stay at the trainer's defaults; ``settings``
+    (dotted key -> value) are the other swept settings, each one the strategy reads."""
     ds = spec.datasets[dataset_index]
     # torch's thread count changes the numbers: a trial runs as many threads as CPUs it
     # is given (what Ray grants it), recorded in its config so `steadytune train` of that
@@ -114,6 +127,8 @@ def build_trial(
         knobs.setdefault("distill", {})["lambda"] = distill_lambda
     if noise_lambda is not None:
         knobs.setdefault("noise", {})["lambda"] = noise_lambda
+    for key, value in (settings or {}).items():
+        set_dotted(knobs, key, value)
     raw = merge(merge(raw, per_dataset), knobs)
     where = f"trial (dataset {ds.label!r}, strategy {strategy!r}, seed {seed})"
     try:
@@ -126,7 +141,7 @@ def build_trial(
     resolved_k = config.teacher_k
     used_dl = config.distill.lam if knob_matters("distill.lambda", strategy) else None
     used_nl = config.noise.lam if knob_matters("noise.lambda", strategy) else None
-    key = trial_key(ds.label, strategy, seed, used_nl, used_dl, resolved_k, extra)
+    key = trial_key(ds.label, strategy, seed, used_nl, used_dl, resolved_k, extra, settings)
     return TrialSpec(
         key=key,
         dataset=ds.label,
@@ -139,7 +154,16 @@ def build_trial(
         config=config_to_dict(config),
         group=group,
         optuna_trial=optuna_trial,
+        settings=dict(settings or {}),
     )
+
+
+def _setting_points(spec: SweepSpec, strategy: str, leave_out: str | None = None) -> list[dict]:
+    """The product of the grid's other settings that ``strategy`` reads (one empty point
+    when there are none), without ``leave_out`` (a searched setting)."""
+    swept = {k: v for k, v in spec.grid.settings.items()
+             if k != leave_out and knob_matters(k, strategy)}  # fmt: skip
+    return [dict(zip(swept, values, strict=True)) for values in itertools.product(*swept.values())]
 
 
 def _values(grid_values: list[Any] | None, matters: bool) -> list[Any]:
@@ -173,26 +197,46 @@ def expand_grid(spec: SweepSpec) -> list[TrialSpec]:
             ks = _k_values(spec, i, strategy)
             dls = _values(spec.grid.distill_lambda, knob_matters("distill.lambda", strategy))
             nls = _values(spec.grid.noise_lambda, knob_matters("noise.lambda", strategy))
-            for k in ks:
-                for dl in dls:
-                    for nl in nls:
-                        for seed in spec.seed_list:
-                            t = build_trial(
-                                spec, i, strategy, seed, k=k, distill_lambda=dl, noise_lambda=nl
-                            )
-                            fingerprint = config_fingerprint(t.config)
-                            if fingerprint in seen or t.key in seen.values():
-                                continue
-                            seen[fingerprint] = t.key
-                            trials.append(t)
+            points = itertools.product(ks, dls, nls, _setting_points(spec, strategy))
+            for k, dl, nl, settings in points:
+                for seed in spec.seed_list:
+                    t = build_trial(spec, i, strategy, seed, k=k, distill_lambda=dl,
+                                    noise_lambda=nl, settings=settings)  # fmt: skip
+                    fingerprint = config_fingerprint(t.config)
+                    if fingerprint in seen:
+                        continue  # another grid point that resolves to the same config
+                    if t.key in seen.values():
+                        raise ConfigError(
+                            f"two different trial configs would share the key {t.key!r}: "
+                            "grid values that differ only beyond 6 significant digits; "
+                            "make them differ sooner"
+                        )
+                    seen[fingerprint] = t.key
+                    trials.append(t)
     return trials
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """A spec expanded once, on its way to the trials: the preflight, the dry-run table,
+    the record in ``sweep.json``, the grid Tuner and the Optuna search all read this."""
+
+    spec: SweepSpec
+    grid: list[TrialSpec]  # every grid trial (a race runs some of them)
+    cells: list[dict[str, Any]]  # the Optuna cells (see search_cells)
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    return SweepPlan(spec, expand_grid(spec), search_cells(spec))
+
+
 def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
-    """The (dataset, strategy, K, other-λ) cells an Optuna search runs one study for.
+    """The (dataset, strategy, other knobs) cells an Optuna search runs one study for.
 
     Each cell is ``{"key", "dataset_index", "strategy", "k", "distill_lambda",
-    "noise_lambda"}`` with the searched knob left ``None``.
+    "noise_lambda", "settings", "probe"}`` with the searched knob left out (``None``);
+    ``probe`` is the cell's trial at the first seed and the searched knob's default (what
+    the preflight checks and the record stores).
     """
     if spec.search is None:
         return []
@@ -211,31 +255,24 @@ def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
                 None if param == "noise.lambda" else spec.grid.noise_lambda,
                 knob_matters("noise.lambda", strategy),
             )
-            for k in ks:
-                for dl in dls:
-                    for nl in nls:
-                        probe = build_trial(
-                            spec, i, strategy, 0, k=k, distill_lambda=dl, noise_lambda=nl
-                        )
-                        # the searched λ is not part of the cell's identity
-                        key = trial_key(
-                            probe.dataset,
-                            strategy,
-                            None,
-                            None if param == "noise.lambda" else probe.noise_lambda,
-                            None if param == "distill.lambda" else probe.distill_lambda,
-                            probe.teacher_k,
-                        )
-                        cells.append(
-                            {
-                                "key": key,
-                                "dataset_index": i,
-                                "strategy": strategy,
-                                "k": k,
-                                "distill_lambda": dl,
-                                "noise_lambda": nl,
-                            }
-                        )
+            points = itertools.product(ks, dls, nls, _setting_points(spec, strategy, param))
+            for k, dl, nl, settings in points:
+                probe = build_trial(spec, i, strategy, spec.seed_list[0], k=k,
+                                    distill_lambda=dl, noise_lambda=nl,
+                                    settings=settings)  # fmt: skip
+                # the searched knob is not part of the cell's identity
+                key = trial_key(
+                    probe.dataset,
+                    strategy,
+                    None,
+                    None if param == "noise.lambda" else probe.noise_lambda,
+                    None if param == "distill.lambda" else probe.distill_lambda,
+                    probe.teacher_k,
+                    settings=settings,
+                )
+                cells.append({"key": key, "dataset_index": i, "strategy": strategy, "k": k,
+                              "distill_lambda": dl, "noise_lambda": nl,
+                              "settings": settings, "probe": probe})  # fmt: skip
     return cells
 
 

@@ -22,17 +22,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sweeps.grid import TrialSpec, build_trial, search_cells
-from sweeps.rundir import SWEEP_FILE, is_remote
+from sweeps.grid import SweepPlan
+from sweeps.rundir import is_remote
 from sweeps.spec import SweepSpec, spec_to_dict
 from trainer.errors import ConfigError
+from trainer.layout import RESULT_FILE, SWEEP_FILE, trial_dir
 
 FORMAT = 2
 _SHOWN = 4  # differences listed in the one-line refusal
 
 
-def build_record(spec: SweepSpec, grid_trials: list[TrialSpec]) -> dict[str, Any]:
+def build_record(plan: SweepPlan) -> dict[str, Any]:
     """The record of this spec: spec, grid keys (in order), every trial's config."""
+    spec, grid_trials = plan.spec, plan.grid
     record: dict[str, Any] = {
         "format": FORMAT,
         "spec": spec_to_dict(spec),
@@ -40,28 +42,20 @@ def build_record(spec: SweepSpec, grid_trials: list[TrialSpec]) -> dict[str, Any
         "trials": {t.key: t.config for t in grid_trials},
     }
     if spec.search is not None:
-        record["search_cells"] = {
-            cell["key"]: _cell_config(spec, cell) for cell in search_cells(spec)
-        }
+        record["search_cells"] = {cell["key"]: _cell_config(spec, cell) for cell in plan.cells}
     return record
 
 
 def _cell_config(spec: SweepSpec, cell: dict[str, Any]) -> dict[str, Any]:
     """A cell's trainer config with the seed and the searched knob taken out."""
-    probe = build_trial(
-        spec,
-        cell["dataset_index"],
-        cell["strategy"],
-        0,
-        k=cell["k"],
-        distill_lambda=cell["distill_lambda"],
-        noise_lambda=cell["noise_lambda"],
-    )
-    config = json.loads(json.dumps(probe.config))
+    config = json.loads(json.dumps(cell["probe"].config))
     config.pop("seed", None)
     assert spec.search is not None
-    section, _, name = spec.search.param.partition(".")
-    config.get(section, {}).pop(name, None)
+    *sections, name = spec.search.param.split(".")
+    node = config
+    for section in sections:
+        node = node.get(section, {})
+    node.pop(name, None)
     return config
 
 
@@ -119,7 +113,7 @@ def recorded_trial_configs(run_dir: str, record: dict[str, Any]) -> dict[str, di
         return dict(record["trials"])
     configs = {}
     for key in record.get("grid_keys") or []:
-        path = Path(run_dir, "trials", key, "result.json")
+        path = trial_dir(run_dir, key) / RESULT_FILE
         try:
             configs[key] = json.loads(path.read_text())["config"]
         except (OSError, ValueError, KeyError, TypeError):

@@ -23,10 +23,9 @@ import statistics
 import warnings
 from typing import Any
 
-from sweeps.grid import TrialSpec, build_trial, search_cells
+from sweeps.grid import SweepPlan, TrialSpec, build_trial
 from sweeps.results import finished_result
-from sweeps.rundir import trial_dir
-from sweeps.spec import SweepSpec
+from trainer.layout import OPTUNA_DB, trial_dir
 
 FINISHED = object()
 
@@ -34,18 +33,18 @@ FINISHED = object()
 def default_storage_url(run_dir: str) -> str:
     if "://" in run_dir:
         raise ValueError("give search.storage for a remote run directory")
-    return f"sqlite:///{run_dir}/optuna.db"
+    return f"sqlite:///{run_dir}/{OPTUNA_DB}"
 
 
 class SeedGroupSearch:
     """Ask candidates, fan each out to seeds, tell the seed mean. Plain-data state."""
 
-    def __init__(self, spec: SweepSpec, storage_url: str) -> None:
-        assert spec.search is not None
-        self.spec = spec
+    def __init__(self, plan: SweepPlan, storage_url: str) -> None:
+        assert plan.spec.search is not None
+        self.spec = plan.spec
         self.storage_url = storage_url
-        self.cells = search_cells(spec)
-        self.seeds = spec.candidate_seeds
+        self.cells = plan.cells
+        self.seeds = plan.spec.candidate_seeds
         # state (JSON-able)
         self.candidates: list[dict[str, Any]] = []  # {cell, number, value, pending, done}
         self.trial_ids: dict[str, list[int]] = {}  # Tune trial id -> [candidate idx, seed]
@@ -112,7 +111,10 @@ class SeedGroupSearch:
         s = self.spec.search
         assert s is not None
         trial = self.study(cell["key"]).ask()
-        value = trial.suggest_float(s.param, s.low, s.high, log=s.log)
+        if s.is_int:
+            value = trial.suggest_int(s.param, int(s.low), int(s.high), log=s.log)
+        else:
+            value = trial.suggest_float(s.param, s.low, s.high, log=s.log)
         candidate = {
             "cell": cell["key"],
             "number": trial.number,
@@ -153,11 +155,14 @@ class SeedGroupSearch:
             "k": cell["k"],
             "distill_lambda": cell["distill_lambda"],
             "noise_lambda": cell["noise_lambda"],
+            "settings": dict(cell["settings"]),
         }
-        searched = (
-            "distill_lambda" if self.spec.search.param == "distill.lambda" else "noise_lambda"
-        )  # type: ignore[union-attr]
-        knobs[searched] = cand["value"]
+        param = self.spec.search.param  # type: ignore[union-attr]
+        papers = {"distill.lambda": "distill_lambda", "noise.lambda": "noise_lambda"}
+        if param in papers:
+            knobs[papers[param]] = cand["value"]
+        else:
+            knobs["settings"][param] = cand["value"]
         return build_trial(
             self.spec,
             cell["dataset_index"],

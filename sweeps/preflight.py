@@ -15,7 +15,7 @@ import math
 import os
 from pathlib import Path
 
-from sweeps.grid import TrialSpec, build_trial, search_cells
+from sweeps.grid import SweepPlan
 from sweeps.rundir import check_owned, check_writable, is_remote
 from sweeps.spec import SweepSpec
 from trainer.config import TrainConfig, load_config
@@ -23,16 +23,10 @@ from trainer.errors import ConfigError, UserInputError
 from trainer.layout import RUN_MARKER
 
 
-def _trial_configs(spec: SweepSpec, trials: list[TrialSpec]) -> list[tuple[str, TrainConfig]]:
+def _trial_configs(plan: SweepPlan) -> list[tuple[str, TrainConfig]]:
     """(dataset label, config) of every grid trial and of one probe per search cell."""
-    configs = [(t.dataset, load_config(t.config)) for t in trials]
-    for cell in search_cells(spec):
-        probe = build_trial(
-            spec, cell["dataset_index"], cell["strategy"], spec.seed_list[0],
-            k=cell["k"], distill_lambda=cell["distill_lambda"], noise_lambda=cell["noise_lambda"],
-        )  # fmt: skip
-        configs.append((probe.dataset, load_config(probe.config)))
-    return configs
+    trials = [*plan.grid, *(cell["probe"] for cell in plan.cells)]
+    return [(t.dataset, load_config(t.config)) for t in trials]
 
 
 def check_data(configs: list[tuple[str, TrainConfig]]) -> None:
@@ -52,22 +46,25 @@ def check_data(configs: list[tuple[str, TrainConfig]]) -> None:
 
 
 def check_models(configs: list[tuple[str, TrainConfig]]) -> None:
-    """Every model resolvable here, and each dataset's ``max_length`` within its positions."""
+    """Every model resolvable here, each dataset's ``max_length`` within its positions and
+    each ``reinit.layers`` within its layers."""
     from trainer.config import default_cache_dir
     from trainer.models import check_model_limits, check_model_resolvable
+    from trainer.strategies import reinit_layers
 
     resolved: dict[tuple[str, str], str] = {}
-    checked: set[tuple[str, int]] = set()
+    checked: set[tuple[str, int, int | None]] = set()
     for label, config in configs:
         cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         where = (config.model, str(cache))
         if where not in resolved:
             resolved[where] = check_model_resolvable(config.model, cache)
-        limit = (resolved[where], config.data.max_length)
+        layers = reinit_layers(config.strategy, config.reinit.layers)
+        limit = (resolved[where], config.data.max_length, layers)
         if limit not in checked:
             checked.add(limit)
             try:
-                check_model_limits(*limit, name=config.model)
+                check_model_limits(*limit[:2], name=config.model, reinit_layers=layers)
             except ConfigError as err:
                 raise ConfigError(f"dataset {label!r}: {err}") from None
 
@@ -126,20 +123,20 @@ def check_optuna_storage(spec: SweepSpec) -> None:
 
 
 def preflight(
-    spec: SweepSpec,
-    trials: list[TrialSpec],
+    plan: SweepPlan,
     run_dir: str,
     *,
     address: str | None,
     num_cpus: int | None,
 ) -> None:
     """Everything a trial or the driver would refuse, refused now (``UserInputError``)."""
+    spec = plan.spec
     if not is_remote(run_dir):
         check_writable(run_dir, "the run directory ('storage'/'name' or --run-dir)")
         check_owned(run_dir, RUN_MARKER, "the run directory ('storage'/'name' or --run-dir)")
     if address is None:
         check_local_resources(spec, num_cpus)
     check_optuna_storage(spec)
-    configs = _trial_configs(spec, trials)
+    configs = _trial_configs(plan)
     check_data(configs)
     check_models(configs)

@@ -23,7 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sweeps.rundir import RESULTS_FILE, TRIALS_DIR, is_remote
+from sweeps.grid import TrialSpec, config_key
+from sweeps.rundir import is_remote
+from trainer.layout import ERROR_FILE, RESULT_FILE, RESULTS_FILE, TRIAL_FILE, trial_dir, trials_dir
 
 ID_COLUMNS = (
     "dataset",
@@ -35,9 +37,6 @@ ID_COLUMNS = (
     "optuna_trial",
     "optuna_cell",
 )
-FILE_NAME = RESULTS_FILE
-TRIAL_FILE = "trial.json"  # the TrialSpec dict and Tune trial id, written when a trial starts
-ERROR_FILE = "error.json"  # why a trial failed for good, written by the driver
 # Trial statuses in the table: Tune's, plus DIVERGED (finished, with a non-finite loss).
 FINISHED, DIVERGED, FAILED = "TERMINATED", "DIVERGED", "ERROR"
 
@@ -79,9 +78,56 @@ def make_row(
         head = name.split("/", 1)[0]
         if head in ("dev", "test", "averaged") and isinstance(value, (int, float)):
             row[name.replace("/", "_")] = value
+    row.update(setting_columns(trial))
     if status == FAILED:
         row["primary"] = None
     return row
+
+
+# Settings every row records whether swept or not, so tables from several sweeps can be told
+# apart and sliced: dotted key -> the trainer config's path to it.
+RECORDED_SETTINGS = ("optim.lr", "optim.head_lr", "optim.epochs", "optim.max_steps",
+                     "optim.batch_size", "data.train_size")  # fmt: skip
+
+
+def settings_label(settings: dict[str, Any]) -> str:
+    """The swept settings of a configuration as one sortable string ("" for none):
+    ``optim.lr=2e-05 reinit.layers=2``. Analysis groups configurations by it."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in sorted(settings.items()))  # fmt: skip
+
+
+def setting_columns(trial: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the trial's settings: the pretrained model, the recorded settings,
+    each swept setting under its dotted key, their ``settings`` label and the
+    ``config_key`` (the trial key without the seed: what the decision compares)."""
+    spec = TrialSpec.from_dict(trial)
+    columns: dict[str, Any] = {"pretrained_model": spec.config.get("model")}
+    for dotted in RECORDED_SETTINGS:
+        node: Any = spec.config
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        columns[dotted] = node
+    columns.update(spec.settings)
+    columns["settings"] = settings_label(spec.settings)
+    columns["config_key"] = config_key(spec)
+    return columns
+
+
+def _typed(frame):
+    """Column types a user slices by: K an ordered categorical (1 < 2 < … < all), the
+    Optuna trial number an integer (nullable: grid trials have none)."""
+    import pandas as pd
+
+    frame = frame.copy()
+    if "teacher_k" in frame:
+        ks = [None if pd.isna(v) else str(v) for v in frame["teacher_k"].astype(object)]
+        present = {k for k in ks if k is not None}
+        order = sorted(present - {"all"}, key=int) + (["all"] if "all" in present else [])
+        frame["teacher_k"] = pd.Categorical(ks, categories=order, ordered=True)
+    if "optuna_trial" in frame:
+        frame["optuna_trial"] = pd.to_numeric(frame["optuna_trial"]).astype("Int64")
+    return frame
 
 
 def _write_table(path: str, frame) -> None:
@@ -89,7 +135,7 @@ def _write_table(path: str, frame) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frame = frame.sort_values("key", kind="stable").reset_index(drop=True)
+    frame = _typed(frame.sort_values("key", kind="stable").reset_index(drop=True))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if "://" in path:
         # object stores replace an object atomically on upload
@@ -137,9 +183,9 @@ def upsert_rows(path: str, rows: list[dict[str, Any]], rebuild_from: str | None 
 
 def record_trial(run_dir: str, key: str) -> None:
     """Upsert the row of one ended trial of a local run dir (read from its directory)."""
-    row = trial_row(Path(run_dir) / TRIALS_DIR / key)
+    row = trial_row(trial_dir(run_dir, key))
     if row is not None:
-        upsert_rows(str(Path(run_dir) / FILE_NAME), [row], rebuild_from=run_dir)
+        upsert_rows(str(Path(run_dir) / RESULTS_FILE), [row], rebuild_from=run_dir)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -153,7 +199,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def finished_result(trial_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
     """The trainer's result in ``trial_dir`` if it was run with exactly ``config``: a
     result is never reused for a config it was not run with."""
-    result = _read_json(trial_dir / "result.json")
+    result = _read_json(trial_dir / RESULT_FILE)
     return result if result is not None and result.get("config") == config else None
 
 
@@ -186,7 +232,7 @@ def trial_row(trial_dir: Path) -> dict[str, Any] | None:
 
 def collect_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of every trial of a local run directory that has ended."""
-    trials = Path(run_dir) / TRIALS_DIR
+    trials = trials_dir(run_dir)
     if not trials.is_dir():
         return []
     rows = (trial_row(d) for d in sorted(trials.iterdir()) if d.is_dir())
@@ -203,7 +249,7 @@ def rebuild_results(run_dir: str | Path) -> int:
         raise ValueError("rebuild_results reads trial directories: local run dirs only")
     rows = collect_rows(run_dir)
     if rows:
-        _write_table(str(Path(run_dir) / FILE_NAME), pd.DataFrame(rows))
+        _write_table(str(Path(run_dir) / RESULTS_FILE), pd.DataFrame(rows))
     return len(rows)
 
 
@@ -218,7 +264,7 @@ def ensure_results(run_dir: str | Path) -> int:
     import pandas as pd
 
     rows = collect_rows(run_dir)
-    path = Path(run_dir) / FILE_NAME
+    path = Path(run_dir) / RESULTS_FILE
     try:
         current = read_results(str(path))
     except Exception:  # a truncated or foreign file: derived data, made anew
@@ -231,7 +277,8 @@ def ensure_results(run_dir: str | Path) -> int:
     if frame.empty:
         return 0
     have = set() if current is None else set(zip(current["key"], current["status"], strict=True))
-    if current is None or have != set(zip(frame["key"], frame["status"], strict=True)):
+    stale = have != set(zip(frame["key"], frame["status"], strict=True))
+    if current is None or stale or set(current.columns) != set(frame.columns):
         _write_table(str(path), frame)
     return len(frame)
 

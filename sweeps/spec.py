@@ -39,6 +39,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -46,18 +47,22 @@ from pydantic import (
 
 from trainer.config import (
     METRICS,
+    NO_VALUE,
     UNION_TAG_PREFIX,
     DataConfig,
     ParameterError,
     Seed,
+    StrategyName,
     TeacherSize,
     format_validation_error,
     read_yaml_mapping,
+    requirement_of,
+    setting_adapter,
+    setting_kind,
 )
 from trainer.errors import ConfigError
 from trainer.strategies import STRATEGIES, allows_k_all, knob_matters
 
-SEARCH_PARAMS = ("distill.lambda", "noise.lambda")
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
 _PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")
 
@@ -135,8 +140,38 @@ def _as_list(value: Any) -> Any:
     return [value]
 
 
+# Settings a grid or a search cannot sweep: the spec sets them per trial or per dataset.
+_NOT_SWEPT = ("model", "strategy", "seed", "data", "eval.primary_metric", "cache_dir")
+
+
+def check_setting(key: str, where: str) -> TypeAdapter:
+    """The validator of a setting a sweep may vary (``optim.lr``), or a ParameterError
+    saying why ``key`` is not one."""
+    if any(key == n or key.startswith(f"{n}.") for n in _NOT_SWEPT):
+        raise ParameterError(
+            f"must not be swept: the spec sets {key!r} per trial or per dataset "
+            "(from 'model', 'datasets', 'strategies' and 'seeds')",
+            key=(key,),
+            value=NO_VALUE,
+        )
+    try:
+        adapter = setting_adapter(key)
+    except KeyError as exc:
+        raise ParameterError(
+            f"is not a trainer setting {where} can sweep: {exc.args[0]}",
+            key=(key,),
+            value=NO_VALUE,
+        ) from None
+    return adapter
+
+
 class GridSpec(_Strict):
-    """Values to sweep for the knobs that only some strategies use."""
+    """Values to sweep, by dotted trainer key. The three knobs of the papers are fields
+    (K may be given per strategy); any other scalar trainer setting (``optim.lr``,
+    ``optim.layer_decay``, ``reinit.layers``) is swept the same way, for the strategies
+    it matters for (``trainer.strategies.knob_matters``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     distill_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         default=None, alias="distill.lambda"
@@ -150,6 +185,58 @@ class GridSpec(_Strict):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _k_grid(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings(cls, value: Any) -> Any:
+        """Each other key: a setting the trainer has, with a list of valid scalar values."""
+        if not isinstance(value, dict):
+            return value
+        fields = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
+        out = dict(value)
+        for key, values in value.items():
+            if key in fields:
+                continue
+            adapter = check_setting(key, "a grid")
+            listed = _as_list(values)
+            if not listed:
+                raise ParameterError("must list at least one value", key=(key,), value=values)
+            checked = []
+            for i, v in enumerate(listed):
+                if isinstance(v, (dict, list)):
+                    raise ParameterError(
+                        "must be a list of single values (numbers, strings or booleans)",
+                        key=(key, i),
+                        value=v,
+                    )
+                if isinstance(v, bool) and setting_kind(adapter) is not None:
+                    raise ParameterError("must be a number, not a boolean", key=(key, i), value=v)
+                try:
+                    checked.append(adapter.validate_python(v))
+                except ValidationError as err:
+                    raise ParameterError(requirement_of(err), key=(key, i), value=v) from None
+                if isinstance(checked[-1], (list, tuple)):
+                    raise ParameterError(
+                        "must be a setting with single values; a list-valued setting "
+                        "cannot be swept",
+                        key=(key,),
+                        value=values,
+                    )
+            if len(set(map(repr, checked))) != len(checked):
+                raise ParameterError("must list each value once", key=(key,), value=values)
+            out[key] = checked
+        return out
+
+    @property
+    def settings(self) -> dict[str, list[Any]]:
+        """The swept settings other than the papers' knobs, as written."""
+        return dict(self.model_extra or {})
+
+    def values_of(self, key: str) -> list[Any] | dict[str, list[Any]] | None:
+        """The grid's values of a dotted key (None: not swept)."""
+        fields = {"distill.lambda": self.distill_lambda, "distill.k": self.distill_k,
+                  "noise.lambda": self.noise_lambda}  # fmt: skip
+        return fields[key] if key in fields else self.settings.get(key)
 
     @field_validator("distill_lambda", "noise_lambda", mode="before")
     @classmethod
@@ -182,10 +269,11 @@ class ResourcesSpec(_Strict):
 
 
 class SearchSpec(_Strict):
-    """Optuna search of one λ for each (dataset, strategy, K) cell where it matters."""
+    """Optuna search of one numeric setting (a λ, ``optim.lr``, ...) for each (dataset,
+    strategy, other knobs) cell where it matters."""
 
     method: Literal["optuna"] = "optuna"
-    param: Literal[SEARCH_PARAMS]  # type: ignore[valid-type]
+    param: str = Field(description="A float or int trainer setting, by dotted key.")
     low: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     log: bool = False
@@ -199,8 +287,40 @@ class SearchSpec(_Strict):
         default=None, description="Optuna storage URL; default sqlite:///<run dir>/optuna.db."
     )
 
+    @field_validator("param")
+    @classmethod
+    def _numeric_setting(cls, value: str) -> str:
+        if value == "distill.k":
+            raise ParameterError("must not be distill.k: give K values in the grid instead")
+        try:
+            adapter = check_setting(value, "a search")
+        except ParameterError as err:
+            raise ParameterError(err.requirement) from None
+        if setting_kind(adapter) is None:
+            raise ParameterError("must be a trainer setting that takes numbers")
+        return value
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the searched setting takes integers (Optuna's suggest_int)."""
+        return setting_kind(setting_adapter(self.param)) == "int"
+
     @model_validator(mode="after")
     def _range(self) -> SearchSpec:
+        adapter = setting_adapter(self.param)
+        for key in ("low", "high"):
+            value = getattr(self, key)
+            if self.is_int and not float(value).is_integer():
+                raise ParameterError(
+                    f"must be a whole number: {self.param} takes integers", key=(key,),
+                    value=value,
+                )  # fmt: skip
+            try:
+                adapter.validate_python(int(value) if self.is_int else value)
+            except ValidationError as err:
+                raise ParameterError(
+                    f"{requirement_of(err)} (a value of {self.param})", key=(key,), value=value
+                ) from None
         if self.high <= self.low:
             raise ParameterError(
                 f"must be greater than 'low' ({self.low})", key=("high",), value=self.high
@@ -251,7 +371,7 @@ class SweepSpec(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     model: str = "minilm-l6"
     datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
-    strategies: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)]  # type: ignore[valid-type]
+    strategies: Annotated[list[StrategyName], Field(min_length=1)]
     seeds: Annotated[int, Field(ge=1)] | Annotated[list[Seed], Field(min_length=1)] = 3
     grid: GridSpec = GridSpec()
     defaults: dict[str, Any] = Field(
@@ -319,10 +439,18 @@ class SweepSpec(_Strict):
                     key=("datasets", i, "id"),
                     value=label,
                 )
+        for key in self.grid.settings:
+            if not any(knob_matters(key, s) for s in self.strategies):
+                readers = [s for s in STRATEGIES if knob_matters(key, s)]
+                raise ParameterError(
+                    f"must be a setting one of the spec's strategies reads: it matters for "
+                    f"none of {self.strategies}, only for {readers[:4]}",
+                    key=("grid", key),
+                    value=NO_VALUE,
+                )
         if self.search is not None:
             param = self.search.param
-            grid_key = param.replace(".", "_")
-            if getattr(self.grid, grid_key) is not None:
+            if self.grid.values_of(param) is not None:
                 raise ParameterError(
                     f"must not be a knob the grid also sweeps: 'grid.{param}' and "
                     f"'search.param: {param}' both set it; remove one of them",
@@ -355,9 +483,19 @@ class SweepSpec(_Strict):
 
     def _check_race(self) -> None:
         """A race needs vanilla (its reference) and a seed pool of ``max`` seeds: the
-        seeds are 0 … max−1, or the first ``max`` of an explicit list."""
+        seeds are 0 … max−1, or the first ``max`` of an explicit list. It races one
+        vanilla per dataset, so it cannot sweep a setting vanilla reads too."""
         if self.race is None:
             return
+        shared = [k for k in self.grid.settings if knob_matters(k, "vanilla")]
+        if shared:
+            raise ParameterError(
+                f"must not sweep {shared[0]!r} when 'race' is set: every strategy reads it, so "
+                "each value needs a vanilla of its own and a race of its own; race one "
+                "value per sweep (set it in 'defaults')",
+                key=("grid", shared[0]),
+                value=self.grid.settings[shared[0]],
+            )
         if "vanilla" not in self.strategies:
             raise ParameterError(
                 "must include 'vanilla' when 'race' is set: every configuration is raced "

@@ -153,12 +153,12 @@ def dataset_case(name: str, names: str, data: Callable[[Path], dict], *extra: st
 def _recorded_run(tmp: Path, cache: Path) -> Path:
     """A run dir recorded for one spec (as a finished driver leaves it), no training."""
     spec = load_spec(sweep_spec(tmp, cache))
-    from sweeps.grid import expand_grid
+    from sweeps.grid import plan_sweep
 
     run_dir = Path(spec.run_dir())
     run_dir.mkdir(parents=True)
     (run_dir / RUN_MARKER).write_text("{}\n")
-    write_record(str(run_dir), build_record(spec, expand_grid(spec)))
+    write_record(str(run_dir), build_record(plan_sweep(spec)))
     return run_dir
 
 
@@ -341,6 +341,15 @@ CASES: list[Case] = [
         distill__average="ema",
         distill__ema_decay=1.0,
     ),
+    train_case("reinit 0 layers", "'reinit.layers'", "Got 0", strategy="reinit", reinit__layers=0),
+    train_case(
+        "reinit more layers than the model",
+        "'reinit.layers'",
+        "Got 5",
+        strategy="reinit+sda",
+        reinit__layers=5,
+    ),
+    train_case("modifiers out of order", "'strategy'", strategy="reinit+noisytune"),
     train_case("negative eps", "'optim.eps'", optim__eps=-1.0),
     train_case("bad exclude regex", "'noise.exclude", strategy="noisytune", noise__exclude=["("]),
     train_case("negative lr", "'optim.lr'", optim__lr=-1.0),
@@ -413,6 +422,34 @@ CASES: list[Case] = [
             "high": 1.0,
             "storage": "sqlite:////no-such-dir-here/o.db",
         },
+    ),
+    *both(
+        "grid over an unknown setting",
+        "'grid.optim.lrr'",
+        "did you mean 'lr'",
+        grid={"optim.lrr": [1e-5]},
+    ),
+    *both("grid lr negative", "'grid.optim.lr[1]'", "Got -1", grid={"optim.lr": [2e-5, -1]}),
+    *both("grid over the seed", "'grid.seed'", grid={"seed": [1, 2]}),
+    *both(
+        "grid over a setting no strategy reads",
+        "'grid.reinit.layers'",
+        grid={"reinit.layers": [1, 2]},
+    ),
+    *both(
+        "search over a non-numeric setting",
+        "'search.param'",
+        search={"param": "optim.group_by_length", "low": 0.0, "high": 1.0},
+    ),
+    *both(
+        "search lr from 0", "'search.low'", search={"param": "optim.lr", "low": 0.0, "high": 1e-4}
+    ),
+    *both(
+        "reinit more layers than the model",
+        "'reinit.layers'",
+        "at most the 2",
+        strategies=["vanilla", "reinit"],
+        defaults={"reinit": {"layers": 3}, "optim": {"max_steps": 2}},
     ),
     *both("more CPUs than the machine", "'resources.cpu'", resources={"cpu": 4096}),
     *both(

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sweeps.driver import plan_rows
-from sweeps.grid import expand_grid
+from sweeps.grid import expand_grid, plan_sweep
 from sweeps.spec import load_spec
 from trainer import load_config
 
@@ -23,7 +23,7 @@ def test_example_validates(path, tmp_path):
     else:
         # specs reading ../shared/data validate without it: files are checked at load time
         has_data_dir = "data_dir" in yaml.safe_load(path.read_text())
-        rows = plan_rows(load_spec(path, data_dir=tmp_path if has_data_dir else None))
+        rows = plan_rows(plan_sweep(load_spec(path, data_dir=tmp_path if has_data_dir else None)))
         assert sum(row["trials"] for row in rows) > 0
 
 

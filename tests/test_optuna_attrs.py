@@ -8,10 +8,10 @@ import statistics
 import optuna
 import pytest
 
-from sweeps.grid import TrialSpec
+from sweeps.grid import TrialSpec, plan_sweep
 from sweeps.optuna_search import FINISHED, SeedGroupSearch
-from sweeps.rundir import trial_dir
 from sweeps.spec import load_spec
+from trainer.layout import trial_dir
 
 SPEC = {
     "name": "attrs",
@@ -50,7 +50,7 @@ def _load(search: SeedGroupSearch) -> optuna.Study:
 
 
 def test_tell_records_the_seeds_on_the_optuna_trial(spec, tmp_path):
-    search = SeedGroupSearch(spec, _storage(tmp_path))
+    search = SeedGroupSearch(plan_sweep(spec), _storage(tmp_path))
     trials = _suggest_all(search, 6)  # 2 candidates × 3 seeds
     outcomes = {"t0": 0.8, "t1": 0.9, "t2": 0.7, "t3": 0.6, "t4": None, "t5": 0.5}
     for tid, value in outcomes.items():
@@ -85,7 +85,7 @@ def test_tell_records_the_seeds_on_the_optuna_trial(spec, tmp_path):
 
 
 def test_single_finished_seed_has_no_std(spec, tmp_path):
-    search = SeedGroupSearch(spec, _storage(tmp_path))
+    search = SeedGroupSearch(plan_sweep(spec), _storage(tmp_path))
     _suggest_all(search, 3)
     for tid, value in {"t0": None, "t1": None, "t2": 0.4}.items():
         search.complete(tid, value, error=value is None)
@@ -98,7 +98,7 @@ def test_single_finished_seed_has_no_std(spec, tmp_path):
 
 def test_metric_name_is_the_datasets_and_set_only_once(tmp_path, monkeypatch):
     spec = load_spec({**SPEC, "datasets": [{"name": "synthetic-sentiment", "metric": "mcc"}]})
-    first = SeedGroupSearch(spec, _storage(tmp_path))
+    first = SeedGroupSearch(plan_sweep(spec), _storage(tmp_path))
     first.suggest("t0")
     assert _load(first).metric_names == ["dev/mcc"]
 
@@ -106,7 +106,7 @@ def test_metric_name_is_the_datasets_and_set_only_once(tmp_path, monkeypatch):
         raise AssertionError(f"metric names set again: {names}")
 
     monkeypatch.setattr(optuna.study.Study, "set_metric_names", no_rename)
-    again = SeedGroupSearch(spec, _storage(tmp_path))  # a second driver loads the study
+    again = SeedGroupSearch(plan_sweep(spec), _storage(tmp_path))  # a second driver loads the study
     again.resume_from(str(tmp_path))
     assert len(again.candidates) == 1
     assert _load(again).metric_names == ["dev/mcc"]
@@ -115,7 +115,7 @@ def test_metric_name_is_the_datasets_and_set_only_once(tmp_path, monkeypatch):
 def test_resumed_search_records_the_seeds_when_it_tells(spec, tmp_path):
     run_dir = tmp_path / "run"
     url = f"sqlite:///{tmp_path}/optuna.db"
-    first = SeedGroupSearch(spec, url)
+    first = SeedGroupSearch(plan_sweep(spec), url)
     trials = _suggest_all(first, 3)
     first.complete("t0", 0.8, error=False)  # the driver dies before the other seeds end
     for tid, value in {"t0": 0.8, "t1": 0.9, "t2": 0.7}.items():
@@ -127,7 +127,7 @@ def test_resumed_search_records_the_seeds_when_it_tells(spec, tmp_path):
         )
         (d / "trial.json").write_text(json.dumps({"trial": trials[tid].to_dict()}))
 
-    resumed = SeedGroupSearch(spec, url)
+    resumed = SeedGroupSearch(plan_sweep(spec), url)
     resumed.resume_from(str(run_dir))
     (trial,) = _load(resumed).get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE

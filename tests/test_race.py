@@ -157,11 +157,11 @@ def test_seed_pool_and_record(tmp_path):
 
 
 def test_a_changed_race_is_refused_a_larger_budget_is_growth(tmp_path):
-    from sweeps.grid import expand_grid
+    from sweeps.grid import plan_sweep
 
     def record(**over):
         spec = load_spec(race_spec(tmp_path, **over))
-        return build_record(spec, expand_grid(spec))
+        return build_record(plan_sweep(spec))
 
     old = record(race={"start": 3, "step": 2, "max": 7, "budget_trials": 10})
     refuse_if_changed(str(tmp_path), old, record(race={"start": 3, "step": 2, "max": 7,

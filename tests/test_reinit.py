@@ -110,9 +110,10 @@ def test_bad_layer_counts_name_the_key(tiny_config, value):
 
 def test_more_layers_than_the_model_has_is_a_config_error(tiny_config, tmp_path):
     config = load_config({**tiny_config, "strategy": "reinit", "reinit": {"layers": 9}})
-    with pytest.raises(ConfigError, match=r"'reinit.layers' parameter must be at most the "
-                       r"model's 2 encoder layers\. Got 9"):  # fmt: skip
+    with pytest.raises(ConfigError, match=r"'reinit.layers' parameter must be at most the 2 "
+                       r"encoder layers of model 'tiny-bert'\. Got 9 instead"):  # fmt: skip
         train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint").exists()  # refused before any training
 
 
 def test_an_unknown_order_of_modifiers_is_refused(tiny_config):

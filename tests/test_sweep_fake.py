@@ -22,8 +22,10 @@ def _score(config) -> float:
     knobs = (config.strategy, config.seed, config.distill.lam, config.noise.lam, config.teacher_k)
     key = "|".join(str(v) for v in knobs)
     h = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    # a smooth bump in distill λ so an Optuna search has something to find
-    return 0.5 + 0.3 * h * 0.2 + 0.2 * np.exp(-((config.distill.lam - 0.7) ** 2))
+    # a smooth bump in distill λ, and one in the lr (flat at its default, 2e-5), so an
+    # Optuna search of either has something to find
+    lr_term = -0.05 * np.log10(config.optim.lr / 2e-5) ** 2
+    return 0.5 + 0.3 * h * 0.2 + 0.2 * np.exp(-((config.distill.lam - 0.7) ** 2)) + lr_term
 
 
 def _unit(*parts) -> float:

@@ -22,9 +22,11 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -39,7 +41,7 @@ METRICS = ("accuracy", "macro_f1", "mcc")
 
 # Sentinels of ParameterError.value: show the value pydantic was given / show no value.
 _INPUT: Any = object()
-_NOTHING: Any = object()
+NO_VALUE: Any = object()
 
 
 class ParameterError(ValueError):
@@ -101,7 +103,7 @@ def _check_layout(header: bool, columns: list[str] | None) -> None:
         raise ParameterError(
             "must name the columns, in file order, when 'header' is false",
             key=("columns",),
-            value=_NOTHING,
+            value=NO_VALUE,
         )
     if header and columns:
         raise ParameterError(
@@ -178,7 +180,7 @@ class FileSource(_Strict):
                 raise ParameterError(
                     "must name the columns when 'format' is 'lines' (one file per column)",
                     key=("columns",),
-                    value=_NOTHING,
+                    value=NO_VALUE,
                 )
             for split in ("train", "dev", "test"):
                 path = getattr(self, split)
@@ -276,6 +278,32 @@ class ReinitConfig(_Strict):
     layers: Annotated[int, Field(ge=1)] = Field(
         default=1, description="How many of the top encoder layers to re-initialise."
     )
+
+
+def _strategy_name(value: Any) -> Any:
+    """One line for a wrong name, not the list of every combination the registry allows."""
+    if value in STRATEGIES or not isinstance(value, str):
+        return value
+    parts = value.split("+")
+    ordered = [m for m in strategies.MODIFIERS if m in parts] + [
+        p for p in parts if p in strategies.BASES and p != "vanilla"
+    ]
+    if sorted(ordered) == sorted(p for p in parts if p != "vanilla") and "+".join(ordered):
+        close = ["+".join(ordered)]  # the right parts in the wrong order
+    else:
+        close = difflib.get_close_matches(value, STRATEGIES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close and close[0] in STRATEGIES else ""
+    raise ParameterError(
+        f"must be a base strategy ({', '.join(map(repr, strategies.BASES))}), after any "
+        f"modifiers in this order: {' + '.join(strategies.MODIFIERS)}, joined by '+' "
+        f"(e.g. 'noisytune+sda', 'reinit+sdv'){hint}"
+    )
+
+
+StrategyName = Annotated[
+    Literal[STRATEGIES],  # type: ignore[valid-type]
+    BeforeValidator(_strategy_name),
+]
 
 
 def _teacher_size(value: Any) -> int | str:
@@ -383,7 +411,7 @@ class TrainConfig(_Strict):
         description="An alias ('minilm-l6', 'tiny-bert'), a local directory or a hub id.",
     )
     data: DataConfig
-    strategy: Literal[STRATEGIES] = "vanilla"  # type: ignore[valid-type]
+    strategy: StrategyName = "vanilla"
     seed: Seed = 0
     noise: NoiseConfig = NoiseConfig()
     distill: DistillConfig = DistillConfig()
@@ -467,7 +495,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("STEADYTUNE_CACHE", Path.home() / ".cache" / "steadytune"))
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree[a][b] = value`` for ``dotted`` 'a.b', making the sections on the way."""
     keys = dotted.split(".")
     node = tree
     for key in keys[:-1]:
@@ -495,8 +524,52 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if isinstance(value, str):  # YAML 1.1 reads "3e-5" as a string; users mean a number
             with contextlib.suppress(ValueError):
                 value = float(value)
-        _set_dotted(tree, key.strip(), value)
+        set_dotted(tree, key.strip(), value)
     return tree
+
+
+def setting_adapter(dotted: str) -> TypeAdapter:
+    """A validator for the values of one trainer setting, by its dotted key as written
+    (``optim.lr``, ``distill.lambda``): what a sweep's grid or search may set. A key that is
+    no setting, or names a whole section, is a ``KeyError`` naming the known keys there."""
+    model: type[BaseModel] = TrainConfig
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        if part not in fields:
+            where = ".".join(parts[:i]) or "the config"
+            close = difflib.get_close_matches(part, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise KeyError(f"{where} has no key {part!r}{hint}; it has {sorted(fields)}")
+        field = fields[part]
+        inner = _model_in(field.annotation)
+        if i == len(parts) - 1:
+            if inner is not None:
+                raise KeyError(f"{dotted!r} is a section, not a setting")
+            constrained = (
+                Annotated[(field.annotation, *field.metadata)]
+                if field.metadata
+                else field.annotation
+            )
+            return TypeAdapter(constrained)
+        if inner is None:
+            raise KeyError(f"{'.'.join(parts[: i + 1])!r} is a setting, not a section")
+        model = inner
+    raise KeyError(dotted)
+
+
+def setting_kind(adapter: TypeAdapter) -> Literal["int", "float"] | None:
+    """Whether a setting takes floats, ints or neither (from its JSON schema)."""
+    schema = adapter.json_schema()
+    types = {schema.get("type")} | {branch.get("type") for branch in schema.get("anyOf", [])}
+    if "number" in types:
+        return "float"
+    return "int" if "integer" in types else None
+
+
+def requirement_of(err: ValidationError) -> str:
+    """The words after "The 'x' parameter" for the first problem of ``err``."""
+    return _requirement(err.errors(include_url=False)[0], (), None, None)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -561,7 +634,7 @@ def format_validation_error(
         loc = tuple(problem["loc"])
         if problem["type"] == "invalid_key":  # a mapping's key that is not a string
             loc += ("[key]",)
-        value = problem.get("input", _NOTHING)
+        value = problem.get("input", NO_VALUE)
         requirement = _requirement(problem, loc, source, model)
         error = (problem.get("ctx") or {}).get("error")
         extra: tuple[str | int, ...] = ()
@@ -570,7 +643,7 @@ def format_validation_error(
             if error.value is not _INPUT:
                 value = error.value
         if problem["type"] in ("missing", "extra_forbidden"):
-            value = _NOTHING  # the key is the problem, not a value
+            value = NO_VALUE  # the key is the problem, not a value
         if isinstance(error, ParameterError) and error.got is not None:
             value = _Shown(error.got)
         user_loc, is_key, added = _user_loc(loc, source, problem["type"])
@@ -624,7 +697,7 @@ def _problem_line(loc: tuple[str | int, ...], is_key: bool, problems: list[tuple
 
 def _got(value: Any) -> str:
     """`` Got <value!r> instead.``, or nothing where the value is none or a big mapping."""
-    if value is _NOTHING:
+    if value is NO_VALUE:
         return ""
     shown = repr(value)
     if isinstance(value, Mapping) and len(shown) > 60:

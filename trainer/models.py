@@ -139,17 +139,27 @@ def check_model_resolvable(name: str, cache_dir: Path) -> str:
     return path
 
 
-def check_model_limits(model_path: str, max_length: int, name: str | None = None) -> None:
-    """Refuse a ``data.max_length`` the model has no position embeddings for.
+def check_model_limits(
+    model_path: str, max_length: int, name: str | None = None, reinit_layers: int | None = None
+) -> None:
+    """Refuse a ``data.max_length`` the model has no position embeddings for, and more
+    ``reinit.layers`` than it has layers, from its config alone.
 
     Without this the first long batch fails deep in the forward pass with a tensor-size
     RuntimeError, after the data was tokenised and the weights loaded.
     """
-    limit = getattr(_model_config(model_path), "max_position_embeddings", None)
+    model_config = _model_config(model_path)
+    limit = getattr(model_config, "max_position_embeddings", None)
     if limit is not None and max_length > limit:
         raise ConfigError(
             f"The 'data.max_length' parameter must be at most {limit} for model "
             f"{name or model_path!r} (its max_position_embeddings). Got {max_length} instead."
+        )
+    depth = getattr(model_config, "num_hidden_layers", None)
+    if reinit_layers is not None and depth is not None and reinit_layers > depth:
+        raise ConfigError(
+            f"The 'reinit.layers' parameter must be at most the {depth} encoder layers of "
+            f"model {name or model_path!r}. Got {reinit_layers} instead."
         )
 
 

@@ -74,6 +74,12 @@ STRATEGIES: tuple[str, ...] = (
 )
 
 
+# The dotted keys some strategy reads: the knobs that matter only where they are read.
+STRATEGY_KNOBS: frozenset[str] = frozenset(
+    k for part in (*BASES.values(), *MODIFIERS.values()) for k in part.knobs
+)
+
+
 def split(strategy: str) -> tuple[tuple[str, ...], str]:
     """(modifiers, base) of a name: 'noisytune+sda' -> (('noisytune',), 'sda')."""
     parts = strategy.split("+")
@@ -97,6 +103,11 @@ def uses_noise(strategy: str) -> bool:
     return "noisytune" in split(strategy)[0]
 
 
+def reinit_layers(strategy: str, layers: int) -> int | None:
+    """The encoder layers a strategy re-initialises (None when it has no ``reinit``)."""
+    return layers if "reinit" in split(strategy)[0] else None
+
+
 def knobs(strategy: str) -> tuple[str, ...]:
     """The dotted keys a strategy reads (its modifiers' and its base's)."""
     modifiers, base = split(strategy)
@@ -104,8 +115,9 @@ def knobs(strategy: str) -> tuple[str, ...]:
 
 
 def knob_matters(knob: str, strategy: str) -> bool:
-    """Whether ``knob`` changes what ``strategy`` trains."""
-    return knob in knobs(strategy)
+    """Whether ``knob`` changes what ``strategy`` trains: a strategy's own knob matters
+    for the strategies that read it; any other setting (``optim.lr``) for every one."""
+    return knob in knobs(strategy) or knob not in STRATEGY_KNOBS
 
 
 def default_k(strategy: str) -> int | str | None:

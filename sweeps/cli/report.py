@@ -121,9 +121,10 @@ def report_after_sweep(summary: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from analysis import write_report
     from sweeps.results import ensure_results
-    from sweeps.rundir import REPORT_MARKER, RUN_MARKER, SWEEP_FILE, check_owned, check_writable
+    from sweeps.rundir import check_owned, check_writable
     from sweeps.rundir import claim as claim_dir
     from trainer.errors import ConfigError
+    from trainer.layout import REPORT_DIR, REPORT_MARKER, RUN_MARKER, SWEEP_FILE
 
     intro = None
     if args.intro is not None:
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         if path.is_dir() and ((path / RUN_MARKER).is_file() or (path / SWEEP_FILE).is_file()):
             check_owned(path, RUN_MARKER, "the run directory")
             ensure_results(path)  # derived data: rebuilt if missing, corrupt or behind
-    out = Path(args.out) if args.out else Path(args.run_dir[0]) / "report"
+    out = Path(args.out) if args.out else Path(args.run_dir[0]) / REPORT_DIR
     # the default report dir of a run dir steadytune made is its own; anywhere else, a
     # directory is written only if it is new, empty or a steadytune report
     own = not args.out and (Path(args.run_dir[0]) / RUN_MARKER).is_file()

@@ -1,0 +1,111 @@
+"""A grid over any dotted trainer setting, and an Optuna search of one (``optim.lr``),
+end to end on a local Ray with the stand-in trainer of test_sweep_fake.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import test_sweep_fake as fake
+from test_sweep_ray import expected_primary, grid_spec
+
+from analysis import compare_to_vanilla, load, seed_stats
+from sweeps.driver import run_sweep
+from sweeps.grid import expand_grid, search_cells
+from sweeps.spec import load_spec
+
+
+def test_a_grid_over_optim_lr_is_a_product_where_it_matters(tmp_path):
+    spec = load_spec(grid_spec(tmp_path, strategies=["vanilla", "sda", "reinit"],
+                               grid={"optim.lr": [2e-5, 5e-5], "distill.k": [1, 2],
+                                     "reinit.layers": [1, 2]}))  # fmt: skip
+    trials = expand_grid(spec)
+    by_strategy = pd.Series([t.strategy for t in trials]).value_counts().to_dict()
+    # lr for all; K only for sda; reinit.layers only for reinit; 2 seeds each
+    assert by_strategy == {"vanilla": 2 * 2, "sda": 2 * 2 * 2, "reinit": 2 * 2 * 2}
+    for t in trials:
+        assert t.config["optim"]["lr"] == t.settings["optim.lr"]
+        assert ("reinit.layers" in t.settings) is (t.strategy == "reinit")
+        assert f"optim.lr={t.settings['optim.lr']:g}" in t.key
+    assert len({t.key for t in trials}) == len(trials)
+
+
+def test_grid_sweep_over_optim_lr_keeps_each_lr_its_own_configuration(tmp_path):
+    spec = load_spec(
+        grid_spec(
+            tmp_path / "runs",
+            strategies=["vanilla", "sda"],
+            grid={"optim.lr": [2e-5, 1e-4], "distill.k": [1, "all"]},
+        )
+    )
+    summary = run_sweep(spec, num_cpus=2, dashboard=False, train_fn=fake.picklable_train(),
+                        stream=sys.stdout)  # fmt: skip
+    assert summary["grid"] == {"trials": 2 * 2 + 2 * 2 * 2, "errors": 0}
+    run_dir = Path(summary["run_dir"])
+    df = pd.read_parquet(run_dir / "results.parquet")
+    assert sorted(df["optim.lr"].unique()) == [2e-5, 1e-4]
+    assert set(df["settings"]) == {"optim.lr=2e-05", "optim.lr=0.0001"}
+    for col in ("pretrained_model", "optim.head_lr", "optim.batch_size", "data.train_size"):
+        assert df[col].notna().all(), col
+    # K is an ordered categorical (1 < all); grid trials have no Optuna trial number
+    assert isinstance(df["teacher_k"].dtype, pd.CategoricalDtype) and df["teacher_k"].cat.ordered
+    assert list(df["teacher_k"].cat.categories) == ["1", "all"]
+    assert str(df["optuna_trial"].dtype) == "Int64"
+    for row in df.to_dict("records"):
+        config = json.loads(Path(row["result_path"]).read_text())["config"]
+        assert config["optim"]["lr"] == row["optim.lr"]
+        assert row["primary"] == pytest.approx(expected_primary(config))
+    # the analysis never pools two lrs: one summary row per (strategy, K, lr), and each
+    # lr is its own unit of decision, SDA compared with the vanilla of the same lr
+    results = load(run_dir)
+    assert set(results["dataset"]) == {"synthetic-sentiment [optim.lr=2e-05]",
+                                       "synthetic-sentiment [optim.lr=0.0001]"}  # fmt: skip
+    compared = compare_to_vanilla(results)
+    compared = compared[(compared["model"] == "student") & (compared["split"] == "dev")
+                        & (compared["metric"] == "accuracy")]  # fmt: skip
+    assert len(compared) == 2 * 2  # (lr, K) pairs
+    for row in compared.to_dict("records"):
+        same_lr = df[(df["strategy"] == "vanilla") & (df["settings"] == row["settings"])]
+        assert row["vanilla_mean"] == pytest.approx(same_lr["primary"].mean())
+        assert row["n_pairs"] == 2
+    table = seed_stats(results)
+    dev = table[(table["split"] == "dev") & (table["metric"] == "accuracy")
+                & (table["model"] == "student")]  # fmt: skip
+    assert len(dev) == 2 + 2 * 2 and set(dev["n"]) == {2}
+    assert dev["config_key"].is_unique
+
+
+def test_optuna_searches_optim_lr(tmp_path):
+    spec = load_spec(grid_spec(
+        tmp_path / "runs", strategies=["vanilla", "sda"], grid={"distill.k": [1]},
+        search={"param": "optim.lr", "low": 1e-6, "high": 1e-3, "log": True, "n_trials": 3,
+                "sampler": "random", "sampler_seed": 1},
+    ))  # fmt: skip
+    cells = search_cells(spec)
+    assert [c["strategy"] for c in cells] == ["vanilla", "sda"]  # lr matters for both
+    assert expand_grid(spec) == []  # every strategy is searched, none left to the grid
+    summary = run_sweep(spec, num_cpus=2, dashboard=False, train_fn=fake.picklable_train(),
+                        stream=sys.stdout)  # fmt: skip
+    df = pd.read_parquet(Path(summary["run_dir"]) / "results.parquet")
+    assert len(df) == 2 * 3 * 2 and df["key"].is_unique
+    assert df["optuna_trial"].notna().all()
+    lrs = df.groupby(["strategy", "optuna_trial"])["optim.lr"].agg(["nunique", "first"])
+    assert (lrs["nunique"] == 1).all()  # both seeds of a candidate share its lr
+    assert ((lrs["first"] >= 1e-6) & (lrs["first"] <= 1e-3)).all()
+    assert lrs.groupby("strategy")["first"].nunique().eq(3).all()
+    for row in df.itertuples():
+        config = json.loads(Path(row.result_path).read_text())["config"]
+        assert row.primary == pytest.approx(expected_primary(config))
+        assert row.settings == f"optim.lr={config['optim']['lr']:g}"
+
+
+def test_a_race_cannot_sweep_a_setting_vanilla_reads(tmp_path):
+    from trainer.errors import ConfigError
+
+    raw = grid_spec(tmp_path, race={"start": 3, "max": 5}, grid={"optim.lr": [2e-5, 5e-5]})
+    del raw["seeds"]
+    with pytest.raises(ConfigError, match=r"'grid.optim.lr' parameter must not sweep 'optim.lr'"):
+        load_spec(raw)
