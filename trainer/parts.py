@@ -81,7 +81,27 @@ class StrategyPart:
 Teacher = AveragedTeacher | EmaTeacher | VotingTeacher
 
 
-class Distillation(StrategyPart):
+class _Remembering(StrategyPart):
+    """A part around one object that remembers earlier steps (a teacher, an ensemble),
+    built once the model is flat: it is evaluated as 'averaged' where it holds an
+    averaged model, and checkpointed as that object's state."""
+
+    def __init__(self) -> None:
+        self.memory: Teacher | SelfEnsemble | None = None
+
+    def eval_models(self) -> dict[str, nn.Module]:
+        # SDA's teacher and SE's ensemble hold a model worth evaluating; SDV's is snapshots
+        averaged = self.memory.averaged_model()
+        return {} if averaged is None else {"averaged": averaged}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.memory.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.memory.load_state_dict(state)
+
+
+class Distillation(_Remembering):
     """SDA/SDV: loss += λ·MSE(student logits, teacher logits); the teacher records θ_t."""
 
     def __init__(
@@ -91,62 +111,41 @@ class Distillation(StrategyPart):
         bf16: bool,
         device: torch.device,
     ) -> None:
+        super().__init__()
         self.make_teacher = make_teacher
         self.lam = lam
         self.bf16 = bf16
         self.autocast = autocast(device, bf16)
-        self.teacher: Teacher | None = None
 
     def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
-        self.teacher = self.make_teacher(model, flat)
+        self.memory = self.make_teacher(model, flat)
 
     def extra_loss(
         self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor
     ) -> torch.Tensor | None:
         with self.autocast():
-            target = self.teacher.logits(inputs)
+            target = self.memory.logits(inputs)
         return None if target is None else self.lam * F.mse_loss(logits.float(), target)
 
     def on_before_optimizer_step(self, flat: torch.Tensor) -> None:
-        self.teacher.record(flat)
-
-    def eval_models(self) -> dict[str, nn.Module]:
-        # SDA's teacher is a model worth evaluating; SDV's is snapshots (None)
-        averaged = self.teacher.averaged_model()
-        return {} if averaged is None else {"averaged": averaged}
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.teacher.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.teacher.load_state_dict(state)
+        self.memory.record(flat)
 
     def result_fields(self) -> dict[str, Any]:
         return {"teacher_bf16": self.bf16}
 
 
-class SelfEnsemblePart(StrategyPart):
+class SelfEnsemblePart(_Remembering):
     """SE: the mean of θ after each of the last K steps, evaluated as 'averaged'."""
 
     def __init__(self, k: int | str) -> None:
+        super().__init__()
         self.k = k
-        self.ensemble: SelfEnsemble | None = None
 
     def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
-        self.ensemble = SelfEnsemble(model, flat, self.k)
+        self.memory = SelfEnsemble(model, flat, self.k)
 
     def on_train_batch_end(self, flat: torch.Tensor) -> None:
-        self.ensemble.record(flat)
-
-    def eval_models(self) -> dict[str, nn.Module]:
-        averaged = self.ensemble.averaged_model()
-        return {} if averaged is None else {"averaged": averaged}
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.ensemble.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ensemble.load_state_dict(state)
+        self.memory.record(flat)
 
 
 class NoisyTunePart(StrategyPart):
