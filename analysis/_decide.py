@@ -454,6 +454,16 @@ def decide(
     if not rows:
         return Decision(verdict="unresolved", chosen=vanilla.id, chosen_label=vanilla.label,
                         reason="nothing to compare with vanilla", **base)  # fmt: skip
+    constant = bool(vanilla.values) and all(
+        vanilla.flags.get(seed) == "one class" for seed in vanilla.values
+    )
+    if constant and contenders:
+        # a constant predictor scores the label distribution, identically on every seed:
+        # a spread of zero makes any TOST pass, and "equivalent" would be about nothing
+        return Decision(verdict="unresolved", chosen=vanilla.id, chosen_label=vanilla.label,
+                        reason="vanilla predicts one class on every seed, so no "
+                        "configuration can be shown equivalent to it; fix the runs (lr, "
+                        "steps, data) before comparing", **base)  # fmt: skip
     if all(a.status == "equivalent" for a in contenders):
         why = (
             f"every configuration that could be best is within ±{margin:g} of vanilla (TOST)"

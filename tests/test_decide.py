@@ -418,3 +418,19 @@ def test_settings_margin_and_alpha():
     assert wide.margin == 0.05 and wide.verdict == "equivalent"
     assert _run(vals, settings=DecisionSettings(alpha=0.1)).verdict == "better"
     assert _run(vals, level=0.1).verdict == "better"  # a race look's level replaces α
+
+
+def test_a_one_class_vanilla_is_never_equivalent():
+    """Constant predictors score the label distribution, the same on every seed: zero
+    spread passes any TOST, so without this guard two broken runs read 'equivalent'."""
+    flagged = {seed: "one class" for seed in range(3)}
+    base = Candidate("vanilla", "vanilla", "vanilla", dict.fromkeys(range(3), 0.5), (0,),
+                     is_vanilla=True, flags=flagged)  # fmt: skip
+    same = Candidate("sda", "SDA", "sda", dict.fromkeys(range(3), 0.5), (2, 1.0), flags=flagged)
+    d = decide([base, same], metric="accuracy")
+    assert d.verdict == "unresolved" and "one class on every seed" in d.reason
+    # one seed that learned is a real run: the comparison stands as before
+    learned = Candidate("vanilla", "vanilla", "vanilla", {0: 0.5, 1: 0.5, 2: 0.8}, (0,),
+                        is_vanilla=True, flags={0: "one class", 1: "one class"})  # fmt: skip
+    close = Candidate("sda", "SDA", "sda", {0: 0.5, 1: 0.5, 2: 0.8}, (2, 1.0))
+    assert decide([learned, close], metric="accuracy").verdict == "equivalent"
