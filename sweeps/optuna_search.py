@@ -133,11 +133,17 @@ class SeedGroupSearch:
             if cand["to_emit"]:
                 return self._emit(trial_id, idx)
         for cell in self.cells:
-            asked = sum(1 for c in self.candidates if c["cell"] == cell["key"])
-            if asked < self.spec.search.n_trials:  # type: ignore[union-attr]
+            if self._asked(cell["key"]) < self.spec.search.n_trials:  # type: ignore[union-attr]
                 self._ask(cell)
                 return self._emit(trial_id, len(self.candidates) - 1)
         return FINISHED
+
+    def _asked(self, cell_key: str) -> int:
+        """Candidates of a cell that got a value. One asked by a driver killed before its
+        value was stored (between Optuna's ``ask`` and ``suggest_*``, while the sampler
+        reads the history) is failed on resume and does not count: the search still gets
+        its ``n_trials`` candidates."""
+        return sum(1 for c in self.candidates if c["cell"] == cell_key and c["value"] is not None)
 
     def _emit(self, trial_id: str, idx: int) -> dict[str, Any]:
         cand = self.candidates[idx]
@@ -279,7 +285,7 @@ class SeedGroupSearch:
         s = self.spec.search
         assert s is not None
         unasked = sum(
-            max(0, s.n_trials - sum(1 for c in self.candidates if c["cell"] == cell["key"]))
+            max(0, s.n_trials - self._asked(cell["key"]))
             for cell in self.cells
         )
         return sum(len(c["to_emit"]) for c in self.candidates) + unasked * len(self.seeds)

@@ -140,3 +140,21 @@ def test_resumed_search_records_the_seeds_when_it_tells(spec, tmp_path):
     assert attrs["metric"] == "dev/accuracy"
     assert attrs["trial_keys"] == [trials[t].key for t in ("t0", "t1", "t2")]
     assert _load(resumed).metric_names == ["dev/accuracy"]
+
+
+def test_a_candidate_asked_without_a_value_does_not_use_up_the_search(spec, tmp_path):
+    """A driver killed between Optuna's ask and suggest leaves a RUNNING trial without a
+    parameter: resumed, it is failed, and the search still asks its n_trials candidates."""
+    url = _storage(tmp_path)
+    first = SeedGroupSearch(plan_sweep(spec), url)
+    (cell,) = first.cells
+    first.study(cell["key"]).ask()  # the driver dies here, before suggest_float
+    resumed = SeedGroupSearch(plan_sweep(spec), url)
+    resumed.resume_from(str(tmp_path / "run"))
+    (orphan,) = _load(resumed).get_trials()
+    assert orphan.state == optuna.trial.TrialState.FAIL
+    assert resumed.remaining_trials == 2 * 3  # n_trials candidates x seeds, all still to run
+    emitted = [resumed.suggest(f"t{i}") for i in range(2 * 3)]
+    assert FINISHED not in emitted and resumed.suggest("t6") is FINISHED
+    numbers = {TrialSpec.from_dict(e["trial"]).optuna_trial for e in emitted}
+    assert numbers == {1, 2}
