@@ -38,14 +38,30 @@ def _gpu_sampler(samples: list[float], stop: threading.Event) -> None:
             samples.append(float(out.stdout.split()[0]))
 
 
+def _done_summary(stdout: str) -> dict:
+    """The driver's closing ``steadytune: done {...}`` line (its GPU share, its wall)."""
+    import ast
+
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("steadytune: done "):
+            return ast.literal_eval(line.removeprefix("steadytune: done "))
+    return {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_workload_arguments(parser)
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument(
+        "--gpu-auto", action="store_true",
+        help="resources.gpu: auto (sized from the model and the GPU) instead of 1/concurrent",
+    )  # fmt: skip
     args = parser.parse_args()
 
-    gpu = 1.0 / args.concurrent if args.device == "cuda" else 0
+    gpu: float | str = 1.0 / args.concurrent if args.device == "cuda" else 0
+    if args.gpu_auto and args.device == "cuda":
+        gpu = "auto"
     # the --threads cores are shared by the concurrent trials; each trains on its share
     # (the sweep gives a trial as many torch threads as its resources.cpu)
     trial_cores = max(1, args.threads // args.concurrent) if args.device == "cpu" else 1
@@ -85,6 +101,7 @@ def main() -> None:
     stop.set()
     if out.returncode != 0:
         sys.exit(f"bench: the sweep failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    summary = _done_summary(out.stdout)
 
     import pandas as pd
 
@@ -100,6 +117,7 @@ def main() -> None:
             "trials": len(results),
             "concurrent": args.concurrent,
             "gpu_per_trial": gpu,
+            "gpu_per_trial_resolved": summary.get("gpu_per_trial"),
             "steps": args.steps,
             "wall_s": wall,
             "aggregate_samples_per_s": trained / wall,

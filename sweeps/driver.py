@@ -81,7 +81,7 @@ def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict
                 row[name].add(value)
         for key, value in t.settings.items():
             row["settings"].setdefault(key, set()).add(value)
-        steps = _steps(t)
+        steps = 0 if t.derived_from else _steps(t)
         row["steps"] = None if steps is None or row["steps"] is None else row["steps"] + steps
     if spec.search:
         s = spec.search
@@ -147,7 +147,14 @@ def print_plan(
         f"resources per trial: cpu={res.cpu:g}, gpu={res.gpu}; max_concurrent="
         f"{spec.max_concurrent or 'unlimited'}; max_failures={spec.max_failures}"
     )
-    left = total - done
+    shared = [t for t in plan.grid if t.derived_from and (state or {}).get(t.key) != "done"]
+    left = total - done - len(shared)
+    if shared:
+        console.print(
+            f"{len(shared)} SE trial(s) are evaluations of their plain runs (the same "
+            "training, the SE average evaluated beside the student): no training of their own",
+            soft_wrap=True,
+        )
     if spec.race is not None:
         r = spec.race
         configs = sum(1 for t in plan.grid if t.seed == spec.seed_list[0])
@@ -267,7 +274,7 @@ def run_sweep(
             "race: a seed race needs a local or shared run directory (its decisions replay "
             f"from the trial directories), not {run_dir}"
         )
-    plan = plan_sweep(spec)
+    plan = plan_sweep(spec, share=spec.race is None and not remote)
     grid_trials = plan.grid
     preflight(plan, run_dir, address=address, num_cpus=num_cpus)
     record = build_record(plan)
@@ -305,7 +312,8 @@ def run_sweep(
                                    train_fn, out)  # fmt: skip
             finally:
                 ensure_results(run_dir)
-        pending = [t for t in grid_trials if not is_finished(run_dir, t)]
+        # SE trials are evaluations of their plain runs: never trained, written with them
+        pending = [t for t in grid_trials if not t.derived_from and not is_finished(run_dir, t)]
         if len(pending) < len(grid_trials):
             print(f"steadytune: {len(grid_trials) - len(pending)} of {len(grid_trials)} grid "
                   f"trials already finished in {run_dir}; running the other {len(pending)}",

@@ -14,13 +14,13 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sweeps.spec import SweepSpec, k_values_for
 from trainer.config import config_to_dict, load_config, merge, set_dotted
 from trainer.errors import ConfigError
-from trainer.strategies import allows_k_all, knob_matters
+from trainer.strategies import allows_k_all, knob_matters, plain_strategy, student_is_plain
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class TrialSpec:
     group: str = "grid"  # "grid", or the Optuna cell key for search candidates
     optuna_trial: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # other swept keys -> values
+    # the key of the plain run this trial is an evaluation of (SE's), or None: it trains
+    derived_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,12 +183,58 @@ def _k_values(spec: SweepSpec, dataset_index: int, strategy: str) -> list[Any]:
     return values
 
 
-def expand_grid(spec: SweepSpec) -> list[TrialSpec]:
-    """Every grid trial of the spec, deduplicated, in a stable order.
+def expand_grid(spec: SweepSpec, share: bool | None = None) -> list[TrialSpec]:
+    """Every grid trial of the spec, deduplicated, in a stable order; with ``share`` (by
+    default: unless the seeds are raced or the storage is remote), SE's are evaluations of
+    the plain runs (:func:`share_plain_runs`).
 
     When the spec has a ``search``, strategies for which the searched λ matters are left
     out here (``sweeps.optuna_search`` runs them); the others still run as a grid.
     """
+    trials = _grid_trials(spec)
+    if share is None:
+        share = spec.race is None and not spec.is_remote_storage()
+    return share_plain_runs(spec, trials) if share else trials
+
+
+def share_plain_runs(spec: SweepSpec, trials: list[TrialSpec]) -> list[TrialSpec]:
+    """No trial spent twice: SE never changes training (its student is the plain run bit
+    for bit), so each SE trial becomes an evaluation of the plain run of the same
+    dataset, seed and settings (``vanilla`` for ``se``, ``noisytune`` for
+    ``noisytune+se``), which evaluates every SE window asked of it in the same run
+    (``eval.self_ensembles``). The plain run is added where the spec does not have it.
+
+    A race keeps SE trained on its own: the race may stop the plain configuration before
+    the SE one, and would then have to run it anyway. So does a remote run dir, whose
+    rows come from Tune's results rather than from the trial directories.
+    """
+    by_key = {t.key: t for t in trials}
+    order = [t.key for t in trials]
+    windows: dict[str, list[Any]] = {}
+    derived: dict[str, TrialSpec] = {}
+    for t in trials:
+        if not student_is_plain(t.strategy) or t.group != "grid":
+            continue
+        index = next(i for i, d in enumerate(spec.datasets) if d.label == t.dataset)
+        plain = build_trial(spec, index, plain_strategy(t.strategy), t.seed,
+                            noise_lambda=t.noise_lambda, settings={
+                                k: v for k, v in t.settings.items()
+                                if knob_matters(k, plain_strategy(t.strategy))})  # fmt: skip
+        if plain.key not in by_key:
+            by_key[plain.key] = plain
+            order.insert(order.index(t.key), plain.key)
+        windows.setdefault(plain.key, []).append(t.teacher_k)
+        derived[t.key] = replace(t, derived_from=plain.key)
+    for key, ks in windows.items():
+        carrier = by_key[key]
+        config = json.loads(json.dumps(carrier.config))
+        config["eval"]["self_ensembles"] = sorted(set(ks), key=str)
+        by_key[key] = replace(carrier, config=config_to_dict(load_config(config)))
+    return [derived.get(key) or by_key[key] for key in order]
+
+
+def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
+    """Every grid trial of the spec, deduplicated, in a stable order."""
     trials: list[TrialSpec] = []
     seen: dict[str, str] = {}
     searched = spec.search.param if spec.search else None
@@ -226,8 +274,8 @@ class SweepPlan:
     cells: list[dict[str, Any]]  # the Optuna cells (see search_cells)
 
 
-def plan_sweep(spec: SweepSpec) -> SweepPlan:
-    return SweepPlan(spec, expand_grid(spec), search_cells(spec))
+def plan_sweep(spec: SweepSpec, share: bool | None = None) -> SweepPlan:
+    return SweepPlan(spec, expand_grid(spec, share), search_cells(spec))
 
 
 def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:

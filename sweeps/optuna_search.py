@@ -284,10 +284,7 @@ class SeedGroupSearch:
         of the candidates not asked yet."""
         s = self.spec.search
         assert s is not None
-        unasked = sum(
-            max(0, s.n_trials - self._asked(cell["key"]))
-            for cell in self.cells
-        )
+        unasked = sum(max(0, s.n_trials - self._asked(cell["key"])) for cell in self.cells)
         return sum(len(c["to_emit"]) for c in self.candidates) + unasked * len(self.seeds)
 
     def __getstate__(self) -> dict[str, Any]:

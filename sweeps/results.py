@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sweeps.derived import derive_finished
 from sweeps.grid import TrialSpec, config_key
 from sweeps.rundir import is_remote
 from trainer.layout import ERROR_FILE, RESULT_FILE, RESULTS_FILE, TRIAL_FILE, trial_dir, trials_dir
@@ -65,6 +66,8 @@ def make_row(
         "primary": metrics.get("objective"),
         "trial_id": trial_id,
         "status": status,
+        # the plain run an SE row is an evaluation of (sweeps.derived); None: its own run
+        "derived_from": trial.get("derived_from"),
     }
     names = ("runtime_s", "diverged_at_step", "git_commit", "result_path", "logits_path",
              "model_path")  # fmt: skip
@@ -182,10 +185,13 @@ def upsert_rows(path: str, rows: list[dict[str, Any]], rebuild_from: str | None 
 
 
 def record_trial(run_dir: str, key: str) -> None:
-    """Upsert the row of one ended trial of a local run dir (read from its directory)."""
-    row = trial_row(trial_dir(run_dir, key))
-    if row is not None:
-        upsert_rows(str(Path(run_dir) / RESULTS_FILE), [row], rebuild_from=run_dir)
+    """Upsert the row of one ended trial of a local run dir (read from its directory),
+    and those of the SE trials it is the plain run of (``sweeps.derived``)."""
+    keys = [key, *derive_finished(run_dir, of=key)]
+    rows = [trial_row(trial_dir(run_dir, k)) for k in keys]
+    rows = [row for row in rows if row is not None]
+    if rows:
+        upsert_rows(str(Path(run_dir) / RESULTS_FILE), rows, rebuild_from=run_dir)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -231,10 +237,12 @@ def trial_row(trial_dir: Path) -> dict[str, Any] | None:
 
 
 def collect_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of every trial of a local run directory that has ended."""
+    """The rows of every trial of a local run directory that has ended (SE trials whose
+    plain run finished get their result written first)."""
     trials = trials_dir(run_dir)
     if not trials.is_dir():
         return []
+    derive_finished(run_dir)
     rows = (trial_row(d) for d in sorted(trials.iterdir()) if d.is_dir())
     return [row for row in rows if row is not None]
 

@@ -389,6 +389,18 @@ class EvalConfig(_Strict):
     )
     batch_size: Annotated[int, Field(ge=1)] = 128
     primary_metric: Literal["accuracy", "macro_f1", "mcc"] = "accuracy"
+    self_ensembles: list[TeacherSize] = Field(
+        default_factory=list,
+        description="SE windows (K) evaluated beside this run's student, as 'se_k<K>': SE "
+        "never changes training, so a sweep evaluates its SE trials from the plain run.",
+    )
+
+    @field_validator("self_ensembles")
+    @classmethod
+    def _each_window_once(cls, value: list) -> list:
+        if len(set(map(str, value))) != len(value):
+            raise ParameterError("must list each K once")
+        return value
 
 
 class CheckpointConfig(_Strict):

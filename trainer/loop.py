@@ -62,6 +62,8 @@ __all__ = ["Reporter", "train"]
 Reporter = Callable[[dict[str, Any], Path | None], None]
 """Called with (metrics, checkpoint directory) at every evaluation and checkpoint."""
 
+# The entries of a history record that are not a model's metrics.
+_HISTORY_KEYS = ("step", "epoch", "train_loss", "lr")
 # What resuming reads from a checkpoint; a state without one of these is corrupt.
 _STATE_KEYS = (
     "step",
@@ -315,9 +317,13 @@ def train(
 
     last_logits: dict[str, np.ndarray] = {}
 
-    def evaluate() -> None:
+    def evaluate(final: bool = False) -> None:
         """Evaluate the student and its parts' models, record the history entry,
-        checkpoint and report."""
+        checkpoint and report. The final evaluation writes no checkpoint unless it is to be
+        kept (``checkpoint.keep_final``): the result follows at once, and a run killed
+        before it resumes from the previous checkpoint to the same numbers; writing the
+        model and optimizer state (~0.3 GB for MiniLM) only to delete it was the largest
+        fixed cost of a short trial."""
         nonlocal last_logits, loss_count
         metrics, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id,
                                          device, autocast)  # fmt: skip
@@ -334,7 +340,7 @@ def train(
         if bar is not None:
             train_loss = "-" if entry["train_loss"] is None else f"{entry['train_loss']:.3f}"
             bar.set_postfix(loss=train_loss, dev=entry["dev"][config.eval.primary_metric])
-        ckpt = checkpoint()
+        ckpt = checkpoint() if not final or config.checkpoint.keep_final else None
         if report is not None:
             report(entry, ckpt)
 
@@ -391,7 +397,7 @@ def train(
         finished = step == total_steps
         with clock.aside():
             if step % eval_every == 0 or finished:
-                evaluate()
+                evaluate(final=finished)
             elif ckpt_every is not None and step % ckpt_every == 0:
                 ckpt = checkpoint()
                 if report is not None:
@@ -401,9 +407,9 @@ def train(
         bar.close()
     # a diverged run ends here, evaluated as it stands (unless this step was just evaluated)
     if diverged_at is not None and (not history or history[-1]["step"] != step):
-        evaluate()
+        evaluate(final=True)
 
-    if not last_logits:  # resumed after the final evaluation's checkpoint: nothing left to run
+    if not last_logits:  # resumed from a kept final checkpoint: nothing left to run
         _, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id, device,
                                    autocast)  # fmt: skip
 
@@ -425,7 +431,7 @@ def train(
         "config": resolved,
         "status": "finished" if diverged_at is None else "diverged",
         "diverged_at_step": diverged_at,
-        "metrics": {k: v for k, v in final.items() if k in ("dev", "test", "averaged")},
+        "metrics": {k: v for k, v in final.items() if k not in _HISTORY_KEYS},
         "primary_metric": config.eval.primary_metric,
         "history": history,
         "label_names": prepared.text_splits.label_names,

@@ -37,6 +37,7 @@ from trainer import strategies
 from trainer.config import TrainConfig
 from trainer.noisytune import perturb
 from trainer.precision import autocast, teacher_in_bf16
+from trainer.strategies import se_role
 from trainer.teachers import AveragedTeacher, EmaTeacher, SelfEnsemble, VotingTeacher
 
 __all__ = ["StrategyPart", "build_parts"]
@@ -83,16 +84,17 @@ Teacher = AveragedTeacher | EmaTeacher | VotingTeacher
 
 class _Remembering(StrategyPart):
     """A part around one object that remembers earlier steps (a teacher, an ensemble),
-    built once the model is flat: it is evaluated as 'averaged' where it holds an
-    averaged model, and checkpointed as that object's state."""
+    built once the model is flat: it is evaluated as ``role`` ('averaged') where it holds
+    an averaged model, and checkpointed as that object's state."""
 
-    def __init__(self) -> None:
+    def __init__(self, role: str = "averaged") -> None:
         self.memory: Teacher | SelfEnsemble | None = None
+        self.role = role
 
     def eval_models(self) -> dict[str, nn.Module]:
         # SDA's teacher and SE's ensemble hold a model worth evaluating; SDV's is snapshots
         averaged = self.memory.averaged_model()
-        return {} if averaged is None else {"averaged": averaged}
+        return {} if averaged is None else {self.role: averaged}
 
     def state_dict(self) -> dict[str, Any]:
         return self.memory.state_dict()
@@ -135,10 +137,11 @@ class Distillation(_Remembering):
 
 
 class SelfEnsemblePart(_Remembering):
-    """SE: the mean of θ after each of the last K steps, evaluated as 'averaged'."""
+    """SE: the mean of θ after each of the last K steps, evaluated as 'averaged' (or, for
+    a window ``eval.self_ensembles`` asks for beside the student, as 'se_k<K>')."""
 
-    def __init__(self, k: int | str) -> None:
-        super().__init__()
+    def __init__(self, k: int | str, role: str = "averaged") -> None:
+        super().__init__(role)
         self.k = k
 
     def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
@@ -203,10 +206,14 @@ def noisytune(config: TrainConfig, device: torch.device) -> StrategyPart:
 
 def build_parts(config: TrainConfig, device: torch.device) -> dict[str, StrategyPart]:
     """The parts of ``config.strategy``, by name, in the order their hooks run: the
-    modifiers left to right as the name lists them, then the base strategy."""
+    modifiers left to right as the name lists them, then the base strategy; then one SE
+    average per window of ``eval.self_ensembles`` (evaluation only: they never touch the
+    loss or the parameters, so the student is the same run with or without them)."""
     parts: dict[str, StrategyPart] = {}
     for part in strategies.parts(config.strategy):
         if part.builder:
             module, _, function = part.builder.partition(":")
             parts[part.name] = getattr(importlib.import_module(module), function)(config, device)
+    for k in config.eval.self_ensembles:
+        parts[se_role(k)] = SelfEnsemblePart(k, role=se_role(k))
     return parts

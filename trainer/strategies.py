@@ -133,6 +133,19 @@ def student_is_plain(strategy: str) -> bool:
     return BASES[base_strategy(strategy)].student_is_plain
 
 
+def se_role(k: int | str) -> str:
+    """The evaluation role of an SE window evaluated beside a plain run's student
+    (``eval.self_ensembles``): 'se_kall', 'se_k5'."""
+    return f"se_k{k}"
+
+
+def plain_strategy(strategy: str) -> str:
+    """The strategy with its base replaced by vanilla: 'noisytune+se' -> 'noisytune',
+    'se' -> 'vanilla' (the run whose student SE's is)."""
+    modifiers, _ = split(strategy)
+    return "+".join(modifiers) or "vanilla"
+
+
 def cost_rank(
     strategy: str, k: object = None, distill_lambda: float | None = None, model: str = "student"
 ) -> tuple:
