@@ -7,7 +7,9 @@ directory, key and config, and its ``trial.json`` names the run it comes from
 (``derived_from``). Once that run has finished, the SE trial's ``result.json`` and
 ``logits.npz`` are written from the run's: the student's metrics and logits as they are,
 the window's (role ``se_k<K>``) as the SE trial's ``averaged`` model, and
-``derived_from`` in the result, so every row says which run it came from. From then on it
+``derived_from`` in the result, so every row says which run it came from. If the run
+failed for good, each SE trial gets an ``error.json`` saying so (a failed row, not a
+silently missing one); a later successful run replaces it with the result. From then on it
 is a finished trial like any other: the results table, the report and the ensembles read
 it unchanged. A result is written only from a finished run of the config recorded for
 it, and never over an existing one.
@@ -20,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from trainer.jsonio import write_json_atomic
-from trainer.layout import LOGITS_FILE, RESULT_FILE, TRIAL_FILE, trial_dir, trials_dir
+from trainer.layout import (
+    ERROR_FILE,
+    LOGITS_FILE,
+    RESULT_FILE,
+    TRIAL_FILE,
+    trial_dir,
+    trials_dir,
+)
 from trainer.strategies import se_role
 
 __all__ = ["derive_finished", "derived_result"]
@@ -52,7 +61,8 @@ def derived_result(plain: dict[str, Any], trial: dict[str, Any]) -> dict[str, An
 
 
 def _derive(run_dir: str | Path, own_dir: Path, trial: dict[str, Any]) -> bool:
-    """Write one SE trial's result from its plain run, if that has finished."""
+    """Write one SE trial's result from its plain run if that has finished (or its
+    failure, if the run failed for good); whether anything was written."""
     import numpy as np
 
     from sweeps.results import finished_result
@@ -63,7 +73,12 @@ def _derive(run_dir: str | Path, own_dir: Path, trial: dict[str, Any]) -> bool:
         return False
     plain = finished_result(plain_dir, started["trial"]["config"])
     if plain is None:
-        return False
+        failure = _read(plain_dir / ERROR_FILE)
+        if failure is not None:  # the run failed for good: so did its evaluations
+            own = {**failure, "error": f"its plain run {trial['derived_from']} failed: "
+                   f"{failure.get('error') or 'see its error_file'}"}  # fmt: skip
+            write_json_atomic(own_dir / ERROR_FILE, own)
+        return failure is not None
     role = se_role(trial["teacher_k"])
     if role not in plain.get("metrics", {}):
         return False  # a run of an older config that did not evaluate this window
@@ -79,8 +94,9 @@ def _derive(run_dir: str | Path, own_dir: Path, trial: dict[str, Any]) -> bool:
 
 
 def derive_finished(run_dir: str | Path, of: str | None = None) -> list[str]:
-    """Write the results of the SE trials whose plain run has finished (only those of the
-    run ``of`` when given); return their keys. Trials with a result are left alone."""
+    """Write the results (or failures) of the SE trials whose plain run has ended (only
+    those of the run ``of`` when given); return their keys. Trials with a result are left
+    alone."""
     trials = trials_dir(run_dir)
     if not trials.is_dir():
         return []

@@ -350,6 +350,8 @@ CASES: list[Case] = [
         reinit__layers=5,
     ),
     train_case("modifiers out of order", "'strategy'", strategy="reinit+noisytune"),
+    train_case("an SE window twice", "'eval.self_ensembles'", eval__self_ensembles=[2, 2]),
+    train_case("an SE window of 0", "'eval.self_ensembles[0]'", eval__self_ensembles=[0]),
     train_case("negative eps", "'optim.eps'", optim__eps=-1.0),
     train_case("bad exclude regex", "'noise.exclude", strategy="noisytune", noise__exclude=["("]),
     train_case("negative lr", "'optim.lr'", optim__lr=-1.0),

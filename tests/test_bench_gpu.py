@@ -38,7 +38,12 @@ def test_gpu_script_dry_runs_on_cpu(tmp_path, cache_dir):
     assert run.returncode == 0, run.stderr[-3000:]
     lines = [json.loads(x) for x in (out / "strategies.jsonl").read_text().splitlines()]
     hf = {r["hf_config"] for r in lines if r["bench"] == "hf_trainer"}
-    assert hf == {"defaults", "grouped", "grouped-bf16"}
+    import torch
+
+    native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    # bf16 only where it is native: elsewhere it is emulated, and no user would set it
+    assert hf == ({"defaults", "grouped", "grouped-bf16"} if native_bf16 else
+                  {"defaults", "grouped"})  # fmt: skip
     ours = {r["strategy"] for r in lines if r["bench"] == "steadytune"}
     assert ours == {"vanilla", "sda:5", "sdv:3"}
     summary = lines[-1]

@@ -77,3 +77,36 @@ def test_vanilla_and_se_train_once_per_seed_and_match_a_separate_se_run(tmp_path
     # a resumed sweep finds everything done and trains nothing
     again = run_sweep(spec, num_cpus=2, dashboard=False, stream=sys.stdout)
     assert "grid" not in again  # "every trial ... has finished; nothing to run"
+
+
+def test_an_se_trial_fails_with_its_plain_run_and_recovers_with_it(tmp_path):
+    from sweeps.derived import derive_finished
+    from trainer.layout import trial_dir
+
+    run_dir = tmp_path / "run"
+    plain = {"key": "d_vanilla_s0", "config": {"strategy": "vanilla"}}
+    se = {"key": "d_se_kall_s0", "config": {"strategy": "se"}, "teacher_k": "all",
+          "derived_from": "d_vanilla_s0"}  # fmt: skip
+    for trial in (plain, se):
+        trial_dir(run_dir, trial["key"]).mkdir(parents=True)
+        (trial_dir(run_dir, trial["key"]) / "trial.json").write_text(json.dumps({"trial": trial}))
+    assert derive_finished(run_dir) == []  # the plain run has not ended
+    (trial_dir(run_dir, plain["key"]) / "error.json").write_text(json.dumps({"error": "OOM"}))
+    assert derive_finished(run_dir) == [se["key"]]
+    failure = json.loads((trial_dir(run_dir, se["key"]) / "error.json").read_text())
+    assert failure["error"] == "its plain run d_vanilla_s0 failed: OOM"
+    # resumed, the plain run finishes: the SE trial gets its result after all
+    metrics = {"dev": {"accuracy": 0.8}, "se_kall": {"dev": {"accuracy": 0.81}}}
+    (trial_dir(run_dir, plain["key"]) / "result.json").write_text(
+        json.dumps({"config": plain["config"], "metrics": metrics, "history": []})
+    )
+    np.savez(trial_dir(run_dir, plain["key"]) / "logits.npz", dev_logits=np.zeros((2, 2)),
+             se_kall_dev_logits=np.ones((2, 2)), dev_labels=np.zeros(2))  # fmt: skip
+    assert derive_finished(run_dir) == [se["key"]]
+    result = json.loads((trial_dir(run_dir, se["key"]) / "result.json").read_text())
+    assert result["metrics"] == {"dev": {"accuracy": 0.8}, "averaged": {"dev": {"accuracy": 0.81}}}
+    assert result["derived_from"] == plain["key"] and result["config"] == se["config"]
+    with np.load(trial_dir(run_dir, se["key"]) / "logits.npz") as logits:
+        assert sorted(logits.files) == ["averaged_dev_logits", "dev_labels", "dev_logits"]
+        assert logits["averaged_dev_logits"].sum() == 4
+    assert derive_finished(run_dir) == []  # written once
