@@ -260,7 +260,8 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     """What each configuration costs: finished trials, their summed and mean runtime
     (Ray's ``runtime_s``: data, model, training, evaluation, checkpoints; not time
     queued), and the mean against vanilla's on the same dataset. All Optuna candidates
-    of a (dataset, strategy, K) cell are one row, K marked "(search)"."""
+    of a (dataset, strategy, K) cell are one row, K marked "(search)". An SE trial
+    evaluated from its plain run (``derived_from``) costs 0: its training is that run's."""
     columns = ["dataset", "strategy", "K", "trials", "total_min", "mean_s", "x_vanilla"]
     done = df[df["finished"]] if "finished" in df.columns else df
     if "runtime_s" not in done.columns or done["runtime_s"].isna().all():

@@ -57,6 +57,8 @@ def derived_result(plain: dict[str, Any], trial: dict[str, Any]) -> dict[str, An
         "history": [as_se(entry) for entry in plain.get("history", [])],
         "teacher_k": trial["teacher_k"],
         "derived_from": trial["derived_from"],
+        # it trained nothing of its own: the sweep's cost counts the plain run once
+        "runtime_s": 0.0,
     }
 
 

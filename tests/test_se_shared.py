@@ -57,6 +57,7 @@ def test_vanilla_and_se_train_once_per_seed_and_match_a_separate_se_run(tmp_path
     se = df[df["strategy"] == "se"].set_index("seed")
     vanilla = df[df["strategy"] == "vanilla"].set_index("seed")
     assert (se["derived_from"] == vanilla["key"]).all()
+    assert (se["runtime_s"] == 0).all() and (vanilla["runtime_s"] > 0).all()  # counted once
     assert vanilla["derived_from"].isna().all()
     # the student of SE is the plain run; its averaged model is a separate SE run's, exactly
     for seed in (0, 1):
