@@ -93,7 +93,9 @@ def _hf_configs(device: str) -> list[str]:
     this project's AVX2 machine, and no speed-aware user would set it."""
     import torch
 
-    native = device == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    from trainer.precision import native_bf16
+
+    native = native_bf16(torch.device(device))
     return [c for c in HF_CONFIGS if native or "bf16" not in c]
 
 

@@ -17,11 +17,10 @@ it, and never over an existing one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from trainer.jsonio import write_json_atomic
+from trainer.jsonio import read_json_mapping, write_json_atomic
 from trainer.layout import (
     ERROR_FILE,
     LOGITS_FILE,
@@ -33,13 +32,6 @@ from trainer.layout import (
 from trainer.strategies import se_role
 
 __all__ = ["derive_finished", "derived_result"]
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def derived_result(plain: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
@@ -70,12 +62,12 @@ def _derive(run_dir: str | Path, own_dir: Path, trial: dict[str, Any]) -> bool:
     from sweeps.results import finished_result
 
     plain_dir = trial_dir(run_dir, trial["derived_from"])
-    started = _read(plain_dir / TRIAL_FILE)
+    started = read_json_mapping(plain_dir / TRIAL_FILE)
     if started is None:
         return False
     plain = finished_result(plain_dir, started["trial"]["config"])
     if plain is None:
-        failure = _read(plain_dir / ERROR_FILE)
+        failure = read_json_mapping(plain_dir / ERROR_FILE)
         if failure is not None:  # the run failed for good: so did its evaluations
             own = {**failure, "error": f"its plain run {trial['derived_from']} failed: "
                    f"{failure.get('error') or 'see its error_file'}"}  # fmt: skip
@@ -104,7 +96,7 @@ def derive_finished(run_dir: str | Path, of: str | None = None) -> list[str]:
         return []
     written = []
     for own_dir in sorted(p for p in trials.iterdir() if p.is_dir()):
-        started = _read(own_dir / TRIAL_FILE)
+        started = read_json_mapping(own_dir / TRIAL_FILE)
         trial = (started or {}).get("trial") or {}
         source = trial.get("derived_from")
         if not source or (of is not None and source != of):

@@ -26,6 +26,7 @@ from typing import Any
 from sweeps.derived import derive_finished
 from sweeps.grid import TrialSpec, config_key
 from sweeps.rundir import is_remote
+from trainer.jsonio import read_json_mapping
 from trainer.layout import ERROR_FILE, RESULT_FILE, RESULTS_FILE, TRIAL_FILE, trial_dir, trials_dir
 
 ID_COLUMNS = (
@@ -194,18 +195,10 @@ def record_trial(run_dir: str, key: str) -> None:
         upsert_rows(str(Path(run_dir) / RESULTS_FILE), rows, rebuild_from=run_dir)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def finished_result(trial_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
     """The trainer's result in ``trial_dir`` if it was run with exactly ``config``: a
     result is never reused for a config it was not run with."""
-    result = _read_json(trial_dir / RESULT_FILE)
+    result = read_json_mapping(trial_dir / RESULT_FILE)
     return result if result is not None and result.get("config") == config else None
 
 
@@ -217,7 +210,7 @@ def trial_row(trial_dir: Path) -> dict[str, Any] | None:
     """
     from sweeps.trial import final_metrics
 
-    started = _read_json(trial_dir / TRIAL_FILE)
+    started = read_json_mapping(trial_dir / TRIAL_FILE)
     if started is None or not isinstance(started.get("trial"), dict):
         return None
     trial = started["trial"]
@@ -227,7 +220,7 @@ def trial_row(trial_dir: Path) -> dict[str, Any] | None:
         metrics = final_metrics(result, trial_dir, trial["primary_metric"])
         status = DIVERGED if result.get("status") == "diverged" else FINISHED
         return make_row(trial, metrics, trial_id=trial_id, status=status)
-    failure = _read_json(trial_dir / ERROR_FILE)
+    failure = read_json_mapping(trial_dir / ERROR_FILE)
     if failure is not None:
         row = make_row(trial, {}, trial_id=failure.get("trial_id") or trial_id, status=FAILED)
         row["error"] = failure.get("error")

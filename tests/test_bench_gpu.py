@@ -40,9 +40,11 @@ def test_gpu_script_dry_runs_on_cpu(tmp_path, cache_dir):
     hf = {r["hf_config"] for r in lines if r["bench"] == "hf_trainer"}
     import torch
 
-    native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    from trainer.precision import native_bf16
+
+    native = native_bf16(torch.device("cpu"))
     # bf16 only where it is native: elsewhere it is emulated, and no user would set it
-    assert hf == ({"defaults", "grouped", "grouped-bf16"} if native_bf16 else
+    assert hf == ({"defaults", "grouped", "grouped-bf16"} if native else
                   {"defaults", "grouped"})  # fmt: skip
     ours = {r["strategy"] for r in lines if r["bench"] == "steadytune"}
     assert ours == {"vanilla", "sda:5", "sdv:3"}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_json_safe", "write_json_atomic"]
+__all__ = ["read_json_mapping", "to_json_safe", "write_json_atomic"]
 
 
 def to_json_safe(obj: Any) -> Any:
@@ -55,3 +55,13 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json_mapping(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing, unreadable or not an
+    object: a trial directory's files are read this way while other processes write them."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
