@@ -2,9 +2,19 @@
 
 Runs N vanilla trials (one per seed) of the same model and rows with C at a time (on a
 GPU: each trial asks for 1/C of it), then reports aggregate samples/s, trials/hour, the
-tokenisation cache hits, Ray's overhead per trial — the wall time a trial costs beyond
-its own ``trainer.train`` (start-up of the worker, scheduling, checkpoint upload) — and,
-with a GPU, its utilisation sampled by ``nvidia-smi`` every second.
+tokenisation cache hits, Ray's overhead per trial and, with a GPU, its utilisation
+sampled by ``nvidia-smi`` every second.
+
+The wall time splits three ways, from the ``started_at``/``finished_at`` each
+``result.json`` records around ``trainer.train``:
+
+* ``startup_s``: from the command to the first trial's training (the driver's imports,
+  Ray's start, the preflight, Tune's set-up, the first worker's imports) — once a sweep;
+* ``shutdown_s``: from the last trial's end to the command's (Ray's shutdown);
+* ``ray_overhead_per_trial_s``: in between, the time the C trial slots were not inside
+  ``trainer.train`` (reporting, the results callback, scheduling the next trial on the
+  reused worker, a later worker's imports), divided by the trials — what each further
+  trial costs beyond its own training and evaluation.
 
     python bench/packed_sweep.py --trials 4 --concurrent 2 --steps 20
     python bench/packed_sweep.py --device cuda --trials 16 --concurrent 16 --steps 200
@@ -92,12 +102,14 @@ def main() -> None:
         sampler = threading.Thread(target=_gpu_sampler, args=(samples, stop), daemon=True)
         sampler.start()
     steadytune = Path(sys.executable).with_name("steadytune")
+    launched_at = time.time()
     started = time.perf_counter()
     out = subprocess.run(
         [str(steadytune), "sweep", str(spec_path), "--no-report", "--no-dashboard"],
         capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - started
+    ended_at = launched_at + wall
     stop.set()
     if out.returncode != 0:
         sys.exit(f"bench: the sweep failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
@@ -107,7 +119,9 @@ def main() -> None:
 
     table = pd.read_parquet(storage / "bench-packed" / RESULTS_FILE)
     results = [json.loads(Path(p).read_text()) for p in table["result_path"]]
-    inside = sum(r["runtime_s"] for r in results)
+    inside = sum(r["finished_at"] - r["started_at"] for r in results)
+    first_start = min(r["started_at"] for r in results)
+    last_end = max(r["finished_at"] for r in results)
     trained = sum(r["steps"] for r in results) * args.batch_size
     emit(
         {
@@ -124,7 +138,11 @@ def main() -> None:
             "trials_per_hour": len(results) / wall * 3600,
             "mean_trial_train_samples_per_s": sum(r["train_samples_per_s"] for r in results)
             / len(results),
-            "ray_overhead_per_trial_s": (wall * args.concurrent - inside) / len(results),
+            "startup_s": first_start - launched_at,
+            "shutdown_s": ended_at - last_end,
+            "ray_overhead_per_trial_s": ((last_end - first_start) * args.concurrent - inside)
+            / len(results),
+            "mean_trial_runtime_s": inside / len(results),
             "tokenization_cache_hits": sum(bool(r["tokenization_cache_hit"]) for r in results),
             "gpu_utilization_mean": sum(samples) / len(samples) if samples else None,
             "machine": machine(),

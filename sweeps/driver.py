@@ -39,6 +39,7 @@ from trainer.layout import (
     TRIAL_FILE,
     trial_dir,
 )
+from trainer.strategies import cost_rank
 
 
 # -- planning ---------------------------------------------------------------------
@@ -50,6 +51,22 @@ def _steps(trial: TrialSpec) -> int | None:
     if size:
         return math.ceil(size / optim["batch_size"]) * math.ceil(optim["epochs"])
     return None
+
+
+def longest_first(trials: list[TrialSpec]) -> list[TrialSpec]:
+    """The trials in the order Tune should start them: most optimizer steps first, then
+    the costlier strategy (a teacher's forward passes) or the more models evaluated (a
+    plain run scoring its SE trials' averages), otherwise in grid order. Tune starts a
+    grid in list order, and with a few slots the sweep ends when its last trial does:
+    starting the longest ones first keeps the slots busy to the end instead of leaving
+    one slot to finish an SDA run alone."""
+
+    def work(trial: TrialSpec) -> tuple:
+        rank = cost_rank(trial.strategy, trial.teacher_k, trial.distill_lambda)
+        windows = len(trial.config.get("eval", {}).get("self_ensembles") or [])
+        return (_steps(trial) or 0, rank[0] + windows, rank)
+
+    return sorted(trials, key=work, reverse=True)
 
 
 def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -313,11 +330,14 @@ def run_sweep(
             finally:
                 ensure_results(run_dir)
         # SE trials are evaluations of their plain runs: never trained, written with them
-        pending = [t for t in grid_trials if not t.derived_from and not is_finished(run_dir, t)]
+        trainings = [t for t in grid_trials if not t.derived_from]
+        pending = longest_first([t for t in trainings if not is_finished(run_dir, t)])
+        derived = len(grid_trials) - len(trainings)
         if len(pending) < len(grid_trials):
-            print(f"steadytune: {len(grid_trials) - len(pending)} of {len(grid_trials)} grid "
-                  f"trials already finished in {run_dir}; running the other {len(pending)}",
-                  file=out)  # fmt: skip
+            done = len(trainings) - len(pending)
+            print(f"steadytune: training {len(pending)} of the {len(grid_trials)} grid trials "
+                  f"({done} already finished in {run_dir}; {derived} SE trial(s) evaluated "
+                  "from their plain runs)", file=out)  # fmt: skip
         try:
             return _run_on_ray(plan, run_dir, pending, address, num_cpus, dashboard, train_fn, out)
         finally:

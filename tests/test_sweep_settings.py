@@ -109,3 +109,27 @@ def test_a_race_cannot_sweep_a_setting_vanilla_reads(tmp_path):
     del raw["seeds"]
     with pytest.raises(ConfigError, match=r"'grid.optim.lr' parameter must not sweep 'optim.lr'"):
         load_spec(raw)
+
+
+def test_tune_starts_the_longest_trials_first(tmp_path):
+    """More steps first, then a teacher's run, then a plain run carrying SE windows, then
+    the rest in grid order (seeds stay in order within a configuration)."""
+    from sweeps.driver import longest_first
+    from sweeps.grid import expand_grid
+
+    spec = load_spec({
+        "name": "order", "model": "tiny-bert", "storage": str(tmp_path), "seeds": 2,
+        "datasets": [{"name": "synthetic-sentiment", "train_size": 64},
+                     {"id": "long", "name": "synthetic-sentiment", "train_size": 256}],
+        "strategies": ["vanilla", "se", "noisytune", "sda"],
+        "grid": {"distill.k": ["all"]},
+        "defaults": {"optim": {"epochs": 1, "batch_size": 16}},
+    })  # fmt: skip
+    order = [
+        (t.dataset, t.strategy, t.seed)
+        for t in longest_first([t for t in expand_grid(spec) if not t.derived_from])
+    ]
+    per_dataset = [(s, seed) for _, s, seed in order[:6]]
+    assert {d for d, _, _ in order[:6]} == {"long"}
+    assert per_dataset == [("sda", 0), ("sda", 1), ("vanilla", 0), ("vanilla", 1),
+                           ("noisytune", 0), ("noisytune", 1)]  # fmt: skip

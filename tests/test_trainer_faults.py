@@ -87,6 +87,10 @@ def test_divergence_stops_evaluates_and_says_so(tiny_config, tmp_path, overrides
     for split in ("dev", "test"):
         assert 0.0 <= result["metrics"][split]["accuracy"] <= 1.0
     assert result["history"][-1]["step"] == at - 1 and reports[-1]["step"] == at - 1
+    # each step is in the history once, even when the last one was evaluated before the
+    # divergence (and the final scoring then replaces that entry, test included)
+    steps = [h["step"] for h in result["history"]]
+    assert len(steps) == len(set(steps)) and "test" in result["history"][-1]
     with np.load(tmp_path / "run" / "logits.npz") as logits:
         assert {"dev_logits", "test_logits", "dev_labels"} <= set(logits.files)
     # stopped before backward/step: no NaN reached the parameters
@@ -254,3 +258,20 @@ def test_same_config_same_numbers_whatever_omp_num_threads(tiny_config, tmp_path
     assert a["threads"]["intra_op"] == b["threads"]["intra_op"] == 1
     assert (a["threads"]["OMP_NUM_THREADS"], b["threads"]["OMP_NUM_THREADS"]) == ("1", "2")
     assert a["metrics"] == b["metrics"] and a["history"] == b["history"]
+
+
+def test_divergence_right_after_an_evaluation_rescores_that_step(tiny_config, tmp_path):
+    """Evaluated every step, the last finite step was already scored on dev; the final
+    scoring replaces that entry (with test, keeping its training loss), not repeats it."""
+    config = load_config(
+        merge(tiny_config, {"optim": {"lr": 1e10, "head_lr": 1e10}, "eval": {"every_steps": 1}})
+    )
+    result = train(config, tmp_path / "run")
+    at = result["diverged_at_step"]
+    assert at is not None and at >= 2  # step 1 was finite and evaluated
+    steps = [h["step"] for h in result["history"]]
+    assert steps == list(range(1, at))
+    assert all("test" not in h for h in result["history"][:-1])
+    last = result["history"][-1]
+    assert "test" in last and last["train_loss"] is not None
+    assert result["metrics"]["test"] == last["test"]

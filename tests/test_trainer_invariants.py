@@ -168,6 +168,11 @@ def test_result_json_and_outputs(tiny_config, tmp_path):
     assert 0.0 <= on_disk["metrics"]["dev"]["accuracy"] <= 1.0
     assert set(on_disk["metrics"]["averaged"]["dev"]) == {"accuracy", "macro_f1", "mcc"}
     assert [h["step"] for h in on_disk["history"]] == [6, 12]
+    # test is scored once, at the end; the intermediate evaluation scores dev only
+    middle, last = on_disk["history"]
+    assert {"dev", "test"} <= set(last) and "test" not in middle and "dev" in middle
+    assert set(middle["averaged"]) == {"dev"} and set(last["averaged"]) == {"dev", "test"}
+    assert on_disk["metrics"]["test"] == last["test"]
     assert logits["dev_logits"].shape == (len(logits["dev_labels"]), 2)
     assert logits["averaged_dev_logits"].shape == logits["dev_logits"].shape
     from safetensors.torch import load_file

@@ -88,12 +88,19 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device)
 
 
-def _evaluate(models: dict[str, nn.Module], splits, config, pad_id, device, autocast):
-    """Metrics and logits of each model ('student', 'averaged') on dev and test."""
+# What an evaluation scores. The test split is scored once, by the final evaluation: the
+# learning curves, the race and Optuna read dev only, test is the split a selection is
+# confirmed on, and scoring it at every evaluation was a quarter of a short trial's time.
+_INTERMEDIATE_SPLITS = ("dev",)
+_FINAL_SPLITS = ("dev", "test")
+
+
+def _evaluate(models: dict[str, nn.Module], splits, config, pad_id, device, autocast, split_names):
+    """Metrics and logits of each model ('student', 'averaged', ...) on ``split_names``."""
     metrics: dict[str, Any] = {}
     logits: dict[str, np.ndarray] = {}
     for role, model in models.items():
-        for split_name in ("dev", "test"):
+        for split_name in split_names:
             if split_name not in splits:
                 continue
             split = splits[split_name]
@@ -219,7 +226,7 @@ def train(
     dict
         The content of ``result.json``.
     """
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_to_dict(config)
@@ -325,12 +332,18 @@ def train(
         model and optimizer state (~0.3 GB for MiniLM) only to delete it was the largest
         fixed cost of a short trial."""
         nonlocal last_logits, loss_count
+        names = _FINAL_SPLITS if final else _INTERMEDIATE_SPLITS
         metrics, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id,
-                                         device, autocast)  # fmt: skip
+                                         device, autocast, names)  # fmt: skip
+        train_loss = float(loss_sum) / loss_count if loss_count else None
+        if history and history[-1]["step"] == step:
+            # a diverged run's final scoring of the step just evaluated: it replaces the
+            # entry (and keeps its training loss) rather than repeating the step
+            train_loss = history.pop()["train_loss"]
         entry = {
             "step": step,
             "epoch": step / order.steps_per_epoch,
-            "train_loss": float(loss_sum) / loss_count if loss_count else None,
+            "train_loss": train_loss,
             "lr": scheduler.get_last_lr()[0],
             **metrics,
         }
@@ -405,13 +418,13 @@ def train(
     train_time, train_cpu = clock.training()
     if bar is not None:
         bar.close()
-    # a diverged run ends here, evaluated as it stands (unless this step was just evaluated)
-    if diverged_at is not None and (not history or history[-1]["step"] != step):
+    # a diverged run ends here, scored on every split as it stands
+    if diverged_at is not None:
         evaluate(final=True)
 
     if not last_logits:  # resumed from a kept final checkpoint: nothing left to run
         _, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id, device,
-                                   autocast)  # fmt: skip
+                                   autocast, _FINAL_SPLITS)  # fmt: skip
 
     # -- outputs ---------------------------------------------------------------------
     final = history[-1]
@@ -453,6 +466,10 @@ def train(
         "versions": library_versions(),
         "git_commit": git_commit(),
         "runtime_s": elapsed_before + time.perf_counter() - started,
+        # when this session of train() ran (Unix seconds): a sweep's idle time between
+        # trials is its wall time less the trials' own (bench/packed_sweep.py)
+        "started_at": started_at,
+        "finished_at": time.time(),
     }
     result = to_json_safe(result)
     write_json_atomic(out_dir / RESULT_FILE, result)
