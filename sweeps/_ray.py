@@ -9,6 +9,7 @@ searcher adapter.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -76,6 +77,7 @@ def init_ray(
     *,
     num_cpus: int | None = None,
     dashboard: bool = True,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Connect to ``address`` (``auto``, ``host:port``, ``ray://…``) or start a local Ray.
 
@@ -92,6 +94,11 @@ def init_ray(
     * a watchdog process SIGKILLs the instance's processes if the driver dies without
       shutting Ray down (``remove_local_temp`` stops it after a normal shutdown).
 
+    The trials' own output (their prints, warnings, progress bars, the SIGTERM a reused
+    worker gets at shutdown) reaches the terminal only when ``verbose``; it is always in
+    Ray's session logs (``<temp dir>/session_*/logs``, under the run dir for a local
+    instance). Tune's own banner is off unless ``verbose``: the sweep prints its own view.
+
     Returns a short description.
     """
     from sweeps import local_ray
@@ -99,11 +106,17 @@ def init_ray(
     # forced snapshots (checkpoint_config.num_to_keep) are what makes resume exact; the
     # warning about their frequency is noise for short trials
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not verbose:  # Tune's legacy reporter at verbose=0 prints nothing; the new one does
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        # token auth is on by design here; Ray's notice advises turning it off
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
     if ray.is_initialized():
         return {"address": "already connected"}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and address != "local":
-        ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=verbose)
         return {"address": address, "dashboard": getattr(ctx, "dashboard_url", None)}
     temp = ray_temp_dir(run_dir)
     local_ray.prepare_auth_token()
@@ -113,6 +126,7 @@ def init_ray(
             num_cpus=num_cpus,
             include_dashboard=dashboard,
             logging_level="WARNING",
+            log_to_driver=verbose,
             **local_ray.local_init_kwargs(temp),
         )
     node_ip = ctx.address_info["node_ip_address"]
@@ -253,43 +267,90 @@ class ResultsCallback(tune.Callback):
 
 
 class ProgressCallback(tune.Callback):
-    """One line per event: running / finished / failed counts and what just happened."""
+    """What the person running the sweep sees (``sweeps.live.Board``).
 
-    def __init__(self, label: str, total: int | None = None) -> None:
-        self.label = label
-        self.total = total
-        self.started = time.monotonic()
+    Always one line per trial event (started, finished with its dev score, retrying,
+    FAILED). On a terminal, below them, the live board: running trials with their step
+    and last dev score, the finished configurations' mean ± std, elapsed and ETA. Not on
+    a terminal, a plain summary line every ``every_s`` seconds instead.
+    """
 
-    def _line(self, trials, trial, what: str, status: str) -> None:
-        # Tune calls back before it updates the trial's status: count it as it will be
-        counts: dict[str, int] = {}
-        for t in trials:
-            now = status if t is trial else t.status
-            counts[now] = counts.get(now, 0) + 1
-        total = self.total or len(trials)
-        key = (trial.config.get("trial") or {}).get("key", trial.trial_id)
+    def __init__(
+        self, label: str, total: int | None = None, *, live: bool | None = None,
+        every_s: float = 60.0,
+    ) -> None:  # fmt: skip
+        from sweeps.live import Board
+
+        self.board = Board(label, total)
+        self.live = sys.stdout.isatty() if live is None else live
+        self.every_s = every_s
+        self._display = None
+        self._last_line = time.monotonic()
+
+    def __getstate__(self) -> dict:
+        """Pickled with the experiment by Tune: without the terminal display."""
+        return {**self.__dict__, "_display": None}
+
+    def setup(self, **info) -> None:
+        if self.live and self._display is None:
+            from rich.live import Live
+
+            self._display = Live(self.board, refresh_per_second=1, transient=True)
+            self._display.start()
+
+    def _event(self, trial, what: str) -> None:
+        key = _trial_key(trial)
         score = (trial.last_result or {}).get("objective")
         score_txt = f" ({score:.4f})" if isinstance(score, (int, float)) else ""
-        print(
-            f"[{self.label} {time.monotonic() - self.started:6.0f}s] "
-            f"finished {counts.get('TERMINATED', 0)}/{total}  "
-            f"running {counts.get('RUNNING', 0)}  failed {counts.get('ERROR', 0)}  "
-            f"| {what} {key}{score_txt}",
-            file=sys.stdout,
-            flush=True,
-        )
+        line = f"{self.board.summary()} | {what} {key}{score_txt}"
+        if self._display is not None:
+            self._display.console.print(line, soft_wrap=True, highlight=False)
+        else:
+            print(line, file=sys.stdout, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._line(trials, trial, "started", "RUNNING")
+        spec = trial.config.get("trial") or {}
+        self.board.start(_trial_key(trial), _config_of(spec))
+        self._event(trial, "started")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.board.result(_trial_key(trial), result.get("step"), result.get("objective"))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trials, trial, "finished", "TERMINATED")
+        spec = trial.config.get("trial") or {}
+        self.board.finish(_trial_key(trial), _config_of(spec),
+                          (trial.last_result or {}).get("objective"))  # fmt: skip
+        self._event(trial, "finished")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._line(trials, trial, "retrying", "PENDING")
+        self.board.retry(_trial_key(trial))
+        self._event(trial, "retrying")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trials, trial, "FAILED", "ERROR")
+        self.board.fail(_trial_key(trial))
+        self._event(trial, "FAILED")
+
+    def on_step_end(self, iteration, trials, **info):
+        if self._display is None and time.monotonic() - self._last_line >= self.every_s:
+            self._last_line = time.monotonic()
+            print(self.board.summary(), file=sys.stdout, flush=True)
+
+    def on_experiment_end(self, trials, **info):
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+        print(self.board.summary(), file=sys.stdout, flush=True)
+
+
+def _trial_key(trial) -> str:
+    return (trial.config.get("trial") or {}).get("key", trial.trial_id)
+
+
+def _config_of(spec: dict[str, Any]) -> str:
+    """The configuration a trial is one seed of, as the board groups it."""
+    from sweeps.grid import TrialSpec, config_key
+
+    return config_key(TrialSpec.from_dict(spec))
 
 
 class SeedGroupSearcher(Searcher):

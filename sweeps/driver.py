@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +41,17 @@ from trainer.layout import (
     trial_dir,
 )
 from trainer.strategies import cost_rank
+
+
+@dataclass(frozen=True)
+class RayStart:
+    """How the driver reaches Ray: an address (None: a local instance), a local
+    instance's CPUs and dashboard, and whether the trials' own output is shown."""
+
+    address: str | None
+    num_cpus: int | None
+    dashboard: bool
+    verbose: bool
 
 
 # -- planning ---------------------------------------------------------------------
@@ -188,7 +200,9 @@ def print_plan(
         f"{concurrency} at a time -> {math.ceil(left / concurrency)} waves"
         + (f"; {sum(steps)} optimizer steps in grid trials" if known and steps and not done else "")
     )
-    if state and (done or new < total):
+    # an Optuna cell's trials are not known in advance, so they are never counted as new
+    planned = sum(r["trials"] for r in rows if r["kind"] != "optuna")
+    if state and (done or new < planned):
         console.print(
             f"run directory: {run_dir} holds {done} finished trial(s) of these; {left} to run, "
             f"{new} of them new (not in its recorded sweep)",
@@ -268,6 +282,7 @@ def run_sweep(
     restart: bool = False,
     num_cpus: int | None = None,
     dashboard: bool = True,
+    verbose: bool = False,
     train_fn=None,
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
@@ -277,11 +292,13 @@ def run_sweep(
     run dir's record is compared with this spec — a pure growth runs only the new and
     unfinished trials, any other change is refused (``restart=True`` moves the old run
     dir aside first). ``dry_run`` stops after the same checks and prints the plan.
+    ``verbose`` shows the trials' own output and Tune's banner (docs: ``init_ray``).
     """
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     run_dir = run_dir or spec.run_dir()
     out = stream or sys.stdout
+    ray_start = RayStart(address, num_cpus, dashboard, verbose)
     remote = is_remote(run_dir)
     if restart and remote:
         raise ConfigError("--restart moves a local run directory aside; remove a remote "
@@ -306,7 +323,7 @@ def run_sweep(
     if remote:
         refuse_if_changed(run_dir, read_record(run_dir), record)
         write_record(run_dir, record)
-        return _run_on_ray(plan, run_dir, grid_trials, address, num_cpus, dashboard, train_fn, out)
+        return _run_on_ray(plan, run_dir, grid_trials, ray_start, train_fn, out)
     if restart:
         moved = move_aside(run_dir)
         if moved is not None:
@@ -325,8 +342,7 @@ def run_sweep(
         ensure_results(run_dir)
         if spec.race is not None:  # the race picks its trials from the whole grid
             try:
-                return _run_on_ray(plan, run_dir, grid_trials, address, num_cpus, dashboard,
-                                   train_fn, out)  # fmt: skip
+                return _run_on_ray(plan, run_dir, grid_trials, ray_start, train_fn, out)
             finally:
                 ensure_results(run_dir)
         # SE trials are evaluations of their plain runs: never trained, written with them
@@ -339,7 +355,7 @@ def run_sweep(
                   f"({done} already finished in {run_dir}; {derived} SE trial(s) evaluated "
                   "from their plain runs)", file=out)  # fmt: skip
         try:
-            return _run_on_ray(plan, run_dir, pending, address, num_cpus, dashboard, train_fn, out)
+            return _run_on_ray(plan, run_dir, pending, ray_start, train_fn, out)
         finally:
             ensure_results(run_dir)
 
@@ -348,9 +364,7 @@ def _run_on_ray(
     plan: SweepPlan,
     run_dir: str,
     grid_trials: list[TrialSpec],
-    address: str | None,
-    num_cpus: int | None,
-    dashboard: bool,
+    ray_start: RayStart,
     train_fn,
     out: TextIO,
 ) -> dict[str, Any]:
@@ -384,7 +398,8 @@ def _run_on_ray(
     if not remote and not grid_trials and not race and not (search and search.remaining_trials):
         print(f"steadytune: every trial of {run_dir} has finished; nothing to run", file=out)
         return summary
-    info = _ray.init_ray(run_dir, address, num_cpus=num_cpus, dashboard=dashboard)
+    info = _ray.init_ray(run_dir, ray_start.address, num_cpus=ray_start.num_cpus,
+                         dashboard=ray_start.dashboard, verbose=ray_start.verbose)  # fmt: skip
     print(f"steadytune: Ray {info}", file=out, flush=True)
     try:
         gpu = resolve_gpu(spec.resources.gpu, _sized_trials(grid_trials, race, search),

@@ -279,13 +279,18 @@ def test_hub_class_labels_become_their_names(monkeypatch):
     assert splits.dev["label"].tolist() == [1]
 
 
-def test_hub_failure_is_a_data_error_naming_the_dataset(hub_cache):
+@pytest.mark.parametrize("offline", ["1", ""])
+def test_hub_failure_is_a_data_error_naming_the_dataset(hub_cache, monkeypatch, offline):
+    """The advice fits the user: HF_HUB_OFFLINE=1 is suggested only where it is not set."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
     data = DataConfig(hub={"path": "no-such-org/no-such-set", "name": "cfg"})
     with pytest.raises(DataError) as caught:
         load_splits(data)
     message = str(caught.value)
     assert "'no-such-org/no-such-set' (config 'cfg')" in message
-    assert "HF_HUB_OFFLINE" in message and "data.files" in message
+    assert "data.files" in message
+    assert ("set HF_HUB_OFFLINE=1" in message) is (offline == "")
+    assert ("HF_HUB_OFFLINE is set" in message) is (offline == "1")
 
 
 # -- file layout settings are checked with the config --------------------------------

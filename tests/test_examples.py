@@ -59,3 +59,19 @@ def test_cola_follow_up_is_the_grid_cola_cells_at_five_epochs(tmp_path):
     assert len(five) == len(three) == 50
     assert {t.config["optim"]["epochs"] for t in five} == {5}
     assert [without_epochs(t.config) for t in five] == [without_epochs(t.config) for t in three]
+
+
+def test_local_files_example_runs_as_written(tmp_path, capsys):
+    """Its data ships in examples/data, its resources fit a CPU machine, and a new run
+    directory is reported as new (an Optuna cell's trials are not 'new' ones missing)."""
+    from sweeps.cli.main import main
+
+    spec = EXAMPLES / "local-files.yaml"
+    code = main(["sweep", str(spec), "--dry-run", "--run-dir", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"run directory: {tmp_path / 'run'} (new)" in " ".join(out.split())
+    trials = expand_grid(load_spec(spec))
+    assert {t.config["data"]["files"]["train"] for t in trials} == {
+        str(EXAMPLES / "data" / "train.csv")
+    }

@@ -96,9 +96,8 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
         )
     except Exception as exc:  # offline, unknown name, bad files: all end the same way
         raise DataError(
-            f"Could not load the hub dataset {label}: {type(exc).__name__}: {exc}. Without "
-            "network access, set HF_HUB_OFFLINE=1 to use a copy already in the datasets "
-            "cache, or point 'data.files' at local files instead of 'data.hub'."
+            f"Could not load the hub dataset {label}: {type(exc).__name__}: {exc}. "
+            + _offline_advice()
         ) from exc
     raw = {}
     for ours, theirs in hub.splits.items():
@@ -118,6 +117,23 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
 
 
 # -- local files ----------------------------------------------------------------------
+
+
+def _offline_advice() -> str:
+    """What to try next when a hub dataset did not load: HF_HUB_OFFLINE=1 only helps a
+    user who has not set it already; one who has lacks the cached copy."""
+    import os
+
+    local = "point 'data.files' at local files instead of 'data.hub'."
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return (
+            "HF_HUB_OFFLINE is set and the datasets cache holds no copy of it: load it once "
+            "on a machine with network access (the same HF_HOME), or " + local
+        )
+    return (
+        "Without network access, set HF_HUB_OFFLINE=1 to use a copy already in the "
+        "datasets cache, or " + local
+    )
 
 
 def _read_files(files: FileSource) -> dict[str, RawSplit]:
