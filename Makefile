@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-all lint quickstart train-tiny clean
+.PHONY: setup test test-all lint browser quickstart train-tiny clean
 
 setup: $(VENV)/.installed
 
@@ -19,10 +19,17 @@ $(VENV)/.installed: pyproject.toml
 lint: setup
 	$(BIN)/ruff check .
 
-test: lint
+# Headless Chromium for tests/test_report_browser.py (Debian's package, as root); without
+# it, that test is skipped and says so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+		|| echo "make: no chromium (apt-get install chromium): the report's browser test is skipped"
+
+test: lint browser
 	$(BIN)/pytest
 
-test-all: lint
+test-all: lint browser
 	$(BIN)/pytest -m ''
 
 quickstart: setup

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis._load import CONFIG_COLUMNS, long_metrics
+from analysis._names import check_metric_choice
 from analysis._tables import config_label, sort_configs, t_interval
 
 COMPARE_COLUMNS = (
@@ -144,9 +145,15 @@ def compare_to_vanilla(
         ``missing_pairs`` (seeds present for only one of them), the paired statistics of
         :func:`paired_test`, and ``t_p_holm``/``wilcoxon_p_holm``: Holm-corrected across
         the rows of the same dataset. Datasets without a vanilla run have no rows.
+
+    Raises
+    ------
+    ValueError
+        ``metric`` (or a dataset or metric of the dict) is not in ``df``.
     """
     from analysis._tables import primary_metrics
 
+    check_metric_choice(df, metric)
     long = long_metrics(df)
     long = long[long["split"] == split]
     metric_of = (

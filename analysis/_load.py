@@ -79,7 +79,7 @@ def load(source: str | Path) -> pd.DataFrame:
     pandas.DataFrame
         The columns of ``results.parquet`` (``dataset``, ``strategy``, ``seed``,
         ``noise_lambda``, ``distill_lambda``, ``teacher_k`` as a string, ``status``,
-        ``primary``, metric columns such as ``dev_accuracy``, ...) plus ``finished``
+        ``primary_dev_score``, metric columns such as ``dev_accuracy``, ...) plus ``finished``
         (status is TERMINATED or DIVERGED and the primary metric is known) and
         ``diverged`` (the training loss went non-finite; the trial stopped there and is
         scored by its model at that step). ``result_path``,
@@ -155,7 +155,10 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     for col in (*CONFIG_COLUMNS, "status", "primary_metric", "optuna_cell", "optuna_trial", "key"):
         if col not in df.columns:
             df[col] = None
-    for col in ("noise_lambda", "distill_lambda", "primary", "optuna_trial"):
+    if "primary" in df.columns:  # the name before 0.1.0's results said what it holds
+        legacy = df.pop("primary")
+        df["primary_dev_score"] = df.get("primary_dev_score", legacy).fillna(legacy)
+    for col in ("noise_lambda", "distill_lambda", "primary_dev_score", "optuna_trial"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df["teacher_k"] = (
@@ -171,12 +174,14 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     df["seed"] = pd.to_numeric(df["seed"]).astype("int64")
     df["status"] = df["status"].fillna(FINISHED)
     df["primary_metric"] = df["primary_metric"].fillna("accuracy")
-    if "primary" not in df.columns:
-        df["primary"] = [row.get(f"dev_{row['primary_metric']}") for row in df.to_dict("records")]
+    if "primary_dev_score" not in df.columns:
+        df["primary_dev_score"] = [
+            row.get(f"dev_{row['primary_metric']}") for row in df.to_dict("records")
+        ]
     # A diverged seed is a finished seed: scored by its model as it stood when the loss
     # went non-finite, it enters every statistic like any other seed (never dropped).
     df["diverged"] = df["status"] == DIVERGED
-    df["finished"] = df["status"].isin([FINISHED, DIVERGED]) & df["primary"].notna()
+    df["finished"] = df["status"].isin([FINISHED, DIVERGED]) & df["primary_dev_score"].notna()
     if run_dir is not None:
         run_dir = Path(run_dir)
         for col in PATH_COLUMNS:
@@ -227,7 +232,8 @@ def load_histories(df: pd.DataFrame) -> pd.DataFrame:
     Returns one row per (trial, evaluation, model, split, metric) with the
     configuration columns, ``seed``, ``step``, ``epoch``, ``train_loss``, ``model``,
     ``split``, ``metric``, ``value``. Trials whose ``result.json`` is not found are
-    skipped (``attrs["missing"]`` lists their keys).
+    skipped (``attrs["missing"]`` lists their keys). ``attrs`` also keeps the datasets and
+    metrics of ``df``, so the learning curves know a dataset none of whose trials finished.
     """
     rows, missing = [], []
     for trial in df[df["finished"]].to_dict("records"):
@@ -272,6 +278,11 @@ def load_histories(df: pd.DataFrame) -> pd.DataFrame:
         ],
     )
     out.attrs["missing"] = missing
+    # the results' names, so that a dataset without a single history is known, not misspelt
+    from analysis._names import DATASETS_ATTR, METRICS_ATTR, known_datasets, known_metrics
+
+    out.attrs[DATASETS_ATTR] = known_datasets(df)
+    out.attrs[METRICS_ATTR] = known_metrics(df)
     return out
 
 

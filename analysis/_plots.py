@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis._load import long_metrics
+from analysis._names import check_names
 from analysis._tables import config_label, k_order, seed_stats, sort_configs
 
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mcc": "MCC"}
@@ -33,61 +34,101 @@ def _figure(width: float, height: float, ncols: int = 1):
     return fig, axes
 
 
-def _colors(names: Sequence[str]) -> dict[str, tuple]:
+def _colors(names: Sequence[str], palette: str = "tab10") -> dict[str, tuple]:
+    """One colour of a qualitative colormap per name, cycling past its end."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
-    return {n: cmap(i % 10) for i, n in enumerate(names)}
+    cmap = colormaps[palette]
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+BOX_MIN_SEEDS = 8  # below this a box's quartiles are two or three points: draw the points
+
+
+def _seed_count(counts: pd.Series) -> str:
+    """``n = 3 seeds``, or ``n = 3–5 seeds`` when configurations ran different numbers."""
+    low, high = int(counts.min()), int(counts.max())
+    return f"n = {low} seeds" if low == high else f"n = {low}–{high} seeds"
+
+
+def _seed_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Configurations (rows, in report order) × seeds (columns) of values, NaN where a
+    configuration lacks a seed; a seed run twice (an Optuna λ proposed again) is its mean."""
+    long = long.assign(label=[config_label(r) for r in long.to_dict("records")])
+    order = list(dict.fromkeys(sort_configs(long)["label"]))
+    table = long.pivot_table(index="label", columns="seed", values="value", aggfunc="mean")
+    return table.reindex(order)
+
+
+def _boxes(ax, table: pd.DataFrame) -> None:
+    """Box plots of the configurations holding at least :data:`BOX_MIN_SEEDS` seeds."""
+    counts = table.notna().sum(axis=1).to_numpy()
+    positions = [i for i, n in enumerate(counts) if n >= BOX_MIN_SEEDS]
+    if not positions:
+        return
+    data = [table.iloc[i].dropna().to_numpy() for i in positions]
+    ax.boxplot(
+        data,
+        positions=positions,
+        widths=0.5,
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "0.92", "edgecolor": "0.5"},
+        medianprops={"color": "black"},
+        whiskerprops={"color": "0.5"},
+        capprops={"color": "0.5"},
+        zorder=1,
+    )
 
 
 def plot_seeds(
     df: pd.DataFrame, dataset: str, metric: str = "accuracy", split: str = "dev"
 ) -> object | None:
-    """Box plot plus one point per seed, for every configuration (and averaged model)."""
+    """Every seed across the configurations of a dataset, paired: one thin line per seed.
+
+    Every configuration of a dataset runs the same seeds (same data order and head), so
+    a seed's line shows how each configuration moves *that* run, which the spread of
+    unpaired points hides. x is the configuration (and averaged model), y the metric;
+    points are coloured by seed (legend), ◆ is the mean. A seed a configuration lacks
+    breaks its line there (no interpolation); configurations with 8 seeds or more also
+    get a box. The title gives the seeds per configuration.
+
+    Returns ``None`` when the dataset has no finished value of the metric on ``split``;
+    an unknown ``dataset`` or ``metric`` raises ValueError.
+    """
+    check_names(df, dataset=dataset, metrics=[metric])
     long = long_metrics(df)
     long = long[(long["dataset"] == dataset) & (long["metric"] == metric)]
     long = long[long["split"] == split]
     if long.empty:
         return None
-    long = long.assign(label=[config_label(r) for r in long.to_dict("records")])
-    order = list(dict.fromkeys(sort_configs(long)["label"]))
-    fig, (ax,) = _figure(9, 1.2 + 0.42 * len(order))
-    data = [long.loc[long["label"] == lab, "value"].to_numpy() for lab in order]
-    positions = np.arange(len(order))[::-1]
-    ax.boxplot(
-        data,
-        positions=positions,
-        orientation="horizontal",
-        widths=0.6,
-        showfliers=False,
-        medianprops={"color": "black"},
-        boxprops={"color": "0.4"},
-        whiskerprops={"color": "0.4"},
-        capprops={"color": "0.4"},
-    )
-    rng = np.random.default_rng(0)
-    strategies = list(dict.fromkeys(sort_configs(long)["strategy"]))
-    colors = _colors(strategies)
-    for pos, lab in zip(positions, order, strict=True):
-        part = long[long["label"] == lab]
-        jitter = rng.uniform(-0.15, 0.15, len(part))
-        ax.scatter(
-            part["value"],
-            pos + jitter,
-            s=22,
-            zorder=3,
-            alpha=0.85,
-            color=colors[part["strategy"].iloc[0]],
-            edgecolor="white",
-            linewidth=0.5,
+    table = _seed_table(long)
+    x = np.arange(len(table))
+    fig, (ax,) = _figure(max(6.0, 2.5 + 0.6 * len(table)), 4.8)
+    _boxes(ax, table)
+    seeds = [int(s) for s in table.columns]
+    colors = _colors([str(s) for s in seeds], "tab10" if len(seeds) <= 10 else "tab20")
+    dodge = min(0.04, 0.4 / len(seeds))  # tied values of different seeds stay visible
+    for i, seed in enumerate(seeds):
+        ax.plot(
+            x + (i - (len(seeds) - 1) / 2) * dodge,
+            table[seed].to_numpy(),  # NaN where the seed is missing: the line breaks
+            color=colors[str(seed)],
+            linewidth=0.8,
+            alpha=0.8,
+            marker="o",
+            markersize=4.5,
+            label=f"seed {seed}",
+            zorder=2,
         )
-        ax.scatter([part["value"].mean()], [pos], marker="D", s=30, color="black", zorder=4)
-    ax.set_yticks(positions, order)
-    ax.set_xlabel(_axis_label(split, metric))
-    n = long.groupby("label")["seed"].nunique()
+    ax.scatter(x, table.mean(axis=1), marker="D", s=36, color="black", zorder=3, label="mean")
+    ax.set_xticks(x, table.index, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.5, len(table) - 0.5)
+    ax.set_ylabel(_axis_label(split, metric))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1 + len(seeds) // 16)
     ax.set_title(
-        f"{dataset}: {split} {METRIC_NAMES.get(metric, metric)} across seeds "
-        f"(● one seed, ◆ mean; {n.min()}–{n.max()} seeds per configuration)",
+        f"{dataset}: {split} {METRIC_NAMES.get(metric, metric)} per seed, paired across "
+        f"configurations ({_seed_count(table.notna().sum(axis=1))}; ◆ mean)",
         fontsize=10,
     )
     return fig
@@ -96,7 +137,13 @@ def plot_seeds(
 def plot_k(
     df: pd.DataFrame, dataset: str, metric: str = "accuracy", split: str = "dev"
 ) -> object | None:
-    """Mean ± std across seeds against K, one line per strategy (and λ, model)."""
+    """Mean ± std across seeds against K, one line per strategy (and λ, model).
+
+    Returns ``None`` when no configuration of the dataset has a K (no teacher or averaging
+    window swept) or none has finished; an unknown ``dataset`` or ``metric`` raises
+    ValueError.
+    """
+    check_names(df, dataset=dataset, metrics=[metric])
     grid = df[df["optuna_trial"].isna()] if "optuna_trial" in df.columns else df
     stats = seed_stats(grid, metrics=[metric], splits=[split])
     stats = stats[(stats["dataset"] == dataset) & stats["teacher_k"].notna()]
@@ -155,7 +202,12 @@ def plot_lambda(
 ) -> object | None:
     """Each trial's score against λ (distill λ and noise λ panels); Optuna candidates as ×,
     grid trials as ●, and the mean ± std per λ value per strategy/K, against vanilla's
-    mean (dashed). λ spanning a decade or more is drawn on a log axis."""
+    mean (dashed). λ spanning a decade or more is drawn on a log axis.
+
+    Returns ``None`` when neither λ takes more than one value among the dataset's
+    finished trials; an unknown ``dataset`` or ``metric`` raises ValueError.
+    """
+    check_names(df, dataset=dataset, metrics=[metric])
     long = long_metrics(df)
     long = long[
         (long["dataset"] == dataset)
@@ -237,7 +289,14 @@ def plot_learning_curves(
 ) -> object | None:
     """Mean ± std across seeds of the dev metric and of the training loss against the
     optimizer step, for the given configurations (dicts of the configuration columns
-    and ``model``; default: every configuration's student)."""
+    and ``model``; default: every configuration's student).
+
+    Returns ``None`` when the dataset has no history of the metric on ``split`` (none of
+    its trials finished, or their ``result.json`` is not here); an unknown ``dataset`` or
+    ``metric`` raises ValueError (names known from ``histories`` and, for a table from
+    :func:`analysis.load_histories`, from the results it was read for).
+    """
+    check_names(histories, dataset=dataset, metrics=[metric])
     h = histories[(histories["dataset"] == dataset)] if not histories.empty else histories
     if h.empty:
         return None

@@ -1,16 +1,18 @@
 """The report's blocks rendered to Markdown (figures linked as PNG files beside it) and to
 one self-contained HTML page (figures embedded as base64), so the same content can be read
-in a repository, in a browser, or mailed as a single file."""
+in a repository, in a browser, in a notebook, or mailed as a single file."""
 
 from __future__ import annotations
 
 import base64
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from markdown_it import MarkdownIt
 
 if TYPE_CHECKING:
     from analysis._report import Report
@@ -23,6 +25,34 @@ class Block:
     kind: str  # "h1" | "h2" | "h3" | "text" | "table" | "figure"
     content: Any
     name: str = ""  # figure file stem
+
+
+# CommonMark with pipe tables, as GitHub reads report.md. Raw HTML is off: an intro is
+# written by a person and must not put markup or scripts into the page.
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+# How the report's formatted values start (analysis._format): 0.79, +0.01, −0.02, <0.001,
+# ∞, [0.1, 0.2], 349 (worse), 1.00×. A column of these is numbers, though stored as text.
+_NUMBER = re.compile(r"[<>≤≥]?\[?[+\-−]?(?:\d|\.\d|∞)")
+_MISSING = ("", "—")
+
+WRAPPER = "steadytune-report"  # the class every style of the report is scoped to
+
+_PAGE_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1300px;
+padding:0 1em;color:#222;line-height:1.45}
+"""
+
+_REPORT_CSS = f"""
+.{WRAPPER} table{{border-collapse:collapse;margin:.8em 0;font-size:.85em}}
+.{WRAPPER} th,.{WRAPPER} td{{border:1px solid #ccc;padding:.25em .55em;text-align:left}}
+.{WRAPPER} th{{background:#f3f3f3}}
+.{WRAPPER} .dataframe th,.{WRAPPER} .dataframe td{{text-align:right}}
+.{WRAPPER} img{{max-width:100%;border:1px solid #eee;margin:.5em 0}}
+.{WRAPPER} code{{background:#f5f5f5;padding:0 .2em}}
+.{WRAPPER} pre{{background:#f5f5f5;padding:.5em;overflow-x:auto}}
+.{WRAPPER} blockquote{{margin-left:0;padding-left:1em;border-left:3px solid #ccc;color:#555}}
+"""
 
 
 def _md_cell(v: Any) -> str:
@@ -54,52 +84,70 @@ def render_markdown(report: Report, figure_dir: str = "figures") -> str:
     return "\n\n".join(parts) + "\n"
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1300px;
-padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.8em 0;font-size:.85em}
-th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-code{background:#f5f5f5;padding:0 .2em}
-"""
+def _is_numeric(col: pd.Series) -> bool:
+    """Whether a column holds numbers: a numeric dtype, or text whose every value reads as
+    one (the report's tables hold formatted strings such as ``0.7900 ± 0.0573 (n=5)``). A
+    column with no value at all stays with the numbers, as it does where it has some."""
+    if pd.api.types.is_bool_dtype(col):
+        return False
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    cells = col.dropna().astype(str).str.strip()
+    return bool(cells[~cells.isin(_MISSING)].str.match(_NUMBER).all())
 
 
-def _inline_md(text: str) -> str:
-    """The little Markdown the report's paragraphs use: **bold**, *italic*, `code`, lists,
-    fenced code blocks."""
-    if text.startswith("```"):  # a fenced code block, as it is
-        body = text.split("\n", 1)[1] if "\n" in text else ""
-        return f"<pre><code>{html.escape(body.removesuffix('```').rstrip())}</code></pre>"
-    out = []
-    for para in text.split("\n- "):
-        t = html.escape(para.strip().removeprefix("- "))
-        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-        t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
-        t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-        out.append(t)
-    if text.lstrip().startswith("- "):
-        return "<ul>" + "".join(f"<li>{t}</li>" for t in out) + "</ul>"
-    return "<p>" + "<br>".join(out) + "</p>"
+def text_columns(df: pd.DataFrame) -> list[int]:
+    """The 1-based positions of the columns to align left (CSS ``nth-child`` counts so)."""
+    return [i + 1 for i in range(df.shape[1]) if not _is_numeric(df.iloc[:, i])]
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    """A DataFrame as an HTML table whose class ``left-<n>`` marks each text column; the
+    cells stay plain ``<td>``, so the alignment lives in one stylesheet."""
+    classes = [f"left-{i}" for i in text_columns(df)]
+    return df.to_html(index=False, border=0, na_rep="—", classes=classes)
+
+
+def _alignment_css(tables: Iterable[pd.DataFrame]) -> str:
+    """One rule per text-column position the tables use: numbers stay right-aligned, text
+    reads from the left."""
+    positions = sorted({i for df in tables for i in text_columns(df)})
+    return "".join(
+        f".{WRAPPER} .left-{i} td:nth-child({i}),.{WRAPPER} .left-{i} th:nth-child({i})"
+        "{text-align:left}\n"
+        for i in positions
+    )
+
+
+def _block_html(b: Block, pngs: dict[str, bytes]) -> str:
+    """One block as HTML: headings and text as the Markdown they are in report.md."""
+    if b.kind in ("h1", "h2", "h3"):
+        return f"<{b.kind}>{MARKDOWN.renderInline(b.content)}</{b.kind}>"
+    if b.kind == "text":
+        return MARKDOWN.render(b.content)
+    if b.kind == "table":
+        return _table_html(b.content)
+    if b.kind == "figure":
+        data = base64.b64encode(pngs[b.name]).decode("ascii")
+        return f'<img alt="{html.escape(b.name)}" src="data:image/png;base64,{data}">'
+    return ""  # another kind is skipped, as render_markdown skips it
+
+
+def render_body(report: Report, pngs: dict[str, bytes]) -> str:
+    """The report as an HTML fragment, its styles scoped to it: the page's body, and what a
+    notebook shows (``Report._repr_html_``) without restyling the notebook around it."""
+    tables = [b.content for b in report.blocks if b.kind == "table"]
+    css = _REPORT_CSS + _alignment_css(tables)
+    blocks = "\n".join(_block_html(b, pngs) for b in report.blocks)
+    return f'<style>{css}</style>\n<div class="{WRAPPER}">\n{blocks}\n</div>'
 
 
 def render_html(report: Report, pngs: dict[str, bytes]) -> str:
     """The report as one HTML page; ``pngs`` holds each figure block's PNG by name."""
-    body = []
-    for b in report.blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            body.append(f"<{b.kind}>{html.escape(b.content)}</{b.kind}>")
-        elif b.kind == "text":
-            body.append(_inline_md(b.content))
-        elif b.kind == "table":
-            body.append(b.content.to_html(index=False, border=0, na_rep="—"))
-        elif b.kind == "figure":
-            data = base64.b64encode(pngs[b.name]).decode("ascii")
-            body.append(f'<img alt="{html.escape(b.name)}" src="data:image/png;base64,{data}">')
     title = next((b.content for b in report.blocks if b.kind == "h1"), "steadytune report")
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body)
+        f"<title>{html.escape(title)}</title><style>{_PAGE_CSS}</style></head><body>\n"
+        + render_body(report, pngs)
         + "\n</body></html>\n"
     )

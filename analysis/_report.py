@@ -23,7 +23,7 @@ import pandas as pd
 
 from analysis._compare import compare_to_vanilla
 from analysis._decide import Decision, DecisionSettings
-from analysis._render import Block, render_html, render_markdown
+from analysis._render import Block, render_body, render_html, render_markdown
 from analysis._report_tables import decision_view, headline_table
 from analysis._sections import (
     cost_section,
@@ -34,6 +34,7 @@ from analysis._sections import (
     headline_section,
     missing_section,
     statistics_section,
+    trust_warnings,
 )
 from analysis._select import candidate_id, decisions, select, selection_dict
 from analysis._tables import missing_trials, primary_metrics, seed_stats
@@ -76,11 +77,20 @@ class Report:
     decisions: dict = field(default_factory=dict)  # dataset -> analysis.DatasetDecision
     decision_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     missing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)  # when not to trust the verdicts
     out_dir: Path | None = None  # set by write_report
 
     def add(self, kind: str, content: Any, name: str = "") -> None:
         """Append a block (a caller's own note or figure) before rendering."""
         self.blocks.append(Block(kind, content, name))
+
+    def _repr_html_(self) -> str:
+        """The body of ``report.html``, so a report shows itself in a notebook: its figures
+        are drawn to PNG here, from the figures it holds, and nothing is written."""
+        from analysis._plots import figure_png
+
+        pngs = {b.name: figure_png(b.content) for b in self.blocks if b.kind == "figure"}
+        return render_body(self, pngs)
 
 
 def build_report(
@@ -129,6 +139,7 @@ def build_report(
     )
     rep.summary = stats
     rep.missing = missing_trials(df, expected_keys)
+    rep.warnings = trust_warnings(df)
 
     rep.blocks += header_section(df, title, intro, expected_keys, rep.missing)
     rep.blocks += headline_section(df, rep.headline, rep.decisions)

@@ -13,7 +13,7 @@ import pandas as pd
 from analysis._decide import DecisionSettings
 from analysis._ensemble import ensemble_summary
 from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
-from analysis._render import Block
+from analysis._render import MARKDOWN, Block
 from analysis._report_tables import (
     compare_view,
     confirmation_view,
@@ -50,31 +50,26 @@ STATISTICS = """\
   p-values."""
 
 
-def _pipe_table(chunk: str) -> pd.DataFrame:
-    """A Markdown pipe table written by hand (an intro's) as a DataFrame, so it renders as a
-    table in HTML as well as in Markdown."""
-    rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")] for line in chunk.splitlines()
-    ]
-    body = [r for r in rows[1:] if not all(set(c) <= set(":- ") for c in r)]
-    return pd.DataFrame(body, columns=rows[0])
+def _text_block(lines: list[str]) -> list[Block]:
+    """The lines as one text block, or none when they are blank."""
+    chunk = "\n".join(lines).strip("\n")
+    return [Block("text", chunk)] if chunk.strip() else []
 
 
 def _intro_blocks(intro: str | None) -> list[Block]:
-    """A person's Markdown as blocks: its ``#`` headings one level below the title (the
-    report has the only ``h1``), pipe tables as tables, everything else as paragraphs."""
-    blocks = []
-    for chunk in (intro or "").strip().split("\n\n"):
-        chunk = chunk.strip()
-        heading = chunk.split(" ", 1)
-        if chunk.startswith("#") and "\n" not in chunk and set(heading[0]) == {"#"}:
-            level = min(len(heading[0]) + 1, 3)
-            blocks.append(Block(f"h{level}", heading[1] if len(heading) > 1 else ""))
-        elif chunk and all(line.lstrip().startswith("|") for line in chunk.splitlines()):
-            blocks.append(Block("table", _pipe_table(chunk)))
-        elif chunk:
-            blocks.append(Block("text", chunk))
-    return blocks
+    """A person's Markdown as blocks: its top-level headings one level below the title (the
+    report has the only ``h1``), and between them the Markdown as written, whole, so that
+    lists, quotes, code and pipe tables read the same in report.md and report.html."""
+    text = (intro or "").replace("\r\n", "\n").replace("\r", "\n")  # as markdown-it counts
+    lines, tokens = text.split("\n"), MARKDOWN.parse(text)
+    blocks, start = [], 0
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map:
+            blocks += _text_block(lines[start : tok.map[0]])
+            # the heading's text is its inline token, always the next one
+            blocks.append(Block(f"h{min(int(tok.tag[1]) + 1, 3)}", tokens[i + 1].content))
+            start = tok.map[1]
+    return blocks + _text_block(lines[start:])
 
 
 def one_class_warning(df: pd.DataFrame) -> str:
@@ -200,8 +195,14 @@ def headline_section(
                 "every comparison is against vanilla, paired by seed.",
             )
         )
-    blocks += [Block("text", w) for w in (diverged_warning(df), one_class_warning(df)) if w]
+    blocks += [Block("text", w) for w in trust_warnings(df)]
     return blocks
+
+
+def trust_warnings(df: pd.DataFrame) -> list[str]:
+    """The warnings that say when not to trust a verdict (diverged seeds, a dataset
+    predicted as one class): in the report's headline and in the terminal."""
+    return [w for w in (diverged_warning(df), one_class_warning(df)) if w]
 
 
 def decision_section(

@@ -22,6 +22,7 @@ from analysis._decide import (
     decide,
 )
 from analysis._load import long_metrics
+from analysis._names import check_metric_choice
 from analysis._tables import config_label, primary_metrics, t_interval
 from trainer import strategies
 from trainer.strategies import STRATEGIES, student_is_plain
@@ -195,7 +196,11 @@ def decisions(
     ``races`` maps a raced dataset to its ``sweeps.race.DatasetRace``: its decision is
     the race's last look (taken at that look's group-sequential level), not a fresh test
     at α — testing again at α after the race chose when to stop would inflate the error.
+
+    ``metric`` is one metric for every dataset or a dict from dataset to metric (default:
+    each dataset's primary metric); a dataset or metric not in ``df`` raises ValueError.
     """
+    check_metric_choice(df, metric)
     settings = settings or DecisionSettings()
     long = long_metrics(df)
     flags = seed_flags(df)
@@ -245,8 +250,10 @@ def select(
     Per dataset one row with ``scope == "best"`` (the chosen configuration: vanilla
     unless the verdict is ``better``) and one row per strategy (its pick), each with
     ``n``, ``mean``, ``std``, ``sem`` on dev, its ``status`` against vanilla and the
-    dataset's ``verdict``. The rule is :data:`RULE`.
+    dataset's ``verdict``. The rule is :data:`RULE`. A ``metric`` (dataset or metric of a
+    dict) not in ``df`` raises ValueError, as in :func:`decisions`.
     """
+    check_metric_choice(df, metric)
     decided = decided if decided is not None else decisions(df, metric=metric, settings=settings)
     long = long_metrics(df)
     rows = []

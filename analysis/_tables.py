@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis._load import CONFIG_COLUMNS, AnalysisError, long_metrics
+from analysis._names import check_names
 
 GROUP_COLUMNS = (*CONFIG_COLUMNS, "model", "split", "metric")
 STAT_COLUMNS = (
@@ -160,7 +161,14 @@ def seed_stats(
         a tuple), ``missing_seeds`` (seeds other configurations of the dataset have but
         this one lacks; Optuna candidates are compared with Optuna candidates only),
         ``optuna`` (the configuration is an Optuna λ candidate) and ``label``.
+
+    Raises
+    ------
+    ValueError
+        A name in ``metrics`` that no column of ``df`` holds (a misspelt metric would
+        otherwise give an empty table).
     """
+    check_names(df, metrics=metrics or ())
     long = long_metrics(df)
     if metrics is not None:
         long = long[long["metric"].isin(list(metrics))]
@@ -223,36 +231,38 @@ def primary_metrics(df: pd.DataFrame) -> dict[str, str]:
     )
 
 
+def _text(value: object) -> str:
+    """A table cell as text, ``""`` where the table has no value."""
+    return "" if pd.isna(value) else str(value)
+
+
 def missing_trials(df: pd.DataFrame, expected_keys: Sequence[str] | None = None) -> pd.DataFrame:
     """What a partial sweep lacks: one row per trial that has not finished.
 
     ``status`` is the trial's status in the table (``ERROR``, ``RUNNING``, ...) or
     ``no result yet`` for a planned grid trial (``expected_keys``, from ``sweep.json``)
-    that has no row yet (not started, or running).
+    that has no row yet (not started, or running). ``error`` is a failed trial's one-line
+    error and ``error_file`` the path of Ray's full traceback, both as its ``error.json``
+    recorded them (``sweeps.results.trial_row``); empty where the table has none (a trial
+    not failed, or a remote run dir, whose rows come from Tune's last result).
     """
     rows = []
-    cols = ["key", "dataset", "strategy", "seed", "status"]
+    cols = ["key", "dataset", "strategy", "seed", "status", "error", "error_file"]
     unfinished = df[~df["finished"]] if "finished" in df.columns else df.iloc[:0]
     for r in unfinished.to_dict("records"):
         status = r.get("status") or "unknown"
         if status == "TERMINATED":
             status = "finished without a primary metric"
-        row = {c: r.get(c) for c in cols[:-1]} | {"status": status}
+        row = {c: r.get(c) for c in ("key", "dataset", "strategy", "seed")} | {"status": status}
         row["seed"] = None if row["seed"] is None or pd.isna(row["seed"]) else int(row["seed"])
+        row |= {c: _text(r.get(c)) for c in ("error", "error_file")}
         rows.append(row)
     if expected_keys is not None:
         seen = set(df["key"].dropna()) if "key" in df.columns else set()
+        blank = {"dataset": None, "strategy": None, "seed": None, "error": "", "error_file": ""}
         for key in expected_keys:
             if key not in seen:
-                rows.append(
-                    {
-                        "key": key,
-                        "dataset": None,
-                        "strategy": None,
-                        "seed": None,
-                        "status": "no result yet",
-                    }
-                )
+                rows.append({"key": key, **blank, "status": "no result yet"})
     return pd.DataFrame(rows, columns=cols, dtype=object)
 
 

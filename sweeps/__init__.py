@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sweeps._ray import trainable
     from sweeps.driver import run_sweep
     from sweeps.grid import TrialSpec, expand_grid
     from sweeps.spec import SweepSpec, load_spec
 
-__all__ = ["SweepSpec", "TrialSpec", "expand_grid", "load_spec", "run_sweep"]
+__all__ = ["SweepSpec", "TrialSpec", "expand_grid", "load_spec", "run_sweep", "trainable"]
 
 _WHERE = {
     "SweepSpec": "sweeps.spec",
@@ -22,6 +23,7 @@ _WHERE = {
     "TrialSpec": "sweeps.grid",
     "expand_grid": "sweeps.grid",
     "run_sweep": "sweeps.driver",
+    "trainable": "sweeps._ray",  # imports Ray
 }
 
 

@@ -21,8 +21,10 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from sweeps import results as results_mod
+from sweeps._trackers import logger_callbacks
 from sweeps.optuna_search import FINISHED, SeedGroupSearch
 from sweeps.rundir import is_remote
+from sweeps.spec import CallbacksSpec
 from sweeps.trial import place_checkpoint, run_trial_body
 from trainer.layout import (
     ERROR_FILE,
@@ -424,7 +426,11 @@ class RaceSearcher(Searcher):
 
 
 # -- tuners -----------------------------------------------------------------------
-def _trainable(cpu: float, gpu: float, train_fn=None):
+def trainable(cpu: float = 1.0, gpu: float = 0.0, train_fn=None):
+    """The Tune trainable of every steadytune experiment (``run_trial`` with its per-trial
+    resources): what ``tune.Tuner.restore(path, trainable=...)`` needs to reopen a run
+    dir's experiment with Ray's own tools (docs/ray-tools.md). Public as
+    ``sweeps.trainable``."""
     fn = tune.with_parameters(run_trial, train_fn=train_fn) if train_fn else run_trial
     return tune.with_resources(fn, {"cpu": cpu, "gpu": gpu})
 
@@ -445,10 +451,12 @@ def build_tuner(
     gpu: float,
     max_concurrent: int | None,
     max_failures: int,
+    trackers: CallbacksSpec | None = None,
+    sweep: str | None = None,
     train_fn=None,
 ) -> tune.Tuner:
     """A Tuner for the grid (``trials``), the Optuna search (``search``) or a seed race
-    (``race``)."""
+    (``race``), feeding the trackers of sweep ``sweep``'s ``callbacks:``."""
     param_space: dict[str, Any] = {"run_dir": run_dir}
     if trials is not None:
         param_space["trial"] = tune.grid_search(trials)
@@ -488,11 +496,12 @@ def build_tuner(
         callbacks=[
             ResultsCallback(run_dir),
             ProgressCallback(experiment, total),
+            *logger_callbacks(trackers or CallbacksSpec(), run_dir, sweep or experiment),
         ],
         verbose=0,
     )
     return tune.Tuner(
-        _trainable(cpu, gpu, train_fn),
+        trainable(cpu, gpu, train_fn),
         param_space=param_space,
         tune_config=tune_config,
         run_config=run_config,
@@ -508,7 +517,7 @@ def restore_tuner(run_dir: str, experiment: str, *, cpu: float, gpu: float, trai
     errored ones resume from their last checkpoint."""
     return tune.Tuner.restore(
         f"{run_dir}/{experiment}",
-        trainable=_trainable(cpu, gpu, train_fn),
+        trainable=trainable(cpu, gpu, train_fn),
         resume_unfinished=True,
         resume_errored=True,
     )

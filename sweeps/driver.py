@@ -406,7 +406,8 @@ def _run_on_ray(
                           _ray.cluster_gpus())  # fmt: skip
         check_feasible(spec.resources.cpu, gpu, _ray.cluster_nodes())
         common = dict(cpu=spec.resources.cpu, gpu=gpu, train_fn=train_fn)
-        tuning = dict(max_concurrent=spec.max_concurrent, max_failures=spec.max_failures)
+        tuning = dict(max_concurrent=spec.max_concurrent, max_failures=spec.max_failures,
+                      trackers=spec.callbacks, sweep=spec.name)  # fmt: skip
         summary["gpu_per_trial"] = gpu
         if race is not None:
             searcher = _ray.RaceSearcher(race, outcomes)

@@ -82,14 +82,18 @@ def prepare_upload(
     shared_data: bool = False,
     storage: str | None = None,
     data_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write ``workdir/spec.yaml`` (+ ``data/``); return the spec dict written.
+
+    ``overrides`` (``--set KEY=VALUE``) are applied here, before validation, so the job
+    runs the spec they make (and refuses a bad one on this machine, before submitting).
 
     Local data files are copied into ``workdir/data`` unless ``shared_data`` (then their
     absolute paths must exist on every node). A relative ``storage`` is made absolute on
     this machine, so results land where the submitter expects on a shared filesystem.
     """
-    spec = load_spec(spec_path, data_dir=data_dir)
+    spec = load_spec(spec_path, data_dir=data_dir, overrides=overrides)
     data = spec_to_dict(spec)
     if storage:
         data["storage"] = storage
@@ -130,14 +134,16 @@ def submit(
     submission_id: str | None = None,
     extra_args: list[str] | None = None,
     data_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> str:
     """Submit the sweep as a Ray Job; return the job id."""
     c = client(address)
     workdir = Path(tempfile.mkdtemp(prefix="steadytune-job-"))
     try:
         spec = prepare_upload(
-            spec_path, workdir, shared_data=shared_data, storage=storage, data_dir=data_dir
-        )
+            spec_path, workdir, shared_data=shared_data, storage=storage, data_dir=data_dir,
+            overrides=overrides,
+        )  # fmt: skip
         command = ["python", "-m", "sweeps.cli.main", "sweep", "spec.yaml", "--address", "auto"]
         entrypoint = " ".join([*command, *(extra_args or [])])
         # a freshly started head answers "No available agent" until its job agent is up

@@ -122,6 +122,23 @@ def check_optuna_storage(spec: SweepSpec) -> None:
         raise ConfigError(f"The 'search.storage' {url!r} cannot be reached: {first}") from None
 
 
+# callbacks: key -> (the module its Tune callback imports, what to install)
+_TRACKER_PACKAGES = {"mlflow": ("mlflow", "mlflow-skinny"), "wandb": ("wandb", "wandb")}
+
+
+def check_trackers(spec: SweepSpec) -> None:
+    """Each tracker the spec's ``callbacks:`` names is importable: Tune would otherwise
+    fail at its first trial, after Ray started."""
+    import importlib.util
+
+    for key, (module, package) in _TRACKER_PACKAGES.items():
+        if getattr(spec.callbacks, key) is not None and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"'callbacks.{key}': the {module} package is not installed (pip install "
+                f"{package}, or steadytune[trackers] for both trackers)"
+            )
+
+
 def preflight(
     plan: SweepPlan,
     run_dir: str,
@@ -137,6 +154,7 @@ def preflight(
     if address is None:
         check_local_resources(spec, num_cpus)
     check_optuna_storage(spec)
+    check_trackers(spec)
     configs = _trial_configs(plan)
     check_data(configs)
     check_models(configs)

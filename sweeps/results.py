@@ -64,7 +64,9 @@ def make_row(
         "optuna_trial": trial.get("optuna_trial"),
         "optuna_cell": trial["group"] if trial.get("group", "grid") != "grid" else None,
         "primary_metric": trial["primary_metric"],
-        "primary": metrics.get("objective"),
+        # the dev score of the dataset's primary metric (named in primary_metric): what the
+        # decisions, the race and Optuna compare
+        "primary_dev_score": metrics.get("objective"),
         "trial_id": trial_id,
         "status": status,
         # the plain run an SE row is an evaluation of (sweeps.derived); None: its own run
@@ -84,7 +86,7 @@ def make_row(
             row[name.replace("/", "_")] = value
     row.update(setting_columns(trial))
     if status == FAILED:
-        row["primary"] = None
+        row["primary_dev_score"] = None
     return row
 
 

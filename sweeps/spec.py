@@ -55,6 +55,8 @@ from trainer.config import (
     StrategyName,
     TeacherSize,
     format_validation_error,
+    merge,
+    parse_overrides,
     read_yaml_mapping,
     requirement_of,
     setting_adapter,
@@ -367,6 +369,37 @@ class RaceSpec(_Strict):
         return self
 
 
+class MLflowSpec(_Strict):
+    """``callbacks.mlflow``: Ray Tune's MLflowLoggerCallback, a run per trial."""
+
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default: sqlite:///<run dir>/mlflow.db."
+    )
+    experiment: str | None = Field(default=None, description="Default: the sweep's name.")
+
+
+class WandbSpec(_Strict):
+    """``callbacks.wandb``: Ray Tune's WandbLoggerCallback, a run per trial."""
+
+    project: str | None = Field(default=None, description="Default: the sweep's name.")
+    mode: Literal["online", "offline", "disabled"] | None = Field(
+        default=None, description="wandb's mode; offline needs no network. Default: wandb's."
+    )
+
+
+class CallbacksSpec(_Strict):
+    """Trackers fed by Ray Tune's own logger callbacks (``sweeps/_trackers.py``). They
+    record what ran; they never change a trial, so they are no part of a run dir's
+    identity: adding one to a finished sweep's spec is allowed."""
+
+    mlflow: MLflowSpec | None = None
+    wandb: WandbSpec | None = None
+    tensorboard: bool = Field(
+        default=False,
+        description="TensorBoard events per trial in <run dir>/trials/<key>/tensorboard.",
+    )
+
+
 class SweepSpec(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     model: str = "minilm-l6"
@@ -384,6 +417,7 @@ class SweepSpec(_Strict):
     search: SearchSpec | None = None
     decision: DecisionSpec = DecisionSpec()
     race: RaceSpec | None = None
+    callbacks: CallbacksSpec = CallbacksSpec()
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -591,8 +625,16 @@ class SweepSpec(_Strict):
         return str((root / self.name).resolve())
 
 
-def load_spec(source: dict[str, Any] | str | Path, data_dir: str | Path | None = None) -> SweepSpec:
+def load_spec(
+    source: dict[str, Any] | str | Path,
+    data_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> SweepSpec:
     """Validate a sweep spec given as a dict or a YAML path; raise ``ConfigError``.
+
+    ``overrides`` are the CLI's ``--set key.sub=value`` pairs (``seeds=5``,
+    ``defaults.optim.lr=1e-4``), merged into the spec before validation so that they are
+    checked exactly like the file (see :func:`parse_spec_overrides`).
 
     Relative data ``files`` paths are resolved here, once, so trials on any worker read
     the same absolute paths: against ``data_dir`` (the CLI's ``--data-dir``, relative to
@@ -607,6 +649,9 @@ def load_spec(source: dict[str, Any] | str | Path, data_dir: str | Path | None =
     else:
         raw = dict(source)
         spec_folder = Path.cwd()
+    if overrides:
+        _refuse_list_paths(raw, overrides)
+        raw = merge(raw, parse_spec_overrides(overrides))
     spec_data_dir = raw.pop("data_dir", None)
     if data_dir is not None:
         base = Path(data_dir)
@@ -624,6 +669,40 @@ def load_spec(source: dict[str, Any] | str | Path, data_dir: str | Path | None =
         return SweepSpec.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, where, raw, SweepSpec)) from None
+
+
+def parse_spec_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set`` pairs as a nested dict, parsed like ``steadytune train --set``
+    (``trainer.config.parse_overrides``), except below ``grid``: a grid's keys are dotted
+    trainer keys themselves, so ``grid.optim.lr=[1e-4, 2e-4]`` sets the grid key
+    ``optim.lr`` rather than a section ``optim`` of the grid."""
+    tree: dict[str, Any] = {}
+    for pair in pairs:
+        parsed = parse_overrides([pair])
+        key = pair.partition("=")[0].strip()
+        section, _, grid_key = key.partition(".")
+        if section == "grid" and grid_key:
+            value: Any = parsed
+            for part in key.split("."):
+                value = value[part]
+            parsed = {"grid": {grid_key: value}}
+        tree = merge(tree, parsed)
+    return tree
+
+
+def _refuse_list_paths(raw: dict[str, Any], pairs: list[str]) -> None:
+    """``--set`` reaches keys of mappings only: through a list (``datasets.0.k``) it would
+    replace the whole list by a mapping, and the error would be about the list."""
+    for pair in pairs:
+        parts = pair.partition("=")[0].strip().split(".")
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, list):
+                raise ConfigError(
+                    f"--set {'.'.join(parts)}: {'.'.join(parts[: i + 1])!r} is a list, and "
+                    "--set only sets keys of mappings; change the list in the spec file"
+                )
 
 
 def _absolute_data_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:

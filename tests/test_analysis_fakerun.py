@@ -162,7 +162,7 @@ def make_run(
                 "optuna_trial": optuna,
                 "optuna_cell": "cell" if optuna is not None else None,
                 "primary_metric": metric,
-                "primary": metrics["dev"][metric] if status == "TERMINATED" else None,
+                "primary_dev_score": metrics["dev"][metric] if status == "TERMINATED" else None,
                 "trial_id": key,
                 "status": status,
                 "runtime_s": 1.0,

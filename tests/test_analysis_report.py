@@ -161,7 +161,8 @@ def test_report_of_two_runs_with_intro_and_markdown_copy(tmp_path, capsys):
     assert "## Findings\n\nSDA is **steadier** here.\n\n- one\n- two" in md
     assert f"{int(is_search.sum())} Optuna candidate trials" in md
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "<pre><code>steadytune a &lt;b&gt;</code></pre>" in html and "<h2>Findings</h2>" in html
+    assert '<code class="language-bash">steadytune a &lt;b&gt;\n</code></pre>' in html
+    assert "<h2>Findings</h2>" in html
     figures = sorted((docs / "results-figures").glob("*.png"))
     assert "alpha-lambda.png" in {f.name for f in figures}
     for figure in figures:
@@ -184,9 +185,19 @@ def test_report_warns_about_trials_that_predict_one_class(tmp_path):
     np.savez_compressed(logits, **arrays)
     df = analysis.load(run)
     assert df["one_class_on_dev"].sum() == 1
-    md = analysis.write_report(run, tmp_path / "out", plots=False).out_dir / "report.md"
+    report = analysis.write_report(run, tmp_path / "out", plots=False)
+    md = report.out_dir / "report.md"
     assert "**Degenerate trials:**" in md.read_text()
     assert "beta: 1 of " in md.read_text()
+    # and in the terminal, under the verdicts
+    import io
+
+    from sweeps.cli.report import print_headline
+
+    out = io.StringIO()
+    print_headline(report, stream=out)
+    (line,) = [x for x in out.getvalue().splitlines() if x.startswith("warning: ")]
+    assert line.startswith("warning: Degenerate trials: finished trials") and "beta: 1 of " in line
 
 
 def test_report_has_no_degenerate_warning_when_every_trial_varies(tmp_path):
@@ -207,5 +218,6 @@ def test_intro_tables_render_as_tables_in_html(tmp_path):
     intro = "Findings.\n\n| config | Δ |\n| --- | ---: |\n| sda | +0.01 |\n| se | −0.02 |"
     out = analysis.write_report(run, tmp_path / "out", plots=False, intro=intro).out_dir
     html = (out / "report.html").read_text()
-    assert "<td>sda</td>" in html and "<th>Δ</th>" in html and "| sda |" not in html
+    assert "<td>sda</td>" in html and '<th style="text-align:right">Δ</th>' in html
+    assert "| sda |" not in html
     assert "| sda | +0.01 |" in (out / "report.md").read_text()

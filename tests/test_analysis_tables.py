@@ -30,7 +30,7 @@ def table(configs: dict[tuple, list[float]], dataset: str = "d", metric: str = "
                     "noise_lambda": nl,
                     "optuna_trial": None,
                     "primary_metric": metric,
-                    "primary": v,
+                    "primary_dev_score": v,
                     "status": "TERMINATED",
                     f"dev_{metric}": v,
                 }
@@ -155,3 +155,14 @@ def test_cost_table_sums_runtimes_and_compares_with_vanilla():
     assert cost.loc[("sda", "5"), "x_vanilla"] == pytest.approx(2.0)
     assert cost.loc[("sda", "5 (search)"), "x_vanilla"] == pytest.approx(3.0)
     assert cost_table(df.drop(columns="runtime_s")).empty
+
+
+def test_a_table_with_the_old_primary_column_still_loads():
+    """Results written before the column said what it holds (``primary``) read the same;
+    a table where old and new rows meet takes each row's value from the one it has."""
+    old = pd.DataFrame({"dataset": ["a", "a"], "strategy": ["vanilla"] * 2, "seed": [0, 1],
+                        "primary": [0.7, None], "primary_dev_score": [None, 0.8],
+                        "status": ["TERMINATED"] * 2})  # fmt: skip
+    df = analysis.tidy(old)
+    assert "primary" not in df.columns
+    assert df["primary_dev_score"].tolist() == [0.7, 0.8] and df["finished"].all()

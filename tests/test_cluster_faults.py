@@ -167,7 +167,7 @@ def test_worker_node_killed_mid_sweep_loses_nothing(two_nodes, tmp_path):
                    for row in df.itertuples()}  # fmt: skip
     for row in df.itertuples():
         result = json.loads(Path(row.result_path).read_text())
-        assert row.primary == pytest.approx(fake._score(load_config(result["config"])))
+        assert row.primary_dev_score == pytest.approx(fake._score(load_config(result["config"])))
         runs = [m for m in attempts if m["key"] == row.key]
         # never started from scratch twice: a retry resumes from the checkpoint
         assert sum(m["start"] is None for m in runs) == 1, runs

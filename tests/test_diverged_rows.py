@@ -31,7 +31,7 @@ def test_diverged_trial_keeps_its_metrics_and_is_counted(tmp_path):
         trial_row(_trial_dir(tmp_path, "a", 0, "finished", 0.9)),
         trial_row(_trial_dir(tmp_path, "b", 1, "diverged", 0.5)),
     ]
-    assert rows[1]["status"] == DIVERGED and rows[1]["primary"] == 0.5
+    assert rows[1]["status"] == DIVERGED and rows[1]["primary_dev_score"] == 0.5
     assert rows[1]["diverged_at_step"] == 3
     df = tidy(pd.DataFrame(rows))
     assert df["finished"].all()  # the diverged seed enters the statistics

@@ -44,6 +44,20 @@ def test_submit_rejects_data_too_large_to_upload(tmp_path, monkeypatch):
     assert (tmp_path / "job" / "data" / "0-train.csv").is_file()
 
 
+def test_submit_applies_set_overrides_before_it_uploads(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "job", "model": "tiny-bert", "strategies": ["vanilla"], "seeds": 3,
+        "datasets": [{"name": "synthetic-sentiment", "train_size": 32}],
+    }))  # fmt: skip
+    (tmp_path / "job").mkdir()  # submit's own temp dir
+    written = jobs.prepare_upload(spec, tmp_path / "job", overrides=["seeds=5"])
+    assert written["seeds"] == 5
+    assert yaml.safe_load((tmp_path / "job" / "spec.yaml").read_text())["seeds"] == 5
+    # a bad override is refused here, before anything is submitted: one line, exit 2
+    assert main(["submit", str(spec), "--set", "seedz=5", "--address", "http://127.0.0.1:9"]) == 2
+
+
 @pytest.mark.slow
 def test_submit_status_logs_against_a_local_head(ray_head, tmp_path, capsys):
     spec = tmp_path / "s.yaml"

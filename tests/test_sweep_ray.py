@@ -84,8 +84,8 @@ def test_grid_sweep_of_8_trials_fills_results(tmp_path):
     assert len(df) == 8 and df["key"].is_unique
     assert set(df["status"]) == {"TERMINATED"}
     for col in ("dataset", "strategy", "seed", "noise_lambda", "distill_lambda", "teacher_k",
-                "primary", "dev_accuracy", "test_mcc", "runtime_s", "trial_id", "logits_path",
-                "git_commit", "version_torch"):  # fmt: skip
+                "primary_dev_score", "dev_accuracy", "test_mcc", "runtime_s", "trial_id",
+                "logits_path", "git_commit", "version_torch"):  # fmt: skip
         assert col in df.columns, col
     vanilla = df[df.strategy == "vanilla"]
     assert vanilla[["teacher_k", "distill_lambda", "noise_lambda"]].isna().all().all()
@@ -93,7 +93,7 @@ def test_grid_sweep_of_8_trials_fills_results(tmp_path):
     assert set(sda["teacher_k"]) == {"1", "2"} and sda["averaged_dev_accuracy"].notna().all()
     for row in df.itertuples():
         result = json.loads(Path(row.result_path).read_text())
-        assert row.primary == pytest.approx(expected_primary(result["config"]))
+        assert row.primary_dev_score == pytest.approx(expected_primary(result["config"]))
         assert Path(row.logits_path).is_file()
 
 
@@ -109,7 +109,7 @@ def test_worker_killed_mid_trial_is_retried_from_checkpoint(tmp_path, monkeypatc
     result = json.loads(Path(row.result_path).read_text())
     assert result["pid"] != int(marker.read_text())  # finished in another process
     assert result["resumed_from"] is not None and result["resumed_from"] >= 1
-    assert row.primary == pytest.approx(expected_primary(result["config"]))
+    assert row.primary_dev_score == pytest.approx(expected_primary(result["config"]))
 
 
 DRIVER = """
@@ -192,7 +192,7 @@ def test_driver_sigkill_then_resume_runs_every_trial_once(tmp_path, monkeypatch)
     # every trial exactly once, metrics as an uninterrupted run gives them
     for row in df.itertuples():
         result = json.loads(Path(row.result_path).read_text())
-        assert row.primary == pytest.approx(expected_primary(result["config"]))
+        assert row.primary_dev_score == pytest.approx(expected_primary(result["config"]))
     search = df[df["optuna_trial"].notna()]
     assert sorted(search.groupby("optuna_trial").size().tolist()) == [2, 2, 2]
     # the resumed search proposes new λ values, not the seeded sampler's first ones again
@@ -206,5 +206,5 @@ def test_driver_sigkill_then_resume_runs_every_trial_once(tmp_path, monkeypatch)
     complete = {n: v for n, state, v in rows if state == "COMPLETE"}
     assert len(complete) == 3
     for number, value in complete.items():
-        seeds = search[search["optuna_trial"] == number]["primary"]
+        seeds = search[search["optuna_trial"] == number]["primary_dev_score"]
         assert value == pytest.approx(seeds.mean())

@@ -57,7 +57,7 @@ def test_grid_sweep_over_optim_lr_keeps_each_lr_its_own_configuration(tmp_path):
     for row in df.to_dict("records"):
         config = json.loads(Path(row["result_path"]).read_text())["config"]
         assert config["optim"]["lr"] == row["optim.lr"]
-        assert row["primary"] == pytest.approx(expected_primary(config))
+        assert row["primary_dev_score"] == pytest.approx(expected_primary(config))
     # the analysis never pools two lrs: one summary row per (strategy, K, lr), and each
     # lr is its own unit of decision, SDA compared with the vanilla of the same lr
     results = load(run_dir)
@@ -69,7 +69,7 @@ def test_grid_sweep_over_optim_lr_keeps_each_lr_its_own_configuration(tmp_path):
     assert len(compared) == 2 * 2  # (lr, K) pairs
     for row in compared.to_dict("records"):
         same_lr = df[(df["strategy"] == "vanilla") & (df["settings"] == row["settings"])]
-        assert row["vanilla_mean"] == pytest.approx(same_lr["primary"].mean())
+        assert row["vanilla_mean"] == pytest.approx(same_lr["primary_dev_score"].mean())
         assert row["n_pairs"] == 2
     table = seed_stats(results)
     dev = table[(table["split"] == "dev") & (table["metric"] == "accuracy")
@@ -98,7 +98,7 @@ def test_optuna_searches_optim_lr(tmp_path):
     assert lrs.groupby("strategy")["first"].nunique().eq(3).all()
     for row in df.itertuples():
         config = json.loads(Path(row.result_path).read_text())["config"]
-        assert row.primary == pytest.approx(expected_primary(config))
+        assert row.primary_dev_score == pytest.approx(expected_primary(config))
         assert row.settings == f"optim.lr={config['optim']['lr']:g}"
 
 

@@ -59,6 +59,7 @@ ERROR_FILE = "error.json"
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"  # inside a checkpoint directory
 TRAIN_MARKER = ".steadytune-train"
+TENSORBOARD_DIR = "tensorboard"  # a trial's events, with the spec's callbacks.tensorboard
 # what a trial on a remote run dir uploads into its trial directory at the end
 TRIAL_OUTPUTS = (RESULT_FILE, LOGITS_FILE, MODEL_FILE)
 # a remote run dir's trial works here, inside Tune's own trial directory
@@ -71,6 +72,7 @@ SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.parquet"
 ENSEMBLES_FILE = "ensembles.parquet"
 OPTUNA_DB = "optuna.db"
+MLFLOW_DB = "mlflow.db"  # MLflow's default store (SQLite), with the spec's callbacks.mlflow
 TRIALS_DIR = "trials"
 TUNE_DIR = "tune"
 RAY_DIR = "ray"

@@ -10,9 +10,52 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 # Module names under sweeps.cli, in the order `--help` lists them.
 SUBCOMMANDS = ("train", "sweep", "resume", "submit", "status", "logs", "stop", "report", "ensemble")
+# The source tree's pyproject.toml: the version of a checkout run without being installed.
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def _version() -> str:
+    """The installed distribution's version, else the source tree's (``python -m
+    sweeps.cli.main`` from a checkout, or a Ray job's uploaded packages), else unknown."""
+    try:
+        return metadata.version("steadytune")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:
+        return "unknown"
+    try:
+        return str(tomllib.loads(_PYPROJECT.read_text())["project"]["version"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError):
+        return "unknown"
+
+
+def version_line() -> str:
+    """``steadytune 0.1.0 (commit <sha>)``: what a bug report or a result needs to name the
+    code that ran; the commit (``-dirty`` with local edits) only when one is known."""
+    from trainer.provenance import git_commit
+
+    commit = git_commit()
+    return f"steadytune {_version()}" + (f" (commit {commit})" if commit else "")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked: the git commit costs a subprocess, which
+    every other command (and ``--help``) should not pay."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_line())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="steadytune",
         description="Sweeps for steadier fine-tuning: self-ensemble, self-distillation, "
         "NoisyTune, on Ray Tune.",
+    )
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version (and git commit) and exit"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:

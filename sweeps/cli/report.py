@@ -71,6 +71,9 @@ def print_headline(report, stream=None) -> None:
 
     for dd in report.decisions.values():
         console.print(f"verdict {verdict_line(dd)}", soft_wrap=True, highlight=False, markup=False)
+    for warning in report.warnings:  # Markdown in the report; as plain text here
+        console.print(f"warning: {warning.replace('**', '')}", soft_wrap=True,
+                      highlight=False, markup=False, style="yellow")  # fmt: skip
     if len(report.missing):
         console.print(f"[yellow]partial sweep: {len(report.missing)} trial(s) not finished[/]")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweeps.cli.sweep import add_data_dir_argument
+from sweeps.cli.sweep import add_data_dir_argument, add_set_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_dir_argument(p)
     p.add_argument("--storage", default=None, help="override the spec's storage (shared path/URI)")
+    add_set_argument(p)
     p.add_argument("--submission-id", default=None, help="job id to use")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
     p.set_defaults(run=run)
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         shared_data=args.shared_data,
         storage=args.storage,
         data_dir=args.data_dir,
+        overrides=args.overrides,
         submission_id=args.submission_id,
     )
     print(job_id)

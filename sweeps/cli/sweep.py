@@ -1,4 +1,5 @@
-"""``steadytune sweep SPEC [--address ADDR] [--dry-run]``: run a sweep on Ray Tune."""
+"""``steadytune sweep SPEC [--set KEY=VALUE] [--address ADDR] [--dry-run]``: run a sweep on
+Ray Tune."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         "--no-dashboard", action="store_true", help="local instance without the dashboard"
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the trials' own output and Tune's banner (always kept in Ray's "
+        "session logs under the run dir)",
+    )
 
 
 def add_data_dir_argument(p: argparse.ArgumentParser) -> None:
@@ -27,6 +34,19 @@ def add_data_dir_argument(p: argparse.ArgumentParser) -> None:
         default=None,
         help="read the spec's relative data file paths from this directory "
         "(default: the spec's data_dir key, else the spec file's folder)",
+    )
+
+
+def add_set_argument(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): spec overrides (shared with ``submit``)."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.SUB=VALUE",
+        help="override a spec value before it is validated (repeatable), e.g. --set seeds=5 "
+        "--set defaults.optim.lr=1e-4 --set max_concurrent=1",
     )
 
 
@@ -44,6 +64,7 @@ def run_and_report(
         restart=restart,
         num_cpus=args.num_cpus,
         dashboard=not args.no_dashboard,
+        verbose=args.verbose,
     )
     if not args.no_report:
         from sweeps.cli.report import report_after_sweep
@@ -69,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check everything a run would (data, model, run dir), print the trial table "
         "with what is done and new; start nothing",
     )
+    add_set_argument(p)
     p.add_argument("--run-dir", default=None, help="override <storage>/<name>")
     p.add_argument(
         "--restart",
@@ -86,6 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
     from sweeps.spec import load_spec
 
-    spec = load_spec(args.spec, data_dir=args.data_dir)
+    spec = load_spec(args.spec, data_dir=args.data_dir, overrides=args.overrides)
     run_dir = str(Path(args.run_dir).absolute()) if args.run_dir else None
     return run_and_report(args, spec, run_dir, args.dry_run, restart=args.restart)
