@@ -26,6 +26,7 @@ from sweeps.driver import load_run_spec, plan_rows
 from sweeps.grid import SweepPlan, plan_sweep
 from sweeps.results import DIVERGED, FAILED, FINISHED, read_results, trial_row
 from trainer.layout import RESULTS_FILE, trials_dir
+from trainer.strategies import student_is_plain
 
 __all__ = ["CellProgress", "ConfigScore", "Progress", "ended_rows", "read_progress"]
 
@@ -159,18 +160,26 @@ def _cells(plan: SweepPlan, rows: dict[str, dict[str, Any]]) -> list[CellProgres
     ]
 
 
+def _score(row: dict[str, Any]) -> Any:
+    """The dev score that stands for a trial's strategy: its student's, but an SE trial's
+    averaged model (its student is the plain run's, scored by that run's own row)."""
+    if student_is_plain(str(row["strategy"])):
+        return row.get(f"averaged_dev_{row['primary_metric']}")
+    return row.get("primary_dev_score")
+
+
 def _scores(rows: Any) -> list[ConfigScore]:
     """Mean ± std of the primary dev metric per configuration (its trial key without the
-    seed), over the finished trials that have one."""
+    seed), over the finished trials that have one; SE's is its averaged model's."""
     from analysis import config_label
 
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        if r["status"] in _ENDED and _is_number(r.get("primary_dev_score")):
+        if r["status"] in _ENDED and _is_number(_score(r)):
             groups.setdefault((r["dataset"], r["strategy"], r["config_key"]), []).append(r)
     scores = []
     for (dataset, strategy, _), members in sorted(groups.items()):
-        values = [float(r["primary_dev_score"]) for r in members]
+        values = [float(_score(r)) for r in members]
         scores.append(
             ConfigScore(
                 dataset=dataset,

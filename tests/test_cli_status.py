@@ -208,3 +208,24 @@ def test_set_reaches_nested_defaults_and_dotted_grid_keys(tmp_path, cache_dir):
                                       "max_concurrent=1"])  # fmt: skip
     assert spec.defaults["optim"] == {"max_steps": 2, "batch_size": 16, "lr": 1e-4}
     assert spec.grid.distill_k == [1, "all"] and spec.max_concurrent == 1
+
+
+def test_an_se_configuration_is_scored_by_its_averaged_model(tmp_path, cache_dir):
+    """SE's student is the plain run's (vanilla's, scored in vanilla's row): what stands
+    for SE is its parameter average."""
+    spec = load_spec(_spec(tmp_path, cache_dir, strategies=["vanilla", "se"], grid={}))
+    plan = plan_sweep(spec)
+    run_dir = Path(spec.run_dir())
+    run_dir.mkdir(parents=True)
+    write_record(str(run_dir), build_record(plan))
+    for t in plan.grid:  # every student scores 0.8, every average 0.6
+        student, averaged = 0.8, 0.6
+        path = trial_dir(run_dir, t.key)
+        path.mkdir(parents=True)
+        (path / TRIAL_FILE).write_text(json.dumps({"trial": t.to_dict(), "trial_id": None}))
+        metrics = {"dev": {"accuracy": student}, "averaged": {"dev": {"accuracy": averaged}}}
+        result = {"config": t.config, "metrics": metrics, "history": []}
+        (path / RESULT_FILE).write_text(json.dumps(result))
+    scores = {s.strategy: s for s in read_progress(run_dir).scores}
+    assert scores["se"].n == 3 and scores["vanilla"].n == 3
+    assert scores["se"].mean == pytest.approx(0.6) and scores["vanilla"].mean == pytest.approx(0.8)
