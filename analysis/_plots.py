@@ -127,7 +127,8 @@ def plot_seeds(
     ax.set_ylabel(_axis_label(split, metric))
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1 + len(seeds) // 16)
     ax.set_title(
-        f"{dataset}: {split} {METRIC_NAMES.get(metric, metric)} per seed, paired across "
+        # two lines: a narrow figure (few configurations) would clip one long line
+        f"{dataset}: {split} {METRIC_NAMES.get(metric, metric)} per seed\npaired across "
         f"configurations ({_seed_count(table.notna().sum(axis=1))}; ◆ mean)",
         fontsize=10,
     )

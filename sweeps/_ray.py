@@ -306,7 +306,7 @@ class ProgressCallback(tune.Callback):
         score_txt = f" ({score:.4f})" if isinstance(score, (int, float)) else ""
         line = f"{self.board.summary()} | {what} {key}{score_txt}"
         if self._display is not None:
-            self._display.console.print(line, soft_wrap=True, highlight=False)
+            self._display.console.print(line, soft_wrap=True, highlight=False, markup=False)
         else:
             print(line, file=sys.stdout, flush=True)
 
