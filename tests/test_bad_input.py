@@ -396,6 +396,8 @@ CASES: list[Case] = [
         strategies=["sda"],
         race={"start": 3, "max": 5},
     ),
+    *both("unknown tracker", "'callbacks.mlfow'", callbacks={"mlfow": {}}),
+    *both("wandb mode", "'callbacks.wandb.mode'", callbacks={"wandb": {"mode": "sometimes"}}),
     *both("NaN decision margin", "'decision.margin'", decision={"margin": float("nan")}),
     *both("decision alpha 0", "'decision.alpha'", "Got 0", decision={"alpha": 0}),
     *both(
