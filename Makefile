@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-all lint browser quickstart train-tiny clean
+.PHONY: setup test test-all lint browser quickstart cluster-test train-tiny clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ test-all: lint browser
 
 quickstart: setup
 	$(BIN)/steadytune sweep examples/quickstart.yaml
+
+# The image and a Compose cluster for real (Docker, as root): docker/cluster-test.sh
+cluster-test: setup
+	bash docker/cluster-test.sh
 
 train-tiny: setup
 	$(BIN)/steadytune train examples/train-tiny.yaml --out runs/train-tiny
