@@ -29,7 +29,7 @@ teardown() {
 trap teardown EXIT
 
 # -- 1. tools, daemon, base, image ----------------------------------------------------
-for tool in docker:docker.io debootstrap:debootstrap; do
+for tool in dockerd:docker.io debootstrap:debootstrap; do
     command -v "${tool%%:*}" >/dev/null || {
         say "installing ${tool##*:}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${tool##*:}" >/dev/null
