@@ -49,9 +49,11 @@ if ! docker image inspect steadytune-base:bookworm >/dev/null 2>&1; then
     tar -C "$work/rootfs" -c . | docker import - steadytune-base:bookworm >/dev/null
     rm -rf "$work/rootfs"
 fi
-cert=$("$bin/pip" config get global.cert 2>/dev/null || true)
-[ -n "$cert" ] && cp "$cert" docker/certs/ca.crt
-for dir in $("$bin/pip" config get global.find-links 2>/dev/null || true); do
+# a pip setting as pip itself resolves it (environment first, then its config files)
+pip_setting() { "$bin/pip" config list 2>/dev/null | sed -n "s/^[^=]*\.$1='\(.*\)'$/\1/p" | head -n 1; }
+cert=${PIP_CERT:-$(pip_setting cert)}
+if [ -n "$cert" ]; then cp "$cert" docker/certs/ca.crt; fi
+for dir in ${PIP_FIND_LINKS:-$(pip_setting find-links)}; do
     find "$dir" -maxdepth 1 -name 'torch-2.13.0*cp311*.whl' -exec cp -u {} docker/wheels/ \;
 done
 say "building steadytune:cpu"
