@@ -50,7 +50,7 @@ if ! docker image inspect steadytune-base:bookworm >/dev/null 2>&1; then
     rm -rf "$work/rootfs"
 fi
 # a pip setting as pip itself resolves it (environment first, then its config files)
-pip_setting() { "$bin/pip" config list 2>/dev/null | sed -n "s/^[^=]*\.$1='\(.*\)'$/\1/p" | head -n 1; }
+pip_setting() { "$bin/pip" config list 2>/dev/null | sed -n "s/^[^=]*\.$1='\(.*\)'$/\1/p" | sed -n 1p; }
 cert=${PIP_CERT:-$(pip_setting cert)}
 if [ -n "$cert" ]; then cp "$cert" docker/certs/ca.crt; fi
 for dir in ${PIP_FIND_LINKS:-$(pip_setting find-links)}; do
@@ -114,7 +114,7 @@ for _ in $(seq 120); do
     sleep 2
 done
 [ "$ckpts" -ge 1 ] || { say "no trial wrote a checkpoint"; "$bin/steadytune" logs "$job" --address "$address"; exit 1; }
-victim=$("${compose[@]}" ps -q ray-worker | head -n 1)
+victim=$("${compose[@]}" ps -q ray-worker | sed -n 1p) # sed reads all: no SIGPIPE
 say "killing worker $victim with $ckpts trial(s) checkpointed"
 docker kill "$victim" >/dev/null
 "$bin/python" - "$job" "$address" <<'EOF'
