@@ -163,8 +163,9 @@ def build_trial(
 def _setting_points(spec: SweepSpec, strategy: str, leave_out: str | None = None) -> list[dict]:
     """The product of the grid's other settings that ``strategy`` reads (one empty point
     when there are none), without ``leave_out`` (a searched setting)."""
-    swept = {k: v for k, v in spec.grid.settings.items()
+    swept = {k: k_values_for(v, strategy) for k, v in spec.grid.settings.items()
              if k != leave_out and knob_matters(k, strategy)}  # fmt: skip
+    swept = {k: v for k, v in swept.items() if v}  # a per-strategy list may leave it out
     return [dict(zip(swept, values, strict=True)) for values in itertools.product(*swept.values())]
 
 
@@ -247,6 +248,8 @@ def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
             nls = _values(spec.grid.noise_lambda, knob_matters("noise.lambda", strategy))
             points = itertools.product(ks, dls, nls, _setting_points(spec, strategy))
             for k, dl, nl, settings in points:
+                if settings.get("distill.average") == "ema":
+                    k = None  # an EMA teacher has no window: one trial, whatever K lists
                 for seed in spec.seed_list:
                     t = build_trial(spec, i, strategy, seed, k=k, distill_lambda=dl,
                                     noise_lambda=nl, settings=settings)  # fmt: skip
@@ -305,6 +308,8 @@ def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
             )
             points = itertools.product(ks, dls, nls, _setting_points(spec, strategy, param))
             for k, dl, nl, settings in points:
+                if settings.get("distill.average") == "ema":
+                    k = None  # as in the grid: an EMA teacher has no window
                 probe = build_trial(spec, i, strategy, spec.seed_list[0], k=k,
                                     distill_lambda=dl, noise_lambda=nl,
                                     settings=settings)  # fmt: skip

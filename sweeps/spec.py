@@ -93,7 +93,8 @@ def _k_grid(value: Any) -> Any:
 
 
 def k_values_for(ks: list[Any] | dict[str, list[Any]] | None, strategy: str) -> list[Any] | None:
-    """The K list a K grid gives ``strategy`` (``None``: the trainer's default K)."""
+    """The list a grid gives ``strategy``, one list for all or a list per strategy
+    (``None``: not swept for it; K at the trainer's default K)."""
     if isinstance(ks, dict):
         return ks.get(strategy)
     return ks
@@ -167,6 +168,36 @@ def check_setting(key: str, where: str) -> TypeAdapter:
     return adapter
 
 
+def _setting_values(adapter: Any, key: tuple[str, ...], values: Any) -> list[Any]:
+    """One grid list of a trainer setting, each value validated by the setting itself."""
+    listed = _as_list(values)
+    if not listed:
+        raise ParameterError("must list at least one value", key=key, value=values)
+    checked = []
+    for i, v in enumerate(listed):
+        if isinstance(v, (dict, list)):
+            raise ParameterError(
+                "must be a list of single values (numbers, strings or booleans)",
+                key=(*key, i),
+                value=v,
+            )
+        if isinstance(v, bool) and setting_kind(adapter) is not None:
+            raise ParameterError("must be a number, not a boolean", key=(*key, i), value=v)
+        try:
+            checked.append(adapter.validate_python(v))
+        except ValidationError as err:
+            raise ParameterError(requirement_of(err), key=(*key, i), value=v) from None
+        if isinstance(checked[-1], (list, tuple)):
+            raise ParameterError(
+                "must be a setting with single values; a list-valued setting cannot be swept",
+                key=key,
+                value=values,
+            )
+    if len(set(map(repr, checked))) != len(checked):
+        raise ParameterError("must list each value once", key=key, value=values)
+    return checked
+
+
 class GridSpec(_Strict):
     """Values to sweep, by dotted trainer key. The three knobs of the papers are fields
     (K may be given per strategy); any other scalar trainer setting (``optim.lr``,
@@ -200,38 +231,19 @@ class GridSpec(_Strict):
             if key in fields:
                 continue
             adapter = check_setting(key, "a grid")
-            listed = _as_list(values)
-            if not listed:
-                raise ParameterError("must list at least one value", key=(key,), value=values)
-            checked = []
-            for i, v in enumerate(listed):
-                if isinstance(v, (dict, list)):
-                    raise ParameterError(
-                        "must be a list of single values (numbers, strings or booleans)",
-                        key=(key, i),
-                        value=v,
-                    )
-                if isinstance(v, bool) and setting_kind(adapter) is not None:
-                    raise ParameterError("must be a number, not a boolean", key=(key, i), value=v)
-                try:
-                    checked.append(adapter.validate_python(v))
-                except ValidationError as err:
-                    raise ParameterError(requirement_of(err), key=(key, i), value=v) from None
-                if isinstance(checked[-1], (list, tuple)):
-                    raise ParameterError(
-                        "must be a setting with single values; a list-valued setting "
-                        "cannot be swept",
-                        key=(key,),
-                        value=values,
-                    )
-            if len(set(map(repr, checked))) != len(checked):
-                raise ParameterError("must list each value once", key=(key,), value=values)
-            out[key] = checked
+            if isinstance(values, dict):  # a list per strategy, like K's
+                out[key] = {
+                    strategy: _setting_values(adapter, (key, strategy), per_strategy)
+                    for strategy, per_strategy in values.items()
+                }
+            else:
+                out[key] = _setting_values(adapter, (key,), values)
         return out
 
     @property
-    def settings(self) -> dict[str, list[Any]]:
-        """The swept settings other than the papers' knobs, as written."""
+    def settings(self) -> dict[str, list[Any] | dict[str, list[Any]]]:
+        """The swept settings other than the papers' knobs, as written: one list, or a
+        list per strategy (the strategies it names; the others keep their defaults)."""
         return dict(self.model_extra or {})
 
     def values_of(self, key: str) -> list[Any] | dict[str, list[Any]] | None:
@@ -473,8 +485,10 @@ class SweepSpec(_Strict):
                     key=("datasets", i, "id"),
                     value=label,
                 )
-        for key in self.grid.settings:
-            if not any(knob_matters(key, s) for s in self.strategies):
+        for key, values in self.grid.settings.items():
+            if isinstance(values, dict):
+                self._check_per_strategy_setting(key, values)
+            elif not any(knob_matters(key, s) for s in self.strategies):
                 readers = [s for s in STRATEGIES if knob_matters(key, s)]
                 raise ParameterError(
                     f"must be a setting one of the spec's strategies reads: it matters for "
@@ -515,13 +529,31 @@ class SweepSpec(_Strict):
                 )
         return self
 
+    def _check_per_strategy_setting(self, key: str, values: dict[str, list[Any]]) -> None:
+        """A per-strategy list names strategies of this spec that read the setting."""
+        for strategy in values:
+            if strategy not in self.strategies:
+                raise ParameterError(
+                    f"must name strategies of this spec {list(self.strategies)}; "
+                    f"{strategy!r} is not one",
+                    key=("grid", key, strategy),
+                    value=values[strategy],
+                )
+            if not knob_matters(key, strategy):
+                raise ParameterError(
+                    f"must name strategies that read {key!r}; {strategy!r} does not",
+                    key=("grid", key, strategy),
+                    value=values[strategy],
+                )
+
     def _check_race(self) -> None:
         """A race needs vanilla (its reference) and a seed pool of ``max`` seeds: the
         seeds are 0 … max−1, or the first ``max`` of an explicit list. It races one
         vanilla per dataset, so it cannot sweep a setting vanilla reads too."""
         if self.race is None:
             return
-        shared = [k for k in self.grid.settings if knob_matters(k, "vanilla")]
+        shared = [k for k, v in self.grid.settings.items()
+                  if ("vanilla" in v if isinstance(v, dict) else knob_matters(k, "vanilla"))]
         if shared:
             raise ParameterError(
                 f"must not sweep {shared[0]!r} when 'race' is set: every strategy reads it, so "

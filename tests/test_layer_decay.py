@@ -56,9 +56,40 @@ def test_bad_values_name_the_key(tiny_config, value):
 
 def test_it_trains_and_changes_the_run(tiny_config, tmp_path):
     plain = train(load_config(tiny_config), tmp_path / "plain")
-    decayed_config = {**tiny_config, "optim": {**tiny_config["optim"], "layer_decay": 0.5}}
+    decayed_config = {**tiny_config, "strategy": "llrd",
+                      "optim": {**tiny_config["optim"], "layer_decay": 0.5}}
     decayed = train(load_config(decayed_config), tmp_path / "decayed")
     assert decayed["config"]["optim"]["layer_decay"] == 0.5
     loss = [h["train_loss"] for h in decayed["history"]]
     assert all(math.isfinite(v) for v in loss)
     assert json.dumps(plain["history"]) != json.dumps(decayed["history"])
+
+
+@pytest.mark.parametrize(
+    ("strategy", "decay", "message"),
+    [
+        ("vanilla", 0.9, r"must be 1.0 for strategy 'vanilla'.*strategy 'llrd'"),
+        ("reinit+sda", 0.9, r"must be 1.0 for strategy 'reinit\+sda'.*'reinit\+llrd\+sda'"),
+        ("llrd", 1.0, r"must be below 1 for strategy 'llrd'"),
+    ],
+)
+def test_the_name_says_whether_it_decays(tiny_config, strategy, decay, message):
+    """A 'vanilla' row never trained with decayed rates; 'llrd' always did."""
+    with pytest.raises(ConfigError, match=message):
+        load_config({**tiny_config, "strategy": strategy,
+                     "optim": {**tiny_config["optim"], "layer_decay": decay}})  # fmt: skip
+
+
+def test_a_grid_decays_only_the_llrd_strategies(tiny_config):
+    """``grid: {optim.layer_decay: [0.9]}`` sets the llrd strategies' decay and leaves
+    vanilla's at 1.0: one vanilla, so a race can pair every configuration with it."""
+    from sweeps.grid import expand_grid
+    from sweeps.spec import load_spec
+
+    spec = load_spec({"name": "x", "model": "tiny-bert",
+                      "datasets": [{"name": "synthetic-sentiment", "train_size": 64}],
+                      "strategies": ["vanilla", "llrd", "reinit+llrd"],
+                      "race": {"start": 2, "step": 1, "max": 3},
+                      "grid": {"optim.layer_decay": [0.9]}})  # fmt: skip
+    decay = {t.strategy: t.config["optim"]["layer_decay"] for t in expand_grid(spec)}
+    assert decay == {"vanilla": 1.0, "llrd": 0.9, "reinit+llrd": 0.9}

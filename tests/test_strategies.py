@@ -26,15 +26,20 @@ BEFORE = {
 
 
 def test_names_and_what_they_read():
-    # the names before the registry keep their order, then come the re-init combinations
+    # the names before the registry keep their order, then come the re-init and
+    # layer-wise-decay combinations, single modifiers first
     assert strategies.STRATEGIES[: len(BEFORE)] == tuple(BEFORE)
-    assert strategies.STRATEGIES[len(BEFORE) :] == (
-        "reinit", "reinit+se", "reinit+sda", "reinit+sdv", "noisytune+reinit",
-        "noisytune+reinit+se", "noisytune+reinit+sda", "noisytune+reinit+sdv",
+    assert strategies.STRATEGIES[len(BEFORE) : len(BEFORE) + 12] == (
+        "reinit", "reinit+se", "reinit+sda", "reinit+sdv",
+        "llrd", "llrd+se", "llrd+sda", "llrd+sdv",
+        "noisytune+reinit", "noisytune+reinit+se", "noisytune+reinit+sda", "noisytune+reinit+sdv",
     )  # fmt: skip
+    assert len(strategies.STRATEGIES) == 4 * 2**3  # every set of 3 modifiers × 4 bases
     assert strategies.knobs("noisytune+reinit+sdv") == (
         "noise.lambda", "reinit.layers", "distill.k", "distill.lambda"
     )  # fmt: skip
+    assert strategies.knobs("reinit+llrd+sda")[:2] == ("reinit.layers", "optim.layer_decay")
+    assert not strategies.knob_matters("optim.layer_decay", "vanilla")
     for name, (base, noise, knobs) in BEFORE.items():
         assert strategies.base_strategy(name) == base
         assert strategies.uses_noise(name) is noise
@@ -59,6 +64,8 @@ def test_k_all_is_refused_where_the_registry_says_so(tiny_config):
         if strategies.default_k(strategy) is None:
             continue
         raw = {**tiny_config, "strategy": strategy, "distill": {"k": "all"}}
+        if "llrd" in strategy:  # the llrd modifier needs a decay below 1
+            raw["optim"] = {**tiny_config["optim"], "layer_decay": 0.9}
         if strategies.allows_k_all(strategy):
             assert load_config(raw).teacher_k == "all"
         else:
@@ -68,7 +75,10 @@ def test_k_all_is_refused_where_the_registry_says_so(tiny_config):
 
 def test_only_the_self_ensembles_student_is_the_plain_run():
     plain = [s for s in strategies.STRATEGIES if strategies.student_is_plain(s)]
-    assert plain == ["se", "noisytune+se", "reinit+se", "noisytune+reinit+se"]
+    assert plain == [
+        "se", "noisytune+se", "reinit+se", "llrd+se", "noisytune+reinit+se", "noisytune+llrd+se",
+        "reinit+llrd+se", "noisytune+reinit+llrd+se",
+    ]  # fmt: skip
 
 
 def test_cost_order():

@@ -215,6 +215,23 @@ class DataConfig(_Strict):
         "`subset_seed`, the same for every trial).",
     )
     subset_seed: Seed = 0
+    test_from_train: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Score this many held-out training rows as the test split: the rows "
+        "after the `train_size` subset in its permutation, so never trained on. For data "
+        "whose own test split is unlabeled (GLUE): a split the selection is not made on.",
+    )
+
+    @model_validator(mode="after")
+    def _test_from_train_needs_a_subset(self) -> DataConfig:
+        if self.test_from_train is not None and self.train_size is None:
+            raise ParameterError(
+                "needs 'train_size': the held-out rows are the training rows after the "
+                "training subset",
+                key=("test_from_train",),
+                value=self.test_from_train,
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -463,6 +480,31 @@ class TrainConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _layer_decay_only_for_llrd(self) -> TrainConfig:
+        """Layer-wise lr decay is the ``llrd`` modifier's: a strategy's name says how it
+        trained, so 'vanilla' with decayed learning rates is refused, not relabelled."""
+        has_llrd = "llrd" in strategies.split(self.strategy)[0]
+        decay = self.optim.layer_decay
+        if has_llrd and decay == 1.0:
+            raise ParameterError(
+                f"must be below 1 for strategy {self.strategy!r} (its 'llrd' is layer-wise "
+                "lr decay; 1.0 = off), e.g. 0.9",
+                key=("optim", "layer_decay"),
+                value=decay,
+            )
+        if not has_llrd and decay != 1.0:
+            named = "+".join([*strategies.split(self.strategy)[0], "llrd",
+                              *([self.base_strategy] if self.base_strategy != "vanilla" else [])])
+            raise ParameterError(
+                f"must be 1.0 for strategy {self.strategy!r}: layer-wise lr decay is the "
+                f"'llrd' modifier (strategy {named!r}); in a sweep, give it under 'grid', "
+                "which sets it only for the strategies that read it",
+                key=("optim", "layer_decay"),
+                value=decay,
+            )
+        return self
+
+    @model_validator(mode="after")
     def _ema_only_for_sda(self) -> TrainConfig:
         if self.distill.average == "ema":
             if self.base_strategy != "sda":
@@ -493,8 +535,9 @@ class TrainConfig(_Strict):
 
     @property
     def teacher_k(self) -> int | Literal["all"] | None:
-        """The resolved K, or None for strategies without averaging."""
-        if strategies.default_k(self.strategy) is None:
+        """The resolved K, or None for strategies without a window (vanilla, NoisyTune,
+        SDA's EMA teacher)."""
+        if strategies.default_k(self.strategy) is None or self.distill.average == "ema":
             return None
         if self.distill.k is not None:
             return self.distill.k

@@ -1,7 +1,8 @@
 """The strategies, as data: the one place that says what each name means.
 
-A strategy name is zero or more *modifiers* (acting before training: ``noisytune``,
-``reinit``) and one *base* strategy (how training and evaluation go: ``vanilla``, ``se``,
+A strategy name is zero or more *modifiers* (set up before training: ``noisytune``,
+``reinit`` change the pretrained weights, ``llrd`` the optimizer's learning rates) and one
+*base* strategy (how training and evaluation go: ``vanilla``, ``se``,
 ``sda``, ``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune on
 vanilla.
 For each part the registry gives the dotted config keys it reads, its K rules and its
@@ -57,6 +58,10 @@ MODIFIERS: dict[str, Part] = {
                       about="perturb every parameter matrix before training"),
     "reinit": Part("reinit", knobs=("reinit.layers",), cost=1, builder="trainer.reinit:reinit",
                    about="re-initialise the top encoder layers and the pooler before training"),
+    # no part: the optimizer reads optim.layer_decay (trainer/models.py:parameter_groups);
+    # the name says so, so a 'vanilla' row never trained with decayed learning rates
+    "llrd": Part("llrd", knobs=("optim.layer_decay",), cost=1,
+                 about="layer-wise lr decay: lower encoder layers train at smaller rates"),
 }  # fmt: skip
 
 

@@ -67,7 +67,14 @@ def load_splits(data: DataConfig) -> TextSplits:
     }
     classes = _label_order(frames["train"]["label"])
     check_labels(frames, raws, data.label, classes)
+    if data.test_from_train is not None and "test" in frames:
+        raise DataError(
+            f"The 'data.test_from_train' parameter must be left out when the data has a "
+            f"test split ({raws['test'].origin}): it would replace that split."
+        )
     if data.train_size is not None:
+        if data.test_from_train is not None:
+            frames["test"] = _subset(frames["train"], data, raws["train"].origin, held_out=True)
         frames["train"] = _subset(frames["train"], data, raws["train"].origin)
         check_subset(
             frames["train"]["label"],
@@ -100,20 +107,28 @@ def _label_order(labels: pd.Series) -> list[str]:
     return distinct
 
 
-def _subset(train: pd.DataFrame, data: DataConfig, origin: str) -> pd.DataFrame:
+def _subset(
+    train: pd.DataFrame, data: DataConfig, origin: str, *, held_out: bool = False
+) -> pd.DataFrame:
     """``train_size`` rows, the same for every trial; kept in source order.
 
     Rows are the first ``train_size`` of one permutation, so with one seed a smaller
-    subset lies inside a larger one (learning curves compare like with like).
+    subset lies inside a larger one (learning curves compare like with like). With
+    ``held_out``, the ``test_from_train`` rows that follow them in the same permutation:
+    disjoint from the training rows by construction.
     """
     assert data.train_size is not None
-    if data.train_size > len(train):
+    wanted = data.train_size + ((data.test_from_train or 0) if held_out else 0)
+    if wanted > len(train):
+        what = ("'data.train_size' + 'data.test_from_train'" if held_out
+                else "'data.train_size' parameter")  # fmt: skip
         raise DataError(
-            f"The 'data.train_size' parameter must be at most the number of train rows in "
-            f"{origin} ({len(train)}). Got {data.train_size} instead."
+            f"The {what} must be at most the number of train rows in "
+            f"{origin} ({len(train)}). Got {wanted} instead."
         )
     order = np.random.default_rng(data.subset_seed).permutation(len(train))
-    rows = np.sort(order[: data.train_size])
+    start = data.train_size if held_out else 0
+    rows = np.sort(order[start:wanted])
     return train.iloc[rows].reset_index(drop=True)
 
 
