@@ -98,12 +98,12 @@ def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
          "8. Got 4 instead."),
         ({"strategies": ["se", "sdx"]},
          "sweep spec: The 'strategies[1]' parameter must be a base strategy ('vanilla', 'se', "
-         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd, joined by '+' "
-         "(e.g. 'noisytune+sda', 'reinit+sdv') (did you mean 'sdv'?). Got 'sdx' instead."),
+         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd, joined by "
+         "'+' (e.g. 'noisytune+sda', 'reinit+sdv') (did you mean 'sdv'?). Got 'sdx' instead."),
         ({"strategies": ["reinit+noisytune+sda"]},
          "sweep spec: The 'strategies[0]' parameter must be a base strategy ('vanilla', 'se', "
-         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd, joined by '+' "
-         "(e.g. 'noisytune+sda', 'reinit+sdv') (did you mean 'noisytune+reinit+sda'?). Got "
+         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd, joined by "
+         "'+' (e.g. 'noisytune+sda', 'reinit+sdv') (did you mean 'noisytune+reinit+sda'?). Got "
          "'reinit+noisytune+sda' instead."),
         ({"grid": {"distill.k": [1, 0]}},
          "sweep spec: The 'grid.distill.k[1]' parameter must be an int >= 1 or 'all'. Got 0 "
