@@ -552,8 +552,11 @@ class SweepSpec(_Strict):
         vanilla per dataset, so it cannot sweep a setting vanilla reads too."""
         if self.race is None:
             return
-        shared = [k for k, v in self.grid.settings.items()
-                  if ("vanilla" in v if isinstance(v, dict) else knob_matters(k, "vanilla"))]
+        shared = [
+            k
+            for k, v in self.grid.settings.items()
+            if ("vanilla" in v if isinstance(v, dict) else knob_matters(k, "vanilla"))
+        ]
         if shared:
             raise ParameterError(
                 f"must not sweep {shared[0]!r} when 'race' is set: every strategy reads it, so "

@@ -129,3 +129,44 @@ def test_empty_split(tmp_path, content):
     assert (
         message.startswith("The dev split (") and "dev.csv) must hold at least one row" in message
     )
+
+
+def _rows(n: int) -> str:
+    return "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(n))
+
+
+def test_test_from_train_holds_out_rows_never_trained_on(tmp_path):
+    """The held-out rows follow the training subset in its permutation: disjoint from it,
+    and the training subset is the one the same config draws without them."""
+    (tmp_path / "train.csv").write_text(_rows(50))
+    (tmp_path / "dev.csv").write_text(GOOD_DEV)
+    files = {"train": tmp_path / "train.csv", "dev": tmp_path / "dev.csv"}
+    plain = load_splits(DataConfig(files=files, train_size=20, subset_seed=3))
+    held = load_splits(DataConfig(files=files, train_size=20, subset_seed=3, test_from_train=12))
+    assert plain.test is None and len(held.test) == 12
+    assert list(held.train["text"]) == list(plain.train["text"])
+    assert not set(held.test["text"]) & set(held.train["text"])
+    assert held.fingerprint != plain.fingerprint  # another test split: another cache entry
+
+
+def test_test_from_train_refusals(tmp_path):
+    (tmp_path / "test.csv").write_text(GOOD_DEV)
+    too_many = _refusal(tmp_path, train=_rows(10), train_size=6, test_from_train=5)
+    assert (
+        "'data.train_size' + 'data.test_from_train' must be at most the number of train rows"
+        in too_many
+        and "(10). Got 11 instead." in too_many
+    )
+    beside = _refusal(tmp_path, train=_rows(10), train_size=6, test_from_train=2,
+                      files={"test": tmp_path / "test.csv"})  # fmt: skip
+    assert (
+        "'data.test_from_train' parameter must be left out when the data has a test split" in beside
+        and "test.csv" in beside
+    )
+    from trainer.config import load_config
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^config: The 'data.test_from_train' parameter needs "
+                                        r"'train_size'.* Got 5 instead.$"):  # fmt: skip
+        load_config({"model": "tiny-bert", "data": {"name": "synthetic-sentiment",
+                                                    "test_from_train": 5}})  # fmt: skip

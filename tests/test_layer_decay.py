@@ -56,8 +56,11 @@ def test_bad_values_name_the_key(tiny_config, value):
 
 def test_it_trains_and_changes_the_run(tiny_config, tmp_path):
     plain = train(load_config(tiny_config), tmp_path / "plain")
-    decayed_config = {**tiny_config, "strategy": "llrd",
-                      "optim": {**tiny_config["optim"], "layer_decay": 0.5}}
+    decayed_config = {
+        **tiny_config,
+        "strategy": "llrd",
+        "optim": {**tiny_config["optim"], "layer_decay": 0.5},
+    }
     decayed = train(load_config(decayed_config), tmp_path / "decayed")
     assert decayed["config"]["optim"]["layer_decay"] == 0.5
     loss = [h["train_loss"] for h in decayed["history"]]

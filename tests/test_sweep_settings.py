@@ -133,3 +133,57 @@ def test_tune_starts_the_longest_trials_first(tmp_path):
     assert {d for d, _, _ in order[:6]} == {"long"}
     assert per_dataset == [("sda", 0), ("sda", 1), ("vanilla", 0), ("vanilla", 1),
                            ("noisytune", 0), ("noisytune", 1)]  # fmt: skip
+
+
+def test_a_setting_may_be_swept_per_strategy(tmp_path):
+    """``distill.average: {sda: [window, ema]}`` gives SDA both teachers and leaves the
+    other strategies' at the default; the EMA point has no K, so the K list does not
+    multiply it (one EMA configuration, not one per K)."""
+    spec = load_spec(grid_spec(tmp_path, strategies=["vanilla", "sda", "noisytune+sda"],
+                               grid={"distill.k": {"sda": [5, "all"], "noisytune+sda": [1]},
+                                     "distill.average": {"sda": ["window", "ema"]}}))  # fmt: skip
+    trials = expand_grid(spec)
+    configs = {(t.strategy, t.teacher_k, t.settings.get("distill.average")) for t in trials}
+    assert configs == {
+        ("vanilla", None, None),
+        ("sda", 5, "window"), ("sda", "all", "window"), ("sda", None, "ema"),
+        ("noisytune+sda", 1, None),
+    }  # fmt: skip
+    ema = [t for t in trials if t.settings.get("distill.average") == "ema"]
+    assert [t.seed for t in ema] == [0, 1]  # one EMA trial per seed
+    assert all("distill.average=ema" in t.key and "_k" not in t.key for t in ema)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"distill.average": {"sdx": ["ema"]}},
+         r"'grid.distill.average.sdx' parameter must name strategies of this spec"),
+        ({"distill.average": {"vanilla": ["ema"]}},
+         r"'grid.distill.average.vanilla' parameter must name strategies that read "
+         r"'distill.average'; 'vanilla' does not"),
+        ({"distill.average": {"sda": ["mean"]}}, r"'grid.distill.average.sda\[0\]' parameter"),
+        ({"optim.lr": {"sda": []}}, r"'grid.optim.lr.sda' parameter must list at least one"),
+    ],
+)  # fmt: skip
+def test_a_per_strategy_setting_names_the_bad_entry(tmp_path, grid, message):
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_spec(grid_spec(tmp_path, strategies=["vanilla", "sda"], grid=grid))
+
+
+def test_a_race_may_sweep_a_setting_only_for_other_strategies(tmp_path):
+    """Vanilla stays one configuration, so the race pairs every other with it; a
+    per-strategy list that gives vanilla values is refused like a shared one."""
+    from trainer.errors import ConfigError
+
+    raw = grid_spec(tmp_path, race={"start": 3, "max": 5},
+                    grid={"distill.k": [1], "optim.lr": {"sda": [2e-5, 5e-5]}})  # fmt: skip
+    del raw["seeds"]
+    trials = expand_grid(load_spec(raw))
+    assert {t.settings.get("optim.lr") for t in trials if t.strategy == "vanilla"} == {None}
+    assert {t.settings["optim.lr"] for t in trials if t.strategy == "sda"} == {2e-5, 5e-5}
+    raw["grid"] = {"distill.k": [1], "optim.lr": {"vanilla": [2e-5], "sda": [5e-5]}}
+    with pytest.raises(ConfigError, match=r"'grid.optim.lr' parameter must not sweep 'optim.lr'"):
+        load_spec(raw)

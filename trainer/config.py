@@ -493,8 +493,13 @@ class TrainConfig(_Strict):
                 value=decay,
             )
         if not has_llrd and decay != 1.0:
-            named = "+".join([*strategies.split(self.strategy)[0], "llrd",
-                              *([self.base_strategy] if self.base_strategy != "vanilla" else [])])
+            named = "+".join(
+                [
+                    *strategies.split(self.strategy)[0],
+                    "llrd",
+                    *([self.base_strategy] if self.base_strategy != "vanilla" else []),
+                ]
+            )
             raise ParameterError(
                 f"must be 1.0 for strategy {self.strategy!r}: layer-wise lr decay is the "
                 f"'llrd' modifier (strategy {named!r}); in a sweep, give it under 'grid', "
