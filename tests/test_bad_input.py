@@ -298,6 +298,10 @@ def dir_as_file(tmp: Path) -> dict:
     return data
 
 
+def too_many_held_out(tmp: Path) -> dict:
+    return {**files_data(tmp), "train_size": 10, "test_from_train": 10**6}
+
+
 def wrong_column(tmp: Path) -> dict:
     return {**files_data(tmp), "text": "text"}
 
@@ -342,6 +346,15 @@ CASES: list[Case] = [
         distill__ema_decay=1.0,
     ),
     train_case("reinit 0 layers", "'reinit.layers'", "Got 0", strategy="reinit", reinit__layers=0),
+    train_case("llrd without decay", "'optim.layer_decay'", "below 1", strategy="llrd"),
+    train_case("layer decay on vanilla", "'optim.layer_decay'", "'llrd'", optim__layer_decay=0.9),
+    train_case(
+        "held-out test without a subset",
+        "'data.test_from_train'",
+        "needs 'train_size'",
+        data__train_size=None,
+        data__test_from_train=10,
+    ),
     train_case(
         "reinit more layers than the model",
         "'reinit.layers'",
@@ -457,6 +470,17 @@ CASES: list[Case] = [
     ),
     *both("more CPUs than the machine", "'resources.cpu'", resources={"cpu": 4096}),
     *both(
+        "per-strategy setting for a strategy not in the spec",
+        "'grid.distill.average.sdv'",
+        grid={"distill.average": {"sdv": ["window"]}},
+    ),
+    *both(
+        "layer decay in defaults with vanilla",
+        "'optim.layer_decay'",
+        "'llrd'",
+        defaults={"optim": {"max_steps": 2, "layer_decay": 0.9}},
+    ),
+    *both(
         "NaN in the noise grid",
         "'grid.noise.lambda",
         strategies=["noisytune"],
@@ -467,6 +491,11 @@ CASES: list[Case] = [
     *dataset_case("one-class dataset", "at least 2", one_class),
     *dataset_case("directory as data file", "directory", dir_as_file),
     *dataset_case("latin-1 data", "encoding", latin1),
+    *dataset_case(
+        "held-out test rows beyond the train file",
+        "'data.train_size' + 'data.test_from_train'",
+        too_many_held_out,
+    ),
     # sweep: files and run directories
     raw_file_case("duplicate key in spec", "sweep", SPEC_DUPLICATE, "'seeds'", "line 6"),
     Case("storage is a file", storage_is_file, "afile"),
