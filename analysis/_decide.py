@@ -41,7 +41,7 @@ import numpy as np
 VERDICTS = ("better", "equivalent", "unresolved")
 STATUSES = ("better", "worse", "equivalent", "unresolved")
 # Equivalence margins (units of the metric): what a user would call "the same". One
-# accuracy or F1 point is within what a reseed moves on small data (docs/results.md: seed
+# accuracy or F1 point is within what a reseed moves on small data (docs/results-v1.md: seed
 # stds 0.5–1.4 points); MCC spans [-1, 1], twice accuracy's range.
 DEFAULT_MARGINS = {"accuracy": 0.01, "macro_f1": 0.01, "mcc": 0.02}
 POWER = 0.8

@@ -19,20 +19,20 @@ correlated on a seed (ρ, ``--rho``)::
 and with probability ``--fail-rate`` per (configuration, seed) a run collapses to the
 majority-class score (0.5 accuracy on a balanced binary task, MCC 0), the real failure
 mode of fine-tuning on small data (such a seed carries the ``one class`` flag). The
-default, 1 %, is "occasional": the study of docs/results.md saw no collapsed seed in
+default, 1 %, is "occasional": the study of docs/results-v1.md saw no collapsed seed in
 its ~90 trials of healthy regimes (SST-2, CoLA at 5 epochs) and all 50 collapsed in a
 regime that did not train (CoLA at 3 epochs), a failure of the setting rather than of
 seeds. docs/benchmarks.md also gives the table at 0 % and 3 %: a single collapsed seed
 makes a paired t-test on 5–15 seeds powerless, for the grid as for the race.
 
-The scenarios (seed stds from docs/results.md: 0.5–1.4 accuracy points):
+The scenarios (seed stds from docs/results-v1.md: 0.5–1.4 accuracy points):
 
 * ``null``: five configurations, all 0.80 ± 0.010.
 * ``clearly-better``: SDA K=2 +0.030 (3 seed stds), the rest equal to vanilla.
 * ``one-worse``: SDV K=3 −0.050, the rest equal.
-* ``observed-sst2``: the nine SST-2 configurations of docs/results.md, their means and
+* ``observed-sst2``: the nine SST-2 configurations of docs/results-v1.md, their means and
   stds as the truth.
-* ``observed-cola``: the nine CoLA (5 epochs) configurations of docs/results.md, MCC
+* ``observed-cola``: the nine CoLA (5 epochs) configurations of docs/results-v1.md, MCC
   (margin 0.02).
 * ``small-margin``: SDA K=2 +0.010 at 0.012 seed std: an effect the size of the margin,
   which only more seeds resolve.
@@ -132,7 +132,7 @@ def _five(sd: float, shifts: Mapping[str, float] | None = None, base: float = 0.
     return tuple(Config(n, g, base + shifts.get(n, 0.0), sd) for n, g in _FIVE)
 
 
-# docs/results.md, "Per dataset": mean ± std over 5 seeds, cheapest first (cost_rank order)
+# docs/results-v1.md, "Per dataset": mean ± std over 5 seeds, cheapest first (cost_rank order)
 _SST2 = (
     Config("vanilla", "vanilla", 0.8112, 0.0046),
     Config("noisytune", "noisytune", 0.8106, 0.0055),
@@ -174,8 +174,8 @@ SCENARIOS: dict[str, Scenario] = {
             _five(0.010, {"sdv-k3": -0.050}),
             0.5,
         ),
-        Scenario("observed-sst2", "docs/results.md SST-2 means and stds", "accuracy", _SST2, 0.5),
-        Scenario("observed-cola", "docs/results.md CoLA (5 epochs) MCC", "mcc", _COLA, 0.0),
+        Scenario("observed-sst2", "docs/results-v1.md SST-2 means and stds", "accuracy", _SST2, 0.5),
+        Scenario("observed-cola", "docs/results-v1.md CoLA (5 epochs) MCC", "mcc", _COLA, 0.0),
         Scenario(
             "small-margin",
             "sda-k2 +0.010 at 0.012 seed std",

@@ -28,7 +28,7 @@ def test_example_validates(path, tmp_path):
 
 
 def test_study_specs_hold_the_issue_grid(tmp_path):
-    """docs/results.md's design: 10 strategy/K cells × 5 seeds per dataset, 8 × 3 λ search."""
+    """docs/results-v1.md's design: 10 strategy/K cells × 5 seeds per dataset, 8 × 3 λ search."""
     grid = load_spec(EXAMPLES / "study-glue-low.yaml", data_dir=tmp_path)
     trials = expand_grid(grid)
     assert len(trials) == 2 * 10 * 5
@@ -75,3 +75,32 @@ def test_local_files_example_runs_as_written(tmp_path, capsys):
     assert {t.config["data"]["files"]["train"] for t in trials} == {
         str(EXAMPLES / "data" / "train.csv")
     }
+
+
+def test_study2_specs_race_the_issue_configurations(tmp_path):
+    """docs/results.md (v2): the ten configurations of issue 18 per dataset, raced from 3
+    seeds by 2 to 15, on v1's fixed training subsets with held-out test rows."""
+    from sweeps.grid import config_key
+
+    expected = {
+        ("vanilla", None, None), ("noisytune", None, None), ("se", "all", None),
+        ("sda", 5, "window"), ("sda", "all", "window"), ("sda", None, "ema"), ("sdv", 3, None),
+        ("reinit", None, None), ("llrd", None, None), ("noisytune+sda", "all", None),
+    }  # fmt: skip
+    v1 = {t.dataset: t.config["data"] for t in expand_grid(
+        load_spec(EXAMPLES / "study-glue-low.yaml", data_dir=tmp_path))}  # fmt: skip
+    for name, dataset, v1_name in [("study2-sst2.yaml", "sst2-1k", "sst2-1k"),
+                                   ("study2-cola.yaml", "cola-1k-5ep", "cola-1k")]:  # fmt: skip
+        spec = load_spec(EXAMPLES / name, data_dir=tmp_path)
+        assert (spec.race.start, spec.race.step, spec.race.max) == (3, 2, 15)
+        trials = expand_grid(spec)
+        configs = {(t.strategy, t.teacher_k, t.settings.get("distill.average")) for t in trials}
+        assert configs == expected, name
+        assert len({config_key(t) for t in trials}) == 10
+        assert {t.dataset for t in trials} == {dataset}
+        for t in trials:
+            data = dict(t.config["data"])
+            assert data.pop("test_from_train") >= 1000
+            assert data == {k: v for k, v in v1[v1_name].items() if k != "test_from_train"}  # v1 rows
+            assert t.config["distill"]["lambda"] == 1.0
+            assert t.config["optim"]["layer_decay"] == (0.9 if t.strategy == "llrd" else 1.0)
