@@ -174,7 +174,9 @@ SCENARIOS: dict[str, Scenario] = {
             _five(0.010, {"sdv-k3": -0.050}),
             0.5,
         ),
-        Scenario("observed-sst2", "docs/results-v1.md SST-2 means and stds", "accuracy", _SST2, 0.5),
+        Scenario(
+            "observed-sst2", "docs/results-v1.md SST-2 means and stds", "accuracy", _SST2, 0.5
+        ),
         Scenario("observed-cola", "docs/results-v1.md CoLA (5 epochs) MCC", "mcc", _COLA, 0.0),
         Scenario(
             "small-margin",

@@ -100,7 +100,7 @@ def test_study2_specs_race_the_issue_configurations(tmp_path):
         assert {t.dataset for t in trials} == {dataset}
         for t in trials:
             data = dict(t.config["data"])
-            assert data.pop("test_from_train") >= 1000
-            assert data == {k: v for k, v in v1[v1_name].items() if k != "test_from_train"}  # v1 rows
+            assert data.pop("test_from_train") >= 1000  # and the rest: v1 rows
+            assert data == {k: v for k, v in v1[v1_name].items() if k != "test_from_train"}
             assert t.config["distill"]["lambda"] == 1.0
             assert t.config["optim"]["layer_decay"] == (0.9 if t.strategy == "llrd" else 1.0)
