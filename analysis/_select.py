@@ -137,6 +137,7 @@ def dataset_candidates(
                     "teacher_k",
                     "distill_lambda",
                     "noise_lambda",
+                    "settings",  # two lrs, or SDA's two teachers, are two configurations
                     "model",
                 )
             }

@@ -171,3 +171,20 @@ def test_summary_statuses_in_the_report():
     status = rep.summary.set_index("strategy")["status"]
     assert status["vanilla"] == "reference" and status["sda"] == "better"
     assert isinstance(rep.decision_table, pd.DataFrame) and len(rep.decision_table) == 1
+
+
+def test_configurations_that_differ_only_in_a_setting_keep_their_own_labels():
+    """SDA with its window teacher and with its EMA teacher (or two lrs) are two
+    candidates; the decision tables must not print them under one name."""
+    rows = []
+    for average, shift in (("window", 0.0), ("ema", 0.03)):
+        part = table({VANILLA: [0.70, 0.71, 0.72, 0.71], ("sda", "1", 1.0, None): [
+            0.70 + shift, 0.71 + shift, 0.72 + shift, 0.715 + shift]})  # fmt: skip
+        sda = part["strategy"] == "sda"
+        part.loc[sda, "settings"] = f"distill.average={average}"
+        part.loc[sda, "key"] = part.loc[sda, "key"] + average
+        rows.append(part if average == "window" else part[sda])
+    df = pd.concat(rows, ignore_index=True).assign(config_key=None)  # keyed again, with settings
+    df = analysis.tidy(df)
+    labels = {a.label for a in analysis.decisions(df)["d"].decision.assessments}
+    assert labels == {"sda K=1 dλ=1 distill.average=window", "sda K=1 dλ=1 distill.average=ema"}
