@@ -104,3 +104,14 @@ def test_study2_specs_race_the_issue_configurations(tmp_path):
             assert data == {k: v for k, v in v1[v1_name].items() if k != "test_from_train"}
             assert t.config["distill"]["lambda"] == 1.0
             assert t.config["optim"]["layer_decay"] == (0.9 if t.strategy == "llrd" else 1.0)
+
+
+def test_study2_rte_is_cut_to_four_configurations_on_the_full_training_set(tmp_path):
+    spec = load_spec(EXAMPLES / "study2-rte.yaml", data_dir=tmp_path)
+    trials = expand_grid(spec)
+    assert {(t.strategy, t.teacher_k) for t in trials} == {
+        ("vanilla", None), ("noisytune", None), ("reinit", None), ("sda", "all")
+    }  # fmt: skip
+    assert {t.config["data"]["train_size"] for t in trials} == {None}
+    assert {t.config["optim"]["epochs"] for t in trials} == {3}
+    assert spec.race.budget_trials == 20
