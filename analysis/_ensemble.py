@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis._load import CONFIG_COLUMNS, SPLITS, AnalysisError, load
 from analysis._tables import config_label
-from trainer.layout import ENSEMBLES_FILE, LOGITS_FILE, MODEL_FILE
+from trainer.layout import ENSEMBLES_FILE, LOGITS_FILE, MODEL_FILE, read_parquet_file
 
 METHODS = ("vote", "avg")
 
@@ -259,7 +259,7 @@ def run_ensembles(
         df, methods=methods, size=size, datasets=datasets, strategies=strategies
     )
     path = run_dir / ENSEMBLES_FILE
-    old = pd.read_parquet(path) if path.is_file() else None
+    old = read_parquet_file(path) if path.is_file() else None
     if old is not None and not new.empty:
         old = old[~old["ensemble_key"].isin(new["ensemble_key"])]
     frames = [f for f in (old, new) if f is not None and not f.empty]

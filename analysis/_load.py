@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.errors import UserInputError
-from trainer.layout import ENSEMBLES_FILE, RESULTS_FILE, SWEEP_FILE
+from trainer.layout import ENSEMBLES_FILE, RESULTS_FILE, SWEEP_FILE, read_parquet_file
 from trainer.strategies import STRATEGY_KNOBS
 
 FINISHED = "TERMINATED"
@@ -103,7 +103,7 @@ def load(source: str | Path) -> pd.DataFrame:
             f"{source} is neither a sweep run directory (no {RESULTS_FILE}) nor a parquet file"
         )
     try:
-        df = pd.read_parquet(file)
+        df = read_parquet_file(file)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise AnalysisError(f"{file} cannot be read as parquet: {exc}") from exc
     df = tidy(df, run_dir)
@@ -300,4 +300,4 @@ def expected_trials(run_dir: str | Path) -> list[str] | None:
 def load_ensembles(run_dir: str | Path) -> pd.DataFrame | None:
     """``ensembles.parquet`` written by ``steadytune ensemble``, or ``None``."""
     path = Path(run_dir) / ENSEMBLES_FILE
-    return pd.read_parquet(path) if path.is_file() else None
+    return read_parquet_file(path) if path.is_file() else None

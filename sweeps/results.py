@@ -10,8 +10,10 @@ loses nothing. For a remote run dir (``s3://``), where listing the trials is cos
 are upserted from the driver's callbacks as before.
 
 The file is rewritten whole (the table is small: one row per trial) to a temporary name
-and renamed over the old one, so a reader (``pandas.read_parquet``) never sees a
-half-written file. Rows are keyed by the trial key, so every trial appears exactly once.
+and renamed over the old one, so no reader sees a half-written file; but
+``pandas.read_parquet(path)`` opens the path twice and can mix two versions mid-sweep,
+so every reader here goes through ``trainer.layout.read_parquet_file`` (one open).
+Rows are keyed by the trial key, so every trial appears exactly once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from sweeps.derived import derive_finished
 from sweeps.grid import TrialSpec, config_key
 from sweeps.rundir import is_remote
 from trainer.jsonio import read_json_mapping
-from trainer.layout import ERROR_FILE, RESULT_FILE, RESULTS_FILE, TRIAL_FILE, trial_dir, trials_dir
+from trainer.layout import (
+    ERROR_FILE,
+    RESULT_FILE,
+    RESULTS_FILE,
+    TRIAL_FILE,
+    read_parquet_file,
+    trial_dir,
+    trials_dir,
+)
 
 ID_COLUMNS = (
     "dataset",
@@ -296,4 +306,4 @@ def read_results(path: str):
         if fs.get_file_info(inner).type == pafs.FileType.NotFound:
             return None
         return pd.read_parquet(path)
-    return pd.read_parquet(path) if Path(path).is_file() else None
+    return read_parquet_file(path) if Path(path).is_file() else None

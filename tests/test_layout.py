@@ -44,3 +44,36 @@ def test_every_name_is_a_plain_distinct_entry():
            "GRID_EXPERIMENT", "OPTUNA_EXPERIMENT")  # fmt: skip
     for group in (trial, run):
         assert len({names[k] for k in group}) == len(group)
+
+
+def test_a_table_read_while_the_sweep_replaces_it_is_one_version(tmp_path):
+    """``results.parquet`` is replaced whole after every trial; a reader polling it
+    mid-sweep (the report, a test, a user's notebook) must get one version, never a mix
+    of two (what ``pandas.read_parquet(path)`` can return: it opens the path twice)."""
+    import threading
+
+    import pandas as pd
+
+    from sweeps.results import _write_table
+    from trainer.layout import read_parquet_file
+
+    path = tmp_path / "results.parquet"
+    frame = lambda n: pd.DataFrame({"key": [f"t{i}" for i in range(n)], "v": range(n)})  # noqa: E731
+    _write_table(str(path), frame(1))
+    done = threading.Event()
+
+    def rewrite() -> None:
+        n = 1
+        while not done.is_set():
+            n = n % 40 + 1
+            _write_table(str(path), frame(n))
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        for _ in range(400):
+            df = read_parquet_file(path)  # raises on a mixed read
+            assert sorted(df["v"]) == list(range(len(df)))  # rows of one version
+    finally:
+        done.set()
+        writer.join()

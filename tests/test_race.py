@@ -22,6 +22,7 @@ from sweeps.ledger import build_record, refuse_if_changed
 from sweeps.race import planned_keys, race_dataset, run_decisions, schedule
 from sweeps.spec import load_spec
 from trainer.errors import ConfigError
+from trainer.layout import read_parquet_file
 
 SETTINGS = DecisionSettings()
 
@@ -212,7 +213,7 @@ def test_race_example_on_ray_then_sigkill_and_resume_decides_the_same(tmp_path, 
 
     def into_round_two() -> bool:
         results = run_b / "results.parquet"
-        return results.is_file() and len(pd.read_parquet(results)) >= 10
+        return results.is_file() and len(read_parquet_file(results)) >= 10
 
     slow = {"FAKE_TRAIN_SLEEP": "0.3", "FAKE_TRAIN_SCORE": "race"}
     kill_driver_when(tmp_path, spec_b, run_b, into_round_two,

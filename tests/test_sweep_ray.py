@@ -25,6 +25,7 @@ import test_sweep_fake as fake
 from sweeps.driver import run_sweep
 from sweeps.spec import load_spec
 from trainer.config import load_config
+from trainer.layout import read_parquet_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,7 +177,7 @@ def test_driver_sigkill_then_resume_runs_every_trial_once(tmp_path, monkeypatch)
 
     def an_optuna_trial_finished() -> bool:
         results = run_dir / "results.parquet"
-        return results.is_file() and pd.read_parquet(results)["optuna_trial"].notna().sum() >= 1
+        return results.is_file() and read_parquet_file(results)["optuna_trial"].notna().sum() >= 1
 
     kill_driver_when(tmp_path, spec, run_dir, an_optuna_trial_finished,
                      "no Optuna trial finished", env={"FAKE_TRAIN_SLEEP": "0.4"})  # fmt: skip

@@ -115,3 +115,19 @@ def corrupt_dir(directory: Path, n: int) -> Path:
 
 
 OLD_CHECKPOINT_DIR = old_dir(Path(CHECKPOINT_DIR)).name
+
+
+def read_parquet_file(path: str | Path):
+    """A parquet file of a run dir as a DataFrame, read through *one* open.
+
+    The tables are replaced whole while a sweep runs (temp file + ``os.replace``).
+    ``pandas.read_parquet(path)`` opens the path more than once (footer, then data), so a
+    replacement in between mixes two files ("Page was smaller than expected": 234 of 1,504
+    reads under a tight rewrite loop, none of 1,289 through one open; the test is in
+    tests/test_layout.py). Reading the bytes first pins one version. The tables are
+    small (a row per trial)."""
+    import io
+
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(Path(path).read_bytes()))
