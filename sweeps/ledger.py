@@ -133,14 +133,11 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The settings that differ. A key the old record lacks and the new config leaves
-    null is a setting added to the trainer since, left off (``data.test_from_train``):
-    the trial computes what it did, so it is no change."""
     a, b = _flat(old), _flat(new)
     return [
         f"{key}: {a.get(key, '(unset)')!r} -> {b.get(key, '(unset)')!r}"
         for key in sorted(set(a) | set(b))
-        if a.get(key, "(unset)") != b.get(key, "(unset)") and not (key not in a and b[key] is None)
+        if a.get(key, "(unset)") != b.get(key, "(unset)")
     ]
 
 

@@ -115,18 +115,3 @@ def test_keep_final_keeps_the_last_checkpoint(tiny_config, tmp_path):
     config = load_config(merge(tiny_config, {"checkpoint": {"keep_final": True}}))
     train(config, tmp_path / "run")
     assert (tmp_path / "run" / "checkpoint" / "state.pt").is_file()
-
-
-def test_a_setting_added_since_and_left_null_is_no_change():
-    """A run dir recorded before ``data.test_from_train`` existed is still the same
-    question when the new config leaves it null; set, it is a change."""
-    from sweeps.ledger import _config_changes
-
-    old = {"data": {"train_size": 10}, "strategy": "vanilla"}
-    assert _config_changes(old, {"data": {"train_size": 10, "test_from_train": None},
-                                 "strategy": "vanilla"}) == []  # fmt: skip
-    assert _config_changes(old, {"data": {"train_size": 10, "test_from_train": 5},
-                                 "strategy": "vanilla"}) == [
-        "data.test_from_train: '(unset)' -> 5"
-    ]  # fmt: skip
-    assert _config_changes({**old, "seed": None}, old) == ["seed: None -> '(unset)'"]
