@@ -169,6 +169,12 @@ def _setting_points(spec: SweepSpec, strategy: str, leave_out: str | None = None
     return [dict(zip(swept, values, strict=True)) for values in itertools.product(*swept.values())]
 
 
+def _window_k(k: Any, settings: dict[str, Any]) -> Any:
+    """The K of a grid point: none for SDA's EMA teacher, which has no window, so a K
+    list does not multiply it (one EMA configuration, not one per K)."""
+    return None if settings.get("distill.average") == "ema" else k
+
+
 def _values(grid_values: list[Any] | None, matters: bool) -> list[Any]:
     return list(grid_values) if (matters and grid_values) else [None]
 
@@ -248,8 +254,7 @@ def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
             nls = _values(spec.grid.noise_lambda, knob_matters("noise.lambda", strategy))
             points = itertools.product(ks, dls, nls, _setting_points(spec, strategy))
             for k, dl, nl, settings in points:
-                if settings.get("distill.average") == "ema":
-                    k = None  # an EMA teacher has no window: one trial, whatever K lists
+                k = _window_k(k, settings)
                 for seed in spec.seed_list:
                     t = build_trial(spec, i, strategy, seed, k=k, distill_lambda=dl,
                                     noise_lambda=nl, settings=settings)  # fmt: skip
@@ -308,8 +313,7 @@ def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
             )
             points = itertools.product(ks, dls, nls, _setting_points(spec, strategy, param))
             for k, dl, nl, settings in points:
-                if settings.get("distill.average") == "ema":
-                    k = None  # as in the grid: an EMA teacher has no window
+                k = _window_k(k, settings)
                 probe = build_trial(spec, i, strategy, spec.seed_list[0], k=k,
                                     distill_lambda=dl, noise_lambda=nl,
                                     settings=settings)  # fmt: skip
