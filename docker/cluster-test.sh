@@ -89,9 +89,9 @@ seeds: 2
 grid: {distill.k: [2]}
 defaults:
   device: cpu
-  optim: {max_steps: 60, batch_size: 16, lr: 1.0e-3, head_lr: 1.0e-3}
-  eval: {every_steps: 30}
-  checkpoint: {every_steps: 5}
+  optim: {max_steps: 240, batch_size: 16, lr: 1.0e-3, head_lr: 1.0e-3}
+  eval: {every_steps: 120}
+  checkpoint: {every_steps: 10}
 resources: {cpu: 1, gpu: 0}
 max_concurrent: 4
 max_failures: 2
@@ -107,15 +107,30 @@ job=$("$bin/steadytune" submit "$work/spec.yaml" --address "$address" --storage 
 say "submitted $job"
 
 # -- 4. a worker killed mid-sweep -------------------------------------------------------
+# The kill must hit a worker that runs a trial holding a checkpoint, or nothing resumes and
+# the check in step 5 fails by chance (it did, once: the one checkpoint was the other
+# worker's). So wait until every trial has checkpointed (the 4 trials run at once: 2
+# workers, max_concurrent 4) and kill a worker with a trial still training on it, seen as
+# the process Ray titles ray::ImplicitFunc.train (the image has no ps: read /proc).
+trials=4
 for _ in $(seq 120); do
     ckpts=$("${compose[@]}" exec -T ray-head sh -c \
         "ls -d /sweeps/$name/trials/*/checkpoint 2>/dev/null | wc -l" || echo 0)
-    [ "$ckpts" -ge 1 ] && break
+    [ "$ckpts" -ge "$trials" ] && break
     sleep 2
 done
-[ "$ckpts" -ge 1 ] || { say "no trial wrote a checkpoint"; "$bin/steadytune" logs "$job" --address "$address"; exit 1; }
-victim=$("${compose[@]}" ps -q ray-worker | sed -n 1p) # sed reads all: no SIGPIPE
-say "killing worker $victim with $ckpts trial(s) checkpointed"
+[ "$ckpts" -ge "$trials" ] || {
+    say "$ckpts of $trials trials wrote a checkpoint"
+    "$bin/steadytune" logs "$job" --address "$address"; exit 1
+}
+victim=""
+for worker in $("${compose[@]}" ps -q ray-worker); do
+    training=$(docker exec "$worker" sh -c \
+        "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '^ray::ImplicitFunc.train'" || true)
+    if [ "${training:-0}" -ge 1 ]; then victim=$worker; break; fi
+done
+[ -n "$victim" ] || { say "no worker runs a trial any more (they finished too fast)"; exit 1; }
+say "killing worker $victim ($training trial(s) training) with $ckpts trial(s) checkpointed"
 docker kill "$victim" >/dev/null
 "$bin/python" - "$job" "$address" <<'EOF'
 import sys
