@@ -27,6 +27,7 @@ from sweeps.rundir import is_remote
 from sweeps.spec import SweepSpec, spec_to_dict
 from trainer.errors import ConfigError
 from trainer.layout import RESULT_FILE, SWEEP_FILE, trial_dir
+from trainer.recorded import without_added_nulls
 
 FORMAT = 2
 _SHOWN = 4  # differences listed in the one-line refusal
@@ -133,7 +134,10 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    a, b = _flat(old), _flat(new)
+    """Each setting ``new`` runs otherwise than ``old`` was recorded with, as
+    ``key: old -> new``; a setting added since, left None, is no change
+    (``trainer.recorded``)."""
+    a, b = _flat(old), _flat(without_added_nulls(new, old))
     return [
         f"{key}: {a.get(key, '(unset)')!r} -> {b.get(key, '(unset)')!r}"
         for key in sorted(set(a) | set(b))

@@ -38,6 +38,7 @@ from trainer.layout import (
     trial_dir,
     trials_dir,
 )
+from trainer.recorded import same_config
 
 ID_COLUMNS = (
     "dataset",
@@ -211,7 +212,9 @@ def finished_result(trial_dir: Path, config: dict[str, Any]) -> dict[str, Any] |
     """The trainer's result in ``trial_dir`` if it was run with exactly ``config``: a
     result is never reused for a config it was not run with."""
     result = read_json_mapping(trial_dir / RESULT_FILE)
-    return result if result is not None and result.get("config") == config else None
+    if result is None or not same_config(result.get("config"), config):
+        return None
+    return result
 
 
 def trial_row(trial_dir: Path) -> dict[str, Any] | None:

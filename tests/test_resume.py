@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from trainer import ConfigError, load_config, train
@@ -115,3 +116,39 @@ def test_keep_final_keeps_the_last_checkpoint(tiny_config, tmp_path):
     config = load_config(merge(tiny_config, {"checkpoint": {"keep_final": True}}))
     train(config, tmp_path / "run")
     assert (tmp_path / "run" / "checkpoint" / "state.pt").is_file()
+
+
+def _drop_test_from_train(config: dict) -> dict:
+    """``config`` as steadytune recorded it before ``data.test_from_train`` existed."""
+    assert config["data"].pop("test_from_train") is None
+    return config
+
+
+def test_a_run_recorded_before_a_setting_existed_is_resumed_and_reused(tiny_config, tmp_path):
+    """An upgrade that adds a setting (None: off) keeps a run dir's checkpoint and result;
+    a recorded run of any other value of it is still refused."""
+    config = load_config(tiny_config)
+
+    def die_at_step_8(metrics, checkpoint_dir):
+        if metrics["step"] == 8:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(config, tmp_path / "run", report=die_at_step_8)
+    state_file = tmp_path / "run" / "checkpoint" / "state.pt"
+    state = torch.load(state_file, weights_only=True)
+    _drop_test_from_train(state["config"])
+    torch.save(state, state_file)
+    resumed = train(config, tmp_path / "run")
+    assert resumed["resumed_from_steps"] == [8]
+
+    result_file = tmp_path / "run" / "result.json"
+    recorded = json.loads(result_file.read_text())
+    _drop_test_from_train(recorded["config"])
+    result_file.write_text(json.dumps(recorded))
+    assert train(config, tmp_path / "run")["metrics"] == resumed["metrics"]  # reused
+
+    recorded["config"]["data"]["test_from_train"] = 5
+    result_file.write_text(json.dumps(recorded))
+    with pytest.raises(ConfigError, match="different config"):
+        train(config, tmp_path / "run")

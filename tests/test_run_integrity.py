@@ -129,6 +129,37 @@ def test_results_parquet_is_derived_and_rebuilt(tmp_path, capsys):
     assert len(results(run_dir)) == 4
 
 
+def _without(tree, setting: str):
+    """``tree`` with every ``setting`` key removed: as recorded before it existed."""
+    if isinstance(tree, dict):
+        return {k: _without(v, setting) for k, v in tree.items() if k != setting}
+    if isinstance(tree, list):
+        return [_without(v, setting) for v in tree]
+    return tree
+
+
+def test_a_run_dir_recorded_before_a_setting_existed_resumes_with_nothing_rerun(tmp_path, capsys):
+    """An upgrade that adds a setting (here data.test_from_train, None: off) keeps every
+    finished trial of an older run dir: no refusal, nothing run again."""
+    storage = tmp_path / "runs"
+    run_dir = storage / "r"
+    sweep(spec_dict(storage))
+    first = result_times(run_dir)
+    rewritten = 0
+    for path in [run_dir / "sweep.json", *run_dir.glob("trials/*/*.json")]:
+        text = path.read_text()
+        if "test_from_train" in text:
+            path.write_text(json.dumps(_without(json.loads(text), "test_from_train")))
+            rewritten += 1
+    assert rewritten >= 1 + 2 * len(first)  # the ledger, each trial's record and result
+    first = result_times(run_dir)
+    capsys.readouterr()
+    assert main(["resume", str(run_dir), "--no-report"]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    assert result_times(run_dir) == first
+    assert len(results(run_dir)) == 4
+
+
 def test_foreign_directory_is_never_adopted(tmp_path):
     victim = tmp_path / "victim" / "r"
     (victim / "report").mkdir(parents=True)

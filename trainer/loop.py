@@ -56,6 +56,7 @@ from trainer.precision import autocast as autocast_for
 from trainer.precision import student_in_bf16
 from trainer.prepare import prepare
 from trainer.provenance import git_commit, library_versions
+from trainer.recorded import same_config
 
 __all__ = ["Reporter", "train"]
 
@@ -190,7 +191,7 @@ def _finished_result(out_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] 
     if not path.is_file() or not (out_dir / LOGITS_FILE).is_file():
         return None
     result = json.loads(path.read_text())
-    if result.get("config") != to_json_safe(resolved):
+    if not same_config(result.get("config"), to_json_safe(resolved)):
         raise ConfigError(
             f"{out_dir} holds the result of a different config; use another --out or "
             "delete it to start over."
@@ -281,7 +282,7 @@ def train(
     recovered: list[dict[str, str]] = []  # unreadable checkpoints, moved aside
     state = load_checkpoint(out_dir / CHECKPOINT_DIR, _STATE_KEYS, recovered)
     if state is not None:
-        if state["config"] != resolved:
+        if not same_config(state["config"], resolved):
             raise ConfigError(
                 f"{out_dir} holds a checkpoint of a different config; use another --out "
                 "or delete it to start over."
