@@ -60,7 +60,9 @@ def headline_table(
             })  # fmt: skip
         if dd.confirmation:
             c = dd.confirmation
-            row["Δ on test (unbiased)"] = delta_ci(c["delta"], c["ci_low"], c["ci_high"], c["n"])
+            row["Δ on test (unbiased)"] = (
+                delta_ci(c["delta"], c["ci_low"], c["ci_high"], c["n"]) + f": {c['outcome']}"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

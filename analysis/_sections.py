@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis._decide import DecisionSettings
 from analysis._ensemble import ensemble_summary
+from analysis._format import delta_ci
 from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 from analysis._render import MARKDOWN, Block
 from analysis._report_tables import (
@@ -23,7 +24,7 @@ from analysis._report_tables import (
     selection_view,
     stats_view,
 )
-from analysis._select import RULE, DatasetDecision
+from analysis._select import CONFIRMED, CONTRADICTED, NOT_CONFIRMED, RULE, DatasetDecision
 from analysis._tables import cost_table
 
 RACE_NOTE = (
@@ -115,12 +116,25 @@ def diverged_warning(df: pd.DataFrame) -> str:
     )
 
 
+_CONFIRMATION_ADVICE = {
+    CONFIRMED: "",
+    NOT_CONFIRMED: " (its interval includes 0): the dev gain may be the selection's own "
+    "bias; treat the choice as provisional until more seeds or rows confirm it",
+    CONTRADICTED: " (below vanilla on rows it was not chosen on): do not use it",
+}
+
+
 def verdict_line(dd: DatasetDecision) -> str:
     """One line per dataset for the terminal and the report: verdict, choice, why."""
     d = dd.decision
     line = f"{dd.dataset}: {d.verdict.upper()} — use {d.chosen_label}. {d.reason}."
     if d.flags:
         line += " Seeds " + ", ".join(f"{k}: {v}" for k, v in sorted(d.flags.items())) + "."
+    if dd.confirmation:
+        c = dd.confirmation
+        line += (f" Test split (held out from the choice): Δ "
+                 f"{delta_ci(c['delta'], c['ci_low'], c['ci_high'], c['n'])}, "
+                 f"{c['outcome']}{_CONFIRMATION_ADVICE[c['outcome']]}.")  # fmt: skip
     if dd.race is not None:
         r = dd.race
         line += (f" Race: {r.trials} of {len(r.configs) * len(r.seeds)} trials, "

@@ -39,8 +39,14 @@ RULE = (
     "(Brown–Forsythe, Holm) comes first, then the cheaper one (vanilla < SE < SDA, small "
     "K first < SDV; NoisyTune after the same strategy without it; the smaller λ), then "
     "the higher mean. Each strategy's K and λ are picked by the same rule within the "
-    "strategy, and the overall choice is one of those picks."
+    "strategy, and the overall choice is one of those picks. Where the data has a test "
+    "split, a chosen configuration is checked on it against vanilla (paired by seed, its "
+    "1 − alpha interval): confirmed when the interval is above 0, contradicted when below, "
+    "else not confirmed — a dev gain the held-out rows do not show may be the selection's "
+    "own bias."
 )
+
+CONFIRMED, NOT_CONFIRMED, CONTRADICTED = "confirmed", "not confirmed", "contradicted"
 
 SELECTION_COLUMNS = (
     "dataset",
@@ -170,7 +176,8 @@ def dataset_candidates(
 
 def _confirmation(long: pd.DataFrame, dataset: str, metric: str, chosen: str,
                   vanilla: str, confidence: float) -> dict[str, Any] | None:  # fmt: skip
-    """The chosen candidate against vanilla on the test split, paired by seed."""
+    """The chosen candidate against vanilla on the test split, paired by seed, and the
+    outcome: whether rows that played no part in choosing it show its gain too."""
     cands, _ = dataset_candidates(long, dataset, metric, split="test")
     by_id = {c.id: c for c in cands}
     if chosen not in by_id or vanilla not in by_id:
@@ -179,10 +186,18 @@ def _confirmation(long: pd.DataFrame, dataset: str, metric: str, chosen: str,
     common = sorted(set(x) & set(y))
     if not common:
         return None
-    d = [x[s] - y[s] for s in common]
-    low, high = t_interval(d, confidence)
-    return {"n": len(d), "delta": sum(d) / len(d), "ci_low": low, "ci_high": high,
-            "confidence": confidence}  # fmt: skip
+    return confirmation_of([x[s] - y[s] for s in common], confidence)
+
+
+def confirmation_of(differences: list[float], confidence: float) -> dict[str, Any]:
+    """The paired test-split Δ of a chosen configuration, its interval, and the outcome:
+    confirmed only when the whole interval is above 0 (a false "confirmed" for a
+    configuration with no gain has chance (1 − confidence) / 2)."""
+    low, high = t_interval(differences, confidence)
+    outcome = CONFIRMED if low > 0 else CONTRADICTED if high < 0 else NOT_CONFIRMED
+    return {"n": len(differences), "delta": sum(differences) / len(differences),
+            "ci_low": low, "ci_high": high, "confidence": confidence,
+            "outcome": outcome}  # fmt: skip
 
 
 def decisions(
@@ -349,7 +364,7 @@ def selection_dict(
             c = dd.confirmation
             ds["test_confirmation"] = {
                 "delta": _plain(c["delta"]), "ci_low": _plain(c["ci_low"]),
-                "ci_high": _plain(c["ci_high"]), "n": c["n"],
+                "ci_high": _plain(c["ci_high"]), "n": c["n"], "outcome": c["outcome"],
             }  # fmt: skip
         if dd.race is not None:
             ds["race"] = {

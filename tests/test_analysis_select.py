@@ -9,6 +9,8 @@ import yaml
 from test_analysis_tables import table
 
 import analysis
+from analysis._sections import verdict_line
+from analysis._select import confirmation_of
 
 VANILLA = ("vanilla", None, None, None)
 
@@ -147,6 +149,51 @@ def test_test_split_confirms_the_chosen_configuration():
     assert dd.decision.verdict == "better"
     assert dd.confirmation["delta"] == pytest.approx(0.02)
     assert dd.confirmation["n"] == 6
+    assert dd.confirmation["outcome"] == "confirmed"
+    assert "Test split (held out from the choice): Δ +0.0200" in verdict_line(dd)
+
+
+@pytest.mark.parametrize(
+    ("test_gain", "outcome", "advice"),
+    [(0.0, "not confirmed", "provisional"), (-0.03, "contradicted", "do not use it")],
+)
+def test_a_dev_gain_the_test_split_does_not_show_is_said_so(test_gain, outcome, advice):
+    """CoLA in the study v2: reinit better on dev, its test interval across 0. A verdict
+    that says only BETTER would be overconfident; the line, the headline and
+    selection.yaml say what the held-out rows show."""
+    base = np.linspace(0.70, 0.75, 8)
+    df = table({VANILLA: list(base), ("reinit", None, None, None): list(base + 0.05)})
+    df["test_accuracy"] = df["dev_accuracy"]
+    reinit = df["strategy"] == "reinit"
+    df.loc[reinit, "test_accuracy"] += test_gain - 0.05 + _noise(8, 5, 0.01)
+    decided = analysis.decisions(df)
+    dd = decided["d"]
+    assert dd.decision.verdict == "better"
+    assert dd.confirmation["outcome"] == outcome
+    line = verdict_line(dd)
+    assert f", {outcome} (" in line and advice in line
+    headline = analysis.build_report(df, plots=False).headline
+    assert headline.iloc[0]["Δ on test (unbiased)"].endswith(f": {outcome}")
+    data = analysis.selection_dict(analysis.select(df, decided=decided), decided)
+    assert data["datasets"]["d"]["test_confirmation"]["outcome"] == outcome
+
+
+def test_a_configuration_with_no_test_gain_is_confirmed_at_most_half_alpha():
+    """By simulation: no true gain on test, so "confirmed" is a false positive; it must
+    come at most (1 − confidence) / 2 of the time at every seed count."""
+    rng = np.random.default_rng(18)
+    for n in (3, 5, 13):
+        confirmed = sum(
+            confirmation_of(list(rng.normal(0.0, 0.02, n)), 0.95)["outcome"] == "confirmed"
+            for _ in range(4000)
+        )
+        assert confirmed / 4000 < 0.025 + 3 * (0.025 * 0.975 / 4000) ** 0.5, (n, confirmed)
+    # and a real gain of one sd is confirmed at about its power, 0.91, at 13 seeds
+    hits = sum(
+        confirmation_of(list(rng.normal(0.02, 0.02, 13)), 0.95)["outcome"] == "confirmed"
+        for _ in range(1000)
+    )
+    assert hits > 850
 
 
 def test_diverged_seeds_show_in_the_verdict():
