@@ -22,6 +22,12 @@ class Interrupted(Exception):
     pass
 
 
+def _die_at_step_8(metrics, checkpoint_dir):
+    """A reporter that interrupts the run at step 8, after its checkpoint at step 8."""
+    if metrics["step"] == 8:
+        raise Interrupted
+
+
 def _comparable(result: dict) -> dict:
     return {k: result[k] for k in ("metrics", "history", "steps", "config")}
 
@@ -31,12 +37,8 @@ def test_resume_after_interruption_is_exact(tiny_config, tmp_path, strategy):
     config = load_config(merge(tiny_config, {"strategy": strategy, "distill": {"k": 2}}))
     reference = train(config, tmp_path / "reference")
 
-    def die_at_step_8(metrics, checkpoint_dir):
-        if metrics["step"] == 8:
-            raise Interrupted
-
     with pytest.raises(Interrupted):
-        train(config, tmp_path / "resumed", report=die_at_step_8)
+        train(config, tmp_path / "resumed", report=_die_at_step_8)
     assert not (tmp_path / "resumed" / "result.json").exists()
     resumed = train(config, tmp_path / "resumed")
     assert resumed["resumed_from_steps"] == [8]
@@ -129,12 +131,8 @@ def test_a_run_recorded_before_a_setting_existed_is_resumed_and_reused(tiny_conf
     a recorded run of any other value of it is still refused."""
     config = load_config(tiny_config)
 
-    def die_at_step_8(metrics, checkpoint_dir):
-        if metrics["step"] == 8:
-            raise Interrupted
-
     with pytest.raises(Interrupted):
-        train(config, tmp_path / "run", report=die_at_step_8)
+        train(config, tmp_path / "run", report=_die_at_step_8)
     state_file = tmp_path / "run" / "checkpoint" / "state.pt"
     state = torch.load(state_file, weights_only=True)
     _drop_test_from_train(state["config"])
