@@ -31,7 +31,7 @@ def _measure(args) -> dict:
     import torch.nn.functional as F
 
     from trainer.batches import TrainOrder, collate
-    from trainer.config import load_config
+    from trainer.loading import load_config
     from trainer.models import parameter_groups
     from trainer.prepare import prepare
 

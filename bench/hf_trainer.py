@@ -49,7 +49,7 @@ def main() -> None:
         TrainingArguments,
     )
 
-    from trainer.config import load_config
+    from trainer.loading import load_config
     from trainer.prepare import prepare
 
     torch.set_num_threads(args.threads)  # the same threads as our trainer's side

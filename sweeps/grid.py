@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sweeps.spec import SweepSpec, k_values_for
-from trainer.config import config_to_dict, load_config, merge, set_dotted
 from trainer.errors import ConfigError
+from trainer.loading import config_to_dict, load_config, merge, set_dotted
 from trainer.strategies import allows_k_all, knob_matters, plain_strategy, student_is_plain
 
 

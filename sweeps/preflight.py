@@ -18,9 +18,11 @@ from pathlib import Path
 from sweeps.grid import SweepPlan
 from sweeps.rundir import check_owned, check_writable, is_remote
 from sweeps.spec import SweepSpec
-from trainer.config import TrainConfig, load_config
+from trainer.config import TrainConfig
 from trainer.errors import ConfigError, UserInputError
 from trainer.layout import RUN_MARKER
+from trainer.loading import load_config
+from trainer.messages import parameter_message
 
 
 def _trial_configs(plan: SweepPlan) -> list[tuple[str, TrainConfig]]:
@@ -81,8 +83,12 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
         cpus = os.cpu_count() or 1
     if spec.resources.cpu > cpus:
         raise ConfigError(
-            f"The 'resources.cpu' parameter must be at most the {cpus} CPUs of the local "
-            f"Ray instance (this machine, or --num-cpus). Got {spec.resources.cpu:g} instead."
+            parameter_message(
+                "resources.cpu",
+                f"must be at most the {cpus} CPUs of the local Ray instance (this machine, "
+                "or --num-cpus)",
+                spec.resources.cpu,
+            )
         )
     gpu = spec.resources.gpu
     if gpu == "auto" or not gpu:
@@ -92,8 +98,12 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
     have = torch.cuda.device_count()
     if have < math.ceil(gpu):
         raise ConfigError(
-            f"The 'resources.gpu' parameter must be at most the {have} GPU(s) this machine "
-            f"has (use gpu: 0 to run on CPUs, or auto). Got {gpu:g} instead."
+            parameter_message(
+                "resources.gpu",
+                f"must be at most the {have} GPU(s) this machine has (use gpu: 0 to run on "
+                "CPUs, or auto)",
+                gpu,
+            )
         )
 
 

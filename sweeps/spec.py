@@ -3,7 +3,7 @@
 Constraints are declared once, on the pydantic models below; every problem is reported
 as one line naming the key as written (``datasets[0].max_length``), what is allowed and the
 value given, in the same shape as the trainer's config errors
-(``trainer.config.format_validation_error``): "sweep.yaml: The 'seeds' parameter must ...
+(``trainer.messages.format_validation_error``): "sweep.yaml: The 'seeds' parameter must ...
 Got 0 instead.".
 
 A spec looks like this (see ``examples/quickstart.yaml``)::
@@ -45,24 +45,18 @@ from pydantic import (
     model_validator,
 )
 
-from trainer.config import (
-    METRICS,
+from trainer.config import METRICS, StrategyName, TeacherSize, setting_adapter, setting_kind
+from trainer.data_config import DataConfig
+from trainer.errors import ConfigError
+from trainer.fields import Seed
+from trainer.loading import merge, parse_overrides, read_yaml_mapping
+from trainer.messages import (
     NO_VALUE,
     UNION_TAG_PREFIX,
-    DataConfig,
     ParameterError,
-    Seed,
-    StrategyName,
-    TeacherSize,
     format_validation_error,
-    merge,
-    parse_overrides,
-    read_yaml_mapping,
     requirement_of,
-    setting_adapter,
-    setting_kind,
 )
-from trainer.errors import ConfigError
 from trainer.strategies import STRATEGIES, allows_k_all, knob_matters
 
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
@@ -105,7 +99,7 @@ class DatasetSpec(_Strict):
 
     The entry is written flat (``{name: synthetic-sentiment, metric: mcc, k: [1, 2]}``);
     keys other than ``id``, ``metric``, ``k`` and ``epochs`` are the trainer's ``data``
-    section and are validated by ``trainer.config.DataConfig``.
+    section and are validated by ``trainer.data_config.DataConfig``.
     """
 
     id: str | None = Field(default=None, description="Short name in results; default: the source.")
@@ -708,7 +702,7 @@ def load_spec(
 
 def parse_spec_overrides(pairs: list[str]) -> dict[str, Any]:
     """``--set`` pairs as a nested dict, parsed like ``steadytune train --set``
-    (``trainer.config.parse_overrides``), except below ``grid``: a grid's keys are dotted
+    (``trainer.loading.parse_overrides``), except below ``grid``: a grid's keys are dotted
     trainer keys themselves, so ``grid.optim.lr=[1e-4, 2e-4]`` sets the grid key
     ``optim.lr`` rather than a section ``optim`` of the grid."""
     tree: dict[str, Any] = {}

@@ -493,7 +493,7 @@ CASES: list[Case] = [
     *dataset_case("latin-1 data", "encoding", latin1),
     *dataset_case(
         "held-out test rows beyond the train file",
-        "'data.train_size' + 'data.test_from_train'",
+        "'data.test_from_train' parameter must be at most the 30 train rows",
         too_many_held_out,
     ),
     # sweep: files and run directories

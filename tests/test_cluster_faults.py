@@ -27,7 +27,7 @@ import pytest
 import ray_cluster
 import test_sweep_fake as fake
 
-from trainer.config import load_config
+from trainer.loading import load_config
 
 
 def marking(train):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainer import ConfigError, load_config
-from trainer.config import merge, parse_overrides
+from trainer.loading import merge, parse_overrides
 
 BASE = {"model": "tiny-bert", "data": {"name": "synthetic-sentiment"}}
 

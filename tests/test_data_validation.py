@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import DataConfig
 from trainer.data import load_splits
+from trainer.data_config import DataConfig
 from trainer.errors import DataError
 
 GOOD_DEV = "text,label\nfine,0\nokay,1\n"
@@ -153,9 +153,8 @@ def test_test_from_train_refusals(tmp_path):
     (tmp_path / "test.csv").write_text(GOOD_DEV)
     too_many = _refusal(tmp_path, train=_rows(10), train_size=6, test_from_train=5)
     assert (
-        "'data.train_size' + 'data.test_from_train' must be at most the number of train rows"
-        in too_many
-        and "(10). Got 11 instead." in too_many
+        "The 'data.test_from_train' parameter must be at most the 4 train rows of" in too_many
+        and "that the 'data.train_size' subset leaves. Got 5 instead." in too_many
     )
     beside = _refusal(tmp_path, train=_rows(10), train_size=6, test_from_train=2,
                       files={"test": tmp_path / "test.csv"})  # fmt: skip
@@ -163,8 +162,8 @@ def test_test_from_train_refusals(tmp_path):
         "'data.test_from_train' parameter must be left out when the data has a test split" in beside
         and "test.csv" in beside
     )
-    from trainer.config import load_config
     from trainer.errors import ConfigError
+    from trainer.loading import load_config
 
     with pytest.raises(ConfigError, match=r"^config: The 'data.test_from_train' parameter needs "
                                         r"'train_size'.* Got 5 instead.$"):  # fmt: skip

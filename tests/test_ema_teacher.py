@@ -9,7 +9,7 @@ from test_trainer_invariants import _small_bert, _walk
 
 from trainer import ConfigError, load_config, train
 from trainer.averaging import flatten_parameters_
-from trainer.config import merge
+from trainer.loading import merge
 from trainer.teachers import EmaTeacher
 
 

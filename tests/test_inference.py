@@ -6,8 +6,8 @@ import numpy as np
 from safetensors.torch import load_file
 
 from trainer import load_config, train
-from trainer.config import merge
 from trainer.inference import evaluate_weights
+from trainer.loading import merge
 
 
 def test_evaluate_saved_weights_reproduces_logits(tiny_config, tmp_path):

@@ -18,10 +18,11 @@ import yaml
 
 from sweeps.grid import expand_grid
 from sweeps.spec import load_spec
-from trainer.config import DataConfig, load_config, merge, parse_overrides, read_yaml_mapping
 from trainer.data import load_splits
 from trainer.data.sources import _parse_jsonl
+from trainer.data_config import DataConfig
 from trainer.errors import ConfigError, DataError
+from trainer.loading import load_config, merge, parse_overrides, read_yaml_mapping
 
 BASE = {"model": "tiny-bert", "data": {"name": "synthetic-sentiment"}}
 SPEC = {

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from trainer import train
-from trainer.config import ConfigError, load_config
+from trainer.errors import ConfigError
+from trainer.loading import load_config
 from trainer.models import check_model_resolvable, load_classifier, parameter_groups
 
 

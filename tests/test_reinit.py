@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from trainer import train
-from trainer.config import ConfigError, load_config
+from trainer.errors import ConfigError
+from trainer.loading import load_config
 from trainer.models import check_model_resolvable, load_classifier
 from trainer.noisytune import perturb
 from trainer.reinit import reinit_top_layers

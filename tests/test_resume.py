@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from trainer import ConfigError, load_config, train
-from trainer.config import merge
+from trainer.loading import merge
 
 
 class Interrupted(Exception):

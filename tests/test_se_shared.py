@@ -13,7 +13,7 @@ from sweeps.driver import run_sweep
 from sweeps.grid import expand_grid
 from sweeps.spec import load_spec
 from trainer import train
-from trainer.config import load_config
+from trainer.loading import load_config
 
 
 def _spec(storage: Path, cache: Path, **over) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from trainer import strategies
-from trainer.config import ConfigError, load_config
+from trainer.errors import ConfigError
+from trainer.loading import load_config
 
 # What the names meant before the registry (trainer/config.py, sweeps/spec.py), plus the
 # EMA teacher's keys for SDA: the registry must say the same, name by name.

@@ -24,8 +24,8 @@ import test_sweep_fake as fake
 
 from sweeps.driver import run_sweep
 from sweeps.spec import load_spec
-from trainer.config import load_config
 from trainer.layout import read_parquet_file
+from trainer.loading import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

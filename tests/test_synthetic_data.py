@@ -12,8 +12,8 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from trainer.config import DataConfig
 from trainer.data import generate, load_splits
+from trainer.data_config import DataConfig
 from trainer.errors import DataError
 
 SETS = ("synthetic-sentiment", "synthetic-pairs")

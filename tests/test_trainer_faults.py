@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from sweeps.trial import final_metrics
 from trainer import ConfigError, load_config, train
 from trainer.checkpoint import CorruptCheckpointWarning, load_checkpoint, save_checkpoint
-from trainer.config import merge
 from trainer.jsonio import to_json_safe, write_json_atomic
+from trainer.loading import merge
 from trainer.metrics import classification_metrics
 from trainer.models import check_model_limits, check_model_resolvable
 

@@ -12,7 +12,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from trainer import load_config, train
 from trainer.averaging import flatten_parameters_
-from trainer.config import merge
+from trainer.loading import merge
 from trainer.teachers import AveragedTeacher, SelfEnsemble, VotingTeacher
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import TrainConfig, load_config
+from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, UserInputError
+from trainer.loading import load_config
 
 if TYPE_CHECKING:
     from trainer.loop import train

@@ -26,6 +26,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from trainer.messages import parameter_message
+
 __all__ = ["ParameterAverage", "ShadowModel", "flatten_parameters_"]
 
 
@@ -79,7 +81,7 @@ class ParameterAverage:
     ) -> None:
         if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ValueError(
-                f"The 'k' parameter of ParameterAverage must be >= 1 or 'all'. Got {k!r}."
+                parameter_message("k", "must be >= 1 or 'all'", k, of="ParameterAverage")
             )
         self.k = k
         self.count = 0

@@ -44,11 +44,12 @@ from torch import nn
 from trainer.averaging import flatten_parameters_
 from trainer.batches import TrainOrder, collate
 from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.config import TrainConfig, config_to_dict
+from trainer.config import TrainConfig
 from trainer.errors import ConfigError
 from trainer.inference import predict_logits
 from trainer.jsonio import to_json_safe, write_json_atomic
 from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
+from trainer.loading import config_to_dict
 from trainer.metrics import classification_metrics
 from trainer.models import parameter_groups
 from trainer.parts import StrategyPart, build_parts

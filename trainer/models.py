@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from trainer.errors import ConfigError
+from trainer.messages import parameter_message
 
 __all__ = [
     "TINY_BERT",
@@ -152,8 +153,12 @@ def check_model_limits(
     limit = getattr(model_config, "max_position_embeddings", None)
     if limit is not None and max_length > limit:
         raise ConfigError(
-            f"The 'data.max_length' parameter must be at most {limit} for model "
-            f"{name or model_path!r} (its max_position_embeddings). Got {max_length} instead."
+            parameter_message(
+                "data.max_length",
+                f"must be at most {limit} for model {name or model_path!r} (its "
+                "max_position_embeddings)",
+                max_length,
+            )
         )
     depth = getattr(model_config, "num_hidden_layers", None)
     if reinit_layers is not None and depth is not None and reinit_layers > depth:

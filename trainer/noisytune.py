@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from trainer.messages import parameter_message
+
 __all__ = ["perturb"]
 
 
@@ -69,17 +71,16 @@ def perturb(
         a zero std are left unchanged: their std is undefined or there is no scale.
     """
     if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
-        raise ValueError(
-            f"The 'lam' parameter of perturb must be a finite float >= 0. Got {lam!r}."
-        )
+        raise ValueError(parameter_message("lam", "must be a finite float >= 0", lam, of="perturb"))
     if distribution not in ("uniform", "gaussian"):
         raise ValueError(
-            "The 'distribution' parameter of perturb must be 'uniform' or 'gaussian'. "
-            f"Got {distribution!r} instead."
+            parameter_message(
+                "distribution", "must be 'uniform' or 'gaussian'", distribution, of="perturb"
+            )
         )
     if scope not in ("matrix", "global"):
         raise ValueError(
-            f"The 'scope' parameter of perturb must be 'matrix' or 'global'. Got {scope!r} instead."
+            parameter_message("scope", "must be 'matrix' or 'global'", scope, of="perturb")
         )
     patterns = [re.compile(p) for p in exclude]
     chosen = [

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainer.config import DataConfig, FileSource, HubSource
 from trainer.data.synthetic import generate
+from trainer.data_config import DataConfig, FileSource, HubSource
 from trainer.errors import DataError
+from trainer.messages import parameter_message
 
 # How every message counts rows: the index pandas gives a file, the position in a hub split.
 ROW = "data row {} (counted from 0, header line not counted)"
@@ -87,8 +88,9 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
     for needed in ("train", "dev"):
         if needed not in hub.splits:
             raise DataError(
-                f"The 'data.hub.splits' parameter must map {needed!r} to a split of {label}. "
-                f"Got {hub.splits} instead."
+                parameter_message(
+                    "data.hub.splits", f"must map {needed!r} to a split of {label}", hub.splits
+                )
             )
     try:
         loaded = datasets.load_dataset(
@@ -103,8 +105,11 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
     for ours, theirs in hub.splits.items():
         if theirs not in loaded:
             raise DataError(
-                f"The 'data.hub.splits.{ours}' parameter must name a split of {label}: "
-                f"{sorted(loaded)}. Got {theirs!r} instead."
+                parameter_message(
+                    f"data.hub.splits.{ours}",
+                    f"must name a split of {label}: {sorted(loaded)}",
+                    theirs,
+                )
             )
         split = loaded[theirs]
         frame = split.to_pandas()
@@ -201,9 +206,11 @@ def _read_table(
     if not header:
         if frame.shape[1] != len(columns or []):
             raise DataError(
-                f"The 'data.files.columns' parameter must name every field of {path}, "
-                f"which has {frame.shape[1]} a row. Got {len(columns or [])}: {columns} "
-                "instead."
+                parameter_message(
+                    "data.files.columns",
+                    f"must name every field of {path}, which has {frame.shape[1]} a row",
+                    columns,
+                )
             )
         frame.columns = columns
     return frame

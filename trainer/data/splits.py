@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trainer.config import DataConfig
 from trainer.data.sources import read_splits
 from trainer.data.validation import check_labels, check_split, check_subset
+from trainer.data_config import DataConfig
 from trainer.errors import DataError
+from trainer.messages import parameter_message
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -69,8 +70,11 @@ def load_splits(data: DataConfig) -> TextSplits:
     check_labels(frames, raws, data.label, classes)
     if data.test_from_train is not None and "test" in frames:
         raise DataError(
-            f"The 'data.test_from_train' parameter must be left out when the data has a "
-            f"test split ({raws['test'].origin}): it would replace that split."
+            parameter_message(
+                "data.test_from_train",
+                f"must be left out when the data has a test split ({raws['test'].origin}): "
+                "it would replace that split",
+            )
         )
     if data.train_size is not None:
         if data.test_from_train is not None:
@@ -120,12 +124,21 @@ def _subset(
     assert data.train_size is not None
     wanted = data.train_size + ((data.test_from_train or 0) if held_out else 0)
     if wanted > len(train):
-        what = ("'data.train_size' + 'data.test_from_train'" if held_out
-                else "'data.train_size' parameter")  # fmt: skip
-        raise DataError(
-            f"The {what} must be at most the number of train rows in "
-            f"{origin} ({len(train)}). Got {wanted} instead."
-        )
+        if held_out:
+            left = len(train) - data.train_size
+            message = parameter_message(
+                "data.test_from_train",
+                f"must be at most the {max(left, 0)} train rows of {origin} that the "
+                "'data.train_size' subset leaves",
+                data.test_from_train,
+            )
+        else:
+            message = parameter_message(
+                "data.train_size",
+                f"must be at most the number of train rows in {origin} ({len(train)})",
+                wanted,
+            )
+        raise DataError(message)
     order = np.random.default_rng(data.subset_seed).permutation(len(train))
     start = data.train_size if held_out else 0
     rows = np.sort(order[start:wanted])

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from trainer.errors import DataError
+from trainer.messages import parameter_message
 
 SETS = ("synthetic-sentiment", "synthetic-pairs")
 SPLITS = ("train", "dev", "test")
@@ -227,10 +228,10 @@ def generate(name: str, split: str) -> pd.DataFrame:
         Labels are int64 0/1, roughly balanced.
     """
     if name not in SETS:
-        raise DataError(f"The 'name' parameter of generate must be one of {SETS}. Got {name!r}.")
+        raise DataError(parameter_message("name", f"must be one of {SETS}", name, of="generate"))
     if split not in SPLITS:
         raise DataError(
-            f"The 'split' parameter of generate must be one of {SPLITS}. Got {split!r}."
+            parameter_message("split", f"must be one of {SPLITS}", split, of="generate")
         )
     columns = ("text",) if name == "synthetic-sentiment" else ("text", "text_pair")
     make = _sentence if name == "synthetic-sentiment" else _pair

@@ -15,6 +15,7 @@ import pandas as pd
 
 from trainer.data.sources import ROW, RawSplit
 from trainer.errors import DataError
+from trainer.messages import parameter_message
 
 
 def check_split(
@@ -74,9 +75,12 @@ def check_subset(
     missing = [c for c in classes if c not in set(labels)]
     if missing:
         raise DataError(
-            f"The 'data.train_size' subset of {origin} (train_size={train_size}, "
-            f"subset_seed={seed}) must hold every train label: {classes}. Got no row "
-            f"of {missing} instead. Raise train_size or change subset_seed."
+            parameter_message(
+                "data.train_size",
+                f"must give a subset of {origin} (train_size={train_size}, subset_seed={seed}) "
+                f"that holds every train label {classes}; it has no row of {missing}: raise "
+                "train_size or change subset_seed",
+            )
         )
 
 

@@ -1,0 +1,185 @@
+"""Where a trial's examples come from: a built-in generated set, a Hub dataset or local
+files, and which of their columns hold the text and the label (``data:`` of a config, a
+dataset entry of a sweep spec)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from trainer.fields import Seed, Strict
+from trainer.messages import NO_VALUE, ParameterError
+
+
+class HubSource(Strict):
+    """A dataset on the Hugging Face Hub, read with ``datasets.load_dataset``."""
+
+    path: str = Field(description="Dataset path, e.g. 'nyu-mll/glue' (or a builder: 'csv').")
+    name: str | None = Field(default=None, description="Config name, e.g. 'sst2'.")
+    data_files: dict[str, str] | None = None
+    splits: dict[Literal["train", "dev", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "dev": "validation"},
+        description="Our split name -> the hub's split name.",
+    )
+    revision: str | None = None
+
+
+def _check_layout(header: bool, columns: list[str] | None) -> None:
+    """``columns`` names the fields of headerless files, so it goes with ``header: false``."""
+    if not header and not columns:
+        raise ParameterError(
+            "must name the columns, in file order, when 'header' is false",
+            key=("columns",),
+            value=NO_VALUE,
+        )
+    if header and columns:
+        raise ParameterError(
+            "must be left out unless 'header' is false: columns is only for headerless "
+            "files (set header: false, or leave columns out to use the header line)",
+            key=("columns",),
+            value=columns,
+        )
+
+
+class FileLayout(Strict):
+    """How one split's file is laid out, when it differs from the other splits' files."""
+
+    header: bool = True
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _columns_need_headerless(self) -> FileLayout:
+        _check_layout(self.header, self.columns)
+        return self
+
+
+DEFAULT_ENCODING = "utf-8-sig"
+
+
+class FileSource(Strict):
+    """Local files, one per split (CSV, TSV, JSONL or Parquet, by extension or `format`).
+
+    ``format: lines`` reads plain-text files with one value a line and one file per column
+    (SentEval's SNLI): each path holds ``{column}``, replaced by every name in ``columns``.
+    """
+
+    train: Path
+    dev: Path
+    test: Path | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines"] = "auto"
+    header: bool = Field(default=True, description="False for headerless CSV/TSV (give `columns`).")
+    columns: list[str] | None = Field(
+        default=None, description="Column names for headerless files, in file order."
+    )
+    per_split: dict[Literal["train", "dev", "test"], FileLayout] = Field(
+        default_factory=dict,
+        description="`header`/`columns` for a split whose file is laid out differently "
+        "(AG News: a train subset with a header, the official test without one).",
+    )
+    encoding: str = Field(
+        default=DEFAULT_ENCODING,
+        description="Text encoding of CSV/TSV/JSONL/lines files (any Python codec name, e.g. "
+        "'latin-1', 'cp1252', 'utf-16'). The default is UTF-8 with an optional byte-order "
+        "mark (MRPC's header starts with one). Parquet files carry their own encoding.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        """A misspelt codec would only fail once the file is opened, after the config
+        has been accepted; refuse it here, with the key. Codecs that map bytes to bytes
+        (base64, zlib) are not text encodings and cannot read a text file either."""
+        try:
+            info = codecs.lookup(value)
+        except LookupError:
+            raise ParameterError(
+                "must name a text encoding Python knows, e.g. 'utf-8', 'latin-1', 'cp1252' "
+                "or 'utf-16'"
+            ) from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise ParameterError(f"must name a text encoding; {info.name!r} maps bytes to bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _layout(self) -> FileSource:
+        if self.format == "lines":
+            if not self.columns:
+                raise ParameterError(
+                    "must name the columns when 'format' is 'lines' (one file per column)",
+                    key=("columns",),
+                    value=NO_VALUE,
+                )
+            for split in ("train", "dev", "test"):
+                path = getattr(self, split)
+                if path is not None and "{column}" not in str(path):
+                    raise ParameterError(
+                        "must contain '{column}' when 'format' is 'lines': it reads one file "
+                        "per column, named by replacing '{column}' with each of 'columns'",
+                        key=(split,),
+                        value=str(path),
+                    )
+        else:
+            _check_layout(self.header, self.columns)
+        return self
+
+
+class DataConfig(Strict):
+    """Where the examples come from and which columns hold text and label.
+
+    Exactly one of ``name`` (a built-in generated set), ``hub`` or ``files``.
+    """
+
+    name: Literal["synthetic-sentiment", "synthetic-pairs"] | None = None
+    hub: HubSource | None = None
+    files: FileSource | None = None
+    text: str = "text"
+    text_pair: str | None = None
+    label: str = "label"
+    max_length: Annotated[int, Field(ge=8, le=4096)] = 128
+    train_size: Annotated[int, Field(ge=2)] | None = Field(
+        default=None,
+        description="Use a fixed random subset of this many training rows (drawn with "
+        "`subset_seed`, the same for every trial).",
+    )
+    subset_seed: Seed = 0
+    test_from_train: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Score this many held-out training rows as the test split: the rows "
+        "after the `train_size` subset in its permutation, so never trained on. For data "
+        "whose own test split is unlabeled (GLUE): a split the selection is not made on.",
+    )
+
+    @model_validator(mode="after")
+    def _test_from_train_needs_a_subset(self) -> DataConfig:
+        if self.test_from_train is not None and self.train_size is None:
+            raise ParameterError(
+                "needs 'train_size': the held-out rows are the training rows after the "
+                "training subset",
+                key=("test_from_train",),
+                value=self.test_from_train,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [k for k in ("name", "hub", "files") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ParameterError(
+                "must set exactly one of 'name' (a built-in set), 'hub' or 'files'",
+                value=given,
+                got=None if given else "none of them",
+            )
+        return self
+
+    @property
+    def source_label(self) -> str:
+        """A short human name for the data, used in reports and cache keys."""
+        if self.name:
+            return self.name
+        if self.hub:
+            return f"{self.hub.path}/{self.hub.name}" if self.hub.name else self.hub.path
+        assert self.files is not None
+        return Path(self.files.train).parent.name or "files"

@@ -1,0 +1,23 @@
+"""The constrained types every section of a config or a spec is built from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# A finite float: NaN passes no comparison and inf passes `gt`, and either would only
+# surface as a NaN loss (or a crash inside torch) minutes into a run.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Seeds feed numpy (which refuses negatives) and torch (64 bits): keep them to 32 bits.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+
+# Adam's moment decay rates: 1 or more never forgets (torch refuses it only at the first step).
+Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
