@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis._load import CONFIG_COLUMNS, long_metrics
+from analysis._load import CONFIG_COLUMNS, attach_knobs, long_metrics
 from analysis._names import check_metric_choice
 from analysis._tables import config_label, sort_configs, t_interval
 
@@ -187,10 +187,9 @@ def compare_to_vanilla(
     if not rows:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
     out = pd.DataFrame(rows)
-    out["teacher_k"] = out["teacher_k"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
     out["t_p_holm"] = math.nan
     out["wilcoxon_p_holm"] = math.nan
     for _, idx in out.groupby("dataset").groups.items():
         out.loc[idx, "t_p_holm"] = holm(out.loc[idx, "t_p"].to_numpy())
         out.loc[idx, "wilcoxon_p_holm"] = holm(out.loc[idx, "wilcoxon_p"].to_numpy())
-    return sort_configs(out)[list(COMPARE_COLUMNS)].reset_index(drop=True)
+    return attach_knobs(sort_configs(out)[list(COMPARE_COLUMNS)].reset_index(drop=True), df)

@@ -14,25 +14,30 @@ import numpy as np
 import pandas as pd
 
 from trainer.errors import UserInputError
+from trainer.knobs import ordered_keys, parse_label
 from trainer.layout import ENSEMBLES_FILE, RESULTS_FILE, SWEEP_FILE, read_parquet_file
-from trainer.strategies import STRATEGY_KNOBS
+from trainer.recorded import upgrade_table
+from trainer.strategies import HEADLINE, STRATEGY_KNOBS, knob
 
 FINISHED = "TERMINATED"
 DIVERGED = "DIVERGED"  # finished early: the training loss went non-finite (its metrics count)
 
-# The knobs that make a configuration; a configuration's seeds are its rows.
-# What makes a configuration: the papers' knobs, and every other swept setting in one
-# sortable label (``settings``: "optim.lr=2e-05"; "" when none), whose values also have a
-# column each (``optim.lr``); and its key (the trial key without the seed) that names it
+# What makes a configuration (its seeds are its rows): the dataset, the strategy, its knobs
+# in one sortable label (``settings``: "distill.k=all distill.lambda=1 optim.lr=2e-05"; ""
+# when none; ``trainer.knobs``), whose values also have a column each, named by the dotted
+# key (:func:`knob_columns`); and its key (the trial key without the seed) that names it
 # in a race and in ``selection.yaml``.
-CONFIG_COLUMNS = ("dataset", "strategy", "noise_lambda", "distill_lambda", "teacher_k",
-                  "settings", "config_key")  # fmt: skip
+CONFIG_COLUMNS = ("dataset", "strategy", "settings", "config_key")
 PATH_COLUMNS = ("result_path", "logits_path", "model_path")
 SPLITS = ("dev", "test")
 
 
 class AnalysisError(UserInputError):
     """A run directory or table that cannot be analysed; the message says what is wrong."""
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
 
 
 def _run_dir_and_file(source: str | Path) -> tuple[Path, Path]:
@@ -78,7 +83,8 @@ def load(source: str | Path) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The columns of ``results.parquet`` (``dataset``, ``strategy``, ``seed``,
-        ``noise_lambda``, ``distill_lambda``, ``teacher_k`` as a string, ``status``,
+        ``settings`` (the configuration's knobs as one label), a column per knob named
+        by its dotted key (``distill.k`` as text, ``noise.lambda``, ...), ``status``,
         ``primary_dev_score``, metric columns such as ``dev_accuracy``, ...) plus ``finished``
         (status is TERMINATED or DIVERGED and the primary metric is known) and
         ``diverged`` (the training loss went non-finite; the trial stopped there and is
@@ -124,11 +130,30 @@ def _predicts_one_class(logits_path: str | float | None) -> bool | None:
         return bool(len(np.unique(arrays["dev_logits"].argmax(axis=1))) == 1)
 
 
+def knob_columns(df: pd.DataFrame) -> list[str]:
+    """The knob columns of a table: every key its ``settings`` labels name, in label
+    order (the headline knobs first), that is a column of ``df``."""
+    labels = df["settings"].dropna().unique() if "settings" in df.columns else []
+    keys = {key for label in labels for key, _ in parse_label(label)}
+    return [k for k in ordered_keys(keys, HEADLINE) if k in df.columns]
+
+
+def attach_knobs(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """``out`` (one row per configuration, with ``config_key``) with the knob columns of
+    ``df`` beside its configuration columns."""
+    knobs = [k for k in knob_columns(df) if k not in out.columns]
+    if not knobs or out.empty:
+        return out
+    values = df.drop_duplicates("config_key").set_index("config_key")[knobs]
+    at = list(out.columns).index("config_key") + 1
+    joined = out.join(values, on="config_key")
+    return joined[[*out.columns[:at], *knobs, *out.columns[at:]]]
+
+
 def _shared_settings(label: str) -> str:
     """The part of a ``settings`` label that vanilla reads too (``optim.lr=2e-05``, not
     ``reinit.layers=2``): what a configuration's vanilla reference must share."""
-    items = [item for item in label.split(" ") if item]
-    return " ".join(i for i in items if i.partition("=")[0] not in STRATEGY_KNOBS)
+    return " ".join(f"{k}={v}" for k, v in parse_label(label) if k not in STRATEGY_KNOBS)
 
 
 def _with_reference_settings(datasets: pd.Series, settings: pd.Series) -> pd.Series:
@@ -151,22 +176,20 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     missing = sorted(required - set(df.columns))
     if missing:
         raise AnalysisError(f"the results table has no column(s) {missing}")
-    df = df.copy()
+    df = upgrade_table(df.copy())
     for col in (*CONFIG_COLUMNS, "status", "primary_metric", "optuna_cell", "optuna_trial", "key"):
         if col not in df.columns:
             df[col] = None
     if "primary" in df.columns:  # the name before 0.1.0's results said what it holds
         legacy = df.pop("primary")
         df["primary_dev_score"] = df.get("primary_dev_score", legacy).fillna(legacy)
-    for col in ("noise_lambda", "distill_lambda", "primary_dev_score", "optuna_trial"):
+    for col in ("primary_dev_score", "optuna_trial"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    df["teacher_k"] = (
-        df["teacher_k"]
-        .map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
-        .astype(object)
-    )
     df["settings"] = df["settings"].fillna("").astype(str)
+    for col in knob_columns(df):
+        if knob(col).categorical:  # K: text, an int or 'all' (sorted by trainer.knobs)
+            df[col] = df[col].map(lambda v: None if _missing(v) else str(v)).astype(object)
     df["dataset"] = _with_reference_settings(df["dataset"].astype(str), df["settings"])
     if df["config_key"].isna().all():  # a table written before config_key was recorded
         ids = list(CONFIG_COLUMNS[:-1])
@@ -204,7 +227,8 @@ def long_metrics(df: pd.DataFrame) -> pd.DataFrame:
     (``averaged_dev_*``: SE's averaged model, SDA's teacher).
     """
     done = df[df["finished"]] if "finished" in df.columns else df
-    ids = [c for c in (*CONFIG_COLUMNS, "seed", "key", "optuna_trial") if c in done.columns]
+    ids = [c for c in (*CONFIG_COLUMNS, *knob_columns(done), "seed", "key", "optuna_trial")
+           if c in done.columns]  # fmt: skip
     frames = []
     for col in metric_columns(done):
         model, rest = (
@@ -236,6 +260,7 @@ def load_histories(df: pd.DataFrame) -> pd.DataFrame:
     metrics of ``df``, so the learning curves know a dataset none of whose trials finished.
     """
     rows, missing = [], []
+    knobs = knob_columns(df)
     for trial in df[df["finished"]].to_dict("records"):
         path = trial.get("result_path")
         if not isinstance(path, str) or not Path(path).is_file():
@@ -246,7 +271,7 @@ def load_histories(df: pd.DataFrame) -> pd.DataFrame:
         except (OSError, json.JSONDecodeError):
             missing.append(trial.get("key"))
             continue
-        ids = {c: trial.get(c) for c in (*CONFIG_COLUMNS, "seed", "key")}
+        ids = {c: trial.get(c) for c in (*CONFIG_COLUMNS, *knobs, "seed", "key")}
         for entry in history:
             base = {
                 **ids,
@@ -266,6 +291,7 @@ def load_histories(df: pd.DataFrame) -> pd.DataFrame:
         rows,
         columns=[
             *CONFIG_COLUMNS,
+            *knobs,
             "seed",
             "key",
             "step",
@@ -300,4 +326,4 @@ def expected_trials(run_dir: str | Path) -> list[str] | None:
 def load_ensembles(run_dir: str | Path) -> pd.DataFrame | None:
     """``ensembles.parquet`` written by ``steadytune ensemble``, or ``None``."""
     path = Path(run_dir) / ENSEMBLES_FILE
-    return read_parquet_file(path) if path.is_file() else None
+    return upgrade_table(read_parquet_file(path)) if path.is_file() else None

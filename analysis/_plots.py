@@ -12,9 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis._load import long_metrics
+from analysis._load import knob_columns, long_metrics
 from analysis._names import check_names
-from analysis._tables import config_label, k_order, seed_stats, sort_configs
+from analysis._tables import config_label, seed_stats, sort_configs
+from trainer.knobs import sort_value
+from trainer.strategies import knob
 
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mcc": "MCC"}
 
@@ -147,10 +149,12 @@ def plot_k(
     check_names(df, dataset=dataset, metrics=[metric])
     grid = df[df["optuna_trial"].isna()] if "optuna_trial" in df.columns else df
     stats = seed_stats(grid, metrics=[metric], splits=[split])
-    stats = stats[(stats["dataset"] == dataset) & stats["teacher_k"].notna()]
+    if "distill.k" not in stats.columns:
+        return None
+    stats = stats[(stats["dataset"] == dataset) & stats["distill.k"].notna()]
     if stats.empty:
         return None
-    ks = sorted(stats["teacher_k"].unique(), key=k_order)
+    ks = sorted(stats["distill.k"].unique(), key=sort_value)
     x_of = {k: i for i, k in enumerate(ks)}
     fig, (ax,) = _figure(9.5, 4.8)
     vanilla = seed_stats(grid, metrics=[metric], splits=[split], models=["student"])
@@ -169,15 +173,16 @@ def plot_k(
     stats = sort_configs(stats)
     stats = stats.assign(
         line=[
-            config_label({**r, "teacher_k": None, "model": None}) for r in stats.to_dict("records")
+            config_label({**r, "model": None}, without=("distill.k",))
+            for r in stats.to_dict("records")
         ]
     )
     colors = _colors(list(dict.fromkeys(stats["line"])))
     n_series = stats.groupby(["line", "model"]).ngroups
     for i, ((line, model), part) in enumerate(stats.groupby(["line", "model"], sort=False)):
-        part = part.assign(_k=part["teacher_k"].map(k_order)).sort_values("_k")
+        part = part.assign(_k=part["distill.k"].map(sort_value)).sort_values("_k")
         offset = (i - (n_series - 1) / 2) * 0.03
-        x = np.array([x_of[k] for k in part["teacher_k"]]) + offset
+        x = np.array([x_of[k] for k in part["distill.k"]]) + offset
         ax.errorbar(
             x,
             part["mean"],
@@ -189,7 +194,7 @@ def plot_k(
             label=line if model == "student" else f"{line} [averaged]",
         )
     ax.set_xticks(range(len(ks)), [str(k) for k in ks])
-    ax.set_xlabel("K (teacher size / averaging window, optimizer steps)")
+    ax.set_xlabel(knob("distill.k").about)
     ax.set_ylabel(_axis_label(split, metric))
     ax.set_title(
         f"{dataset}: {METRIC_NAMES.get(metric, metric)} vs K (mean ± std across seeds)", fontsize=10
@@ -201,11 +206,13 @@ def plot_k(
 def plot_lambda(
     df: pd.DataFrame, dataset: str, metric: str = "accuracy", split: str = "dev"
 ) -> object | None:
-    """Each trial's score against λ (distill λ and noise λ panels); Optuna candidates as ×,
-    grid trials as ●, and the mean ± std per λ value per strategy/K, against vanilla's
-    mean (dashed). λ spanning a decade or more is drawn on a log axis.
+    """Each trial's score against each numeric knob that varies (a panel per knob: the
+    distillation and noise λs, and any other number a sweep varies, such as
+    ``recadam.gamma`` or ``optim.lr``); Optuna candidates as ×, grid trials as ●, and the
+    mean ± std per value per configuration, against vanilla's mean (dashed). Values
+    spanning a decade or more are drawn on a log axis.
 
-    Returns ``None`` when neither λ takes more than one value among the dataset's
+    Returns ``None`` when no numeric knob takes more than one value among the dataset's
     finished trials; an unknown ``dataset`` or ``metric`` raises ValueError.
     """
     check_names(df, dataset=dataset, metrics=[metric])
@@ -216,14 +223,9 @@ def plot_lambda(
         & (long["split"] == split)
         & (long["model"] == "student")
     ]
-    panels = [
-        (c, t)
-        for c, t in (
-            ("distill_lambda", "distill λ (weight of the MSE to the teacher)"),
-            ("noise_lambda", "noise λ (NoisyTune, × std of each matrix)"),
-        )
-        if long[c].nunique() > 1
-    ]
+    numeric = [c for c in knob_columns(long) if not knob(c).categorical
+               and pd.to_numeric(long[c], errors="coerce").notna().any()]  # fmt: skip
+    panels = [(c, knob(c).about or c) for c in numeric if long[c].nunique() > 1]
     if not panels:
         return None
     fig, axes = _figure(max(8.0, 6.0 * len(panels)), 4.8, ncols=len(panels))
@@ -232,7 +234,9 @@ def plot_lambda(
     long = long.assign(_optuna=optuna)
     for ax, (col, title) in zip(axes, panels, strict=True):
         part = long[long[col].notna()]
-        part = part.assign(line=[config_label({**r, col: None}) for r in part.to_dict("records")])
+        part = part.assign(
+            line=[config_label(r, without=(col,)) for r in part.to_dict("records")]
+        )
         part = sort_configs(part)
         colors = _colors(list(dict.fromkeys(part["line"])))
         for name, line in part.groupby("line", sort=False):
@@ -267,7 +271,8 @@ def plot_lambda(
         ax.legend(fontsize=8, loc="best")
     n_opt = int(long["_optuna"].sum())
     fig.suptitle(
-        f"{dataset}: {METRIC_NAMES.get(metric, metric)} vs λ (● grid trial, × Optuna "
+        f"{dataset}: {METRIC_NAMES.get(metric, metric)} vs "
+        f"{', '.join(knob(c).name for c, _ in panels)} (● grid trial, × Optuna "
         f"candidate trial [{n_opt}]; lines: mean ± std per λ)",
         fontsize=10,
     )

@@ -25,7 +25,7 @@ from analysis._report_tables import (
     stats_view,
 )
 from analysis._select import CONFIRMED, CONTRADICTED, NOT_CONFIRMED, RULE, DatasetDecision
-from analysis._tables import cost_table
+from analysis._tables import config_label, cost_table
 
 RACE_NOTE = (
     "**Seed race.** Seeds were raced (`race:` in the spec): after each round every "
@@ -95,18 +95,13 @@ def diverged_warning(df: pd.DataFrame) -> str:
     """A warning counting, per configuration, the seeds whose training diverged."""
     if "diverged" not in df or not df["diverged"].any():
         return ""
-    cols = [c for c in ("dataset", "strategy", "teacher_k", "distill_lambda", "noise_lambda")
-            if c in df]  # fmt: skip
+    cols = ["dataset", "strategy", "settings"]
     diverged = df[df["finished"]]
     counts = diverged.groupby(cols, dropna=False)["diverged"].agg(["sum", "size"])
     counts = counts[counts["sum"] > 0]
     parts = []
     for idx, r in counts.iterrows():
-        values = dict(zip(cols, idx if isinstance(idx, tuple) else (idx,), strict=True))
-        knobs = [
-            f"{k}={values[k]}" for k in cols[2:] if values[k] is not None and not pd.isna(values[k])
-        ]
-        name = " ".join([str(values["dataset"]), str(values["strategy"]), *knobs])
+        name = config_label(dict(zip(cols, idx, strict=True)), with_dataset=True)
         parts.append(f"{name}: {int(r['sum'])} of {int(r['size'])} seeds")
     return (
         "**Diverged trials:** the training loss became non-finite and the trial stopped at "

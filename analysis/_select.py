@@ -25,7 +25,8 @@ from analysis._load import long_metrics
 from analysis._names import check_metric_choice
 from analysis._tables import config_label, primary_metrics, t_interval
 from trainer import strategies
-from trainer.strategies import STRATEGIES, student_is_plain
+from trainer.knobs import ordered_keys, parse_label
+from trainer.strategies import HEADLINE, STRATEGIES, student_is_plain
 
 RULE = (
     "Dev split, the dataset's primary metric, each configuration paired with vanilla by "
@@ -53,9 +54,7 @@ SELECTION_COLUMNS = (
     "scope",
     "strategy",
     "model",
-    "teacher_k",
-    "distill_lambda",
-    "noise_lambda",
+    "settings",
     "metric",
     "n",
     "mean",
@@ -135,38 +134,23 @@ def dataset_candidates(
             continue
         cid = candidate_id(r)
         if cid not in by_id:
-            info = {
-                c: _none(r.get(c))
-                for c in (
-                    "dataset",
-                    "strategy",
-                    "teacher_k",
-                    "distill_lambda",
-                    "noise_lambda",
-                    "settings",  # two lrs, or SDA's two teachers, are two configurations
-                    "model",
-                )
-            }
-            info["label"] = config_label(info)  # fmt: skip
+            # settings: two lrs, or SDA's two teachers, are two configurations
+            info = {c: _none(r.get(c)) for c in ("dataset", "strategy", "settings", "model")}
+            info["knobs"] = {k: _none(r.get(k, v)) for k, v in parse_label(r["settings"])}
+            info["label"] = config_label(info)
             by_id[cid] = info
         values.setdefault(cid, {}).setdefault(int(r["seed"]), []).append(float(r["value"]))
         if str(r.get("key")) in flags:
             seed_flags.setdefault(cid, {})[int(r["seed"])] = flags[str(r.get("key"))]
     out = []
     for cid, info in by_id.items():
-        lam = info["distill_lambda"]
         out.append(
             Candidate(
                 id=cid,
                 label=info["label"],
                 group=info["strategy"],
                 values={s: sum(v) / len(v) for s, v in sorted(values[cid].items())},
-                cost=strategies.cost_rank(
-                    info["strategy"],
-                    info["teacher_k"],
-                    None if lam is None else float(lam),
-                    info["model"],
-                ),
+                cost=strategies.cost_rank(info["strategy"], info["knobs"], info["model"]),
                 is_vanilla=info["strategy"] == "vanilla",
                 flags=seed_flags.get(cid, {}),
             )
@@ -287,14 +271,15 @@ def select(
             mean, std, sem = _stats(values.get(cid, []))
             rows.append({
                 "dataset": dataset, "scope": scope, "strategy": info["strategy"],
-                "model": info["model"], "teacher_k": info["teacher_k"],
-                "distill_lambda": info["distill_lambda"], "noise_lambda": info["noise_lambda"],
+                "model": info["model"], "settings": info["settings"], **info["knobs"],
                 "metric": d.metric, "n": len(values.get(cid, [])), "mean": mean, "std": std,
                 "sem": sem, "label": info["label"],
                 "status": "reference" if info["strategy"] == "vanilla" else statuses[cid],
                 "verdict": d.verdict,
             })  # fmt: skip
-    return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+    knobs = ordered_keys({k for r in rows for k in r} - set(SELECTION_COLUMNS), HEADLINE)
+    at = SELECTION_COLUMNS.index("settings") + 1
+    return pd.DataFrame(rows, columns=[*SELECTION_COLUMNS[:at], *knobs, *SELECTION_COLUMNS[at:]])
 
 
 def _order(strategy: str) -> int:
@@ -329,9 +314,8 @@ def selection_dict(
         entry = {
             "strategy": r["strategy"],
             "model": r["model"],
-            "k": _plain(r["teacher_k"]),
-            "distill_lambda": _plain(r["distill_lambda"]),
-            "noise_lambda": _plain(r["noise_lambda"]),
+            # the configuration's knobs by dotted key, as a trainer config's --set takes them
+            "settings": {k: _plain(r[k]) for k, _ in parse_label(r["settings"] or "")},
             "metric": r["metric"],
             "status": r["status"],
             "mean": _plain(r["mean"]),

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis._load import CONFIG_COLUMNS, AnalysisError, long_metrics
+from analysis._load import CONFIG_COLUMNS, AnalysisError, attach_knobs, long_metrics
 from analysis._names import check_names
+from trainer.knobs import parse_label, sort_value
+from trainer.strategies import HEADLINE, knob
 
 GROUP_COLUMNS = (*CONFIG_COLUMNS, "model", "split", "metric")
 STAT_COLUMNS = (
@@ -30,40 +32,18 @@ STAT_COLUMNS = (
 )
 
 
-def k_order(k: object) -> float:
-    """Sort key of a teacher size: no K (vanilla, NoisyTune) 0, integers as such, 'all' ∞."""
-    if k is None or (isinstance(k, float) and math.isnan(k)):
-        return 0.0
-    if str(k) == "all":
-        return math.inf
-    return float(k)
-
-
-def _num(value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        f = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
-def config_label(row: dict | pd.Series, *, with_dataset: bool = False) -> str:
-    """A short name for a configuration: ``sda K=2 dλ=1``, ``noisytune nλ=0.15``."""
+def config_label(
+    row: dict | pd.Series, *, with_dataset: bool = False, without: Sequence[str] = ()
+) -> str:
+    """A short name for a configuration: ``sda K=2 dλ=1``, ``noisytune nλ=0.15``,
+    ``sda K=all dλ=1 optim.lr=2e-05``: its strategy and its knobs (the ``settings`` label)
+    by their short names (``trainer.knobs.Knob.label``), less the keys in ``without``."""
     parts = [str(row["dataset"])] if with_dataset else []
     parts.append(str(row["strategy"]))
-    k = row.get("teacher_k")
-    if k is not None and not (isinstance(k, float) and math.isnan(k)):
-        parts.append(f"K={k}")
-    dl, nl = _num(row.get("distill_lambda")), _num(row.get("noise_lambda"))
-    if dl is not None:
-        parts.append(f"dλ={dl:g}")
-    if nl is not None:
-        parts.append(f"nλ={nl:g}")
     settings = row.get("settings")
-    if isinstance(settings, str) and settings:
-        parts.append(settings)
+    for key, value in parse_label(settings if isinstance(settings, str) else ""):
+        if key not in without:
+            parts.append(f"{knob(key).name}={value}")
     model = row.get("model")
     if model not in (None, "student") and not (isinstance(model, float) and math.isnan(model)):
         parts.append(f"[{model}]")
@@ -155,8 +135,9 @@ def seed_stats(
     Returns
     -------
     pandas.DataFrame
-        One row per (dataset, strategy, noise_lambda, distill_lambda, teacher_k, model,
-        split, metric) with ``n``, ``mean``, ``std`` (ddof=1), ``var``, ``sem``,
+        One row per (dataset, strategy, settings, config_key, model, split, metric)
+        with its knob columns (``distill.k``, ``noise.lambda``, ...), ``n``, ``mean``,
+        ``std`` (ddof=1), ``var``, ``sem``,
         ``ci_low``, ``ci_high``, ``min``, ``median``, ``max``, ``seeds`` (the seeds, as
         a tuple), ``missing_seeds`` (seeds other configurations of the dataset have but
         this one lacks; Optuna candidates are compared with Optuna candidates only),
@@ -196,30 +177,34 @@ def seed_stats(
         )
         rows.append(row)
     out = pd.DataFrame(rows)
-    for col in ("noise_lambda", "distill_lambda"):
-        out[col] = out[col].astype("float64")
-    out["teacher_k"] = out["teacher_k"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
     out["label"] = [config_label(r) for r in out.to_dict("records")]
-    return sort_configs(out)[columns].reset_index(drop=True)
+    out = attach_knobs(sort_configs(out)[columns].reset_index(drop=True), df)
+    return out
+
+
+def _knob_order(label: object) -> tuple:
+    """Sort key of a ``settings`` label: each headline knob's value in registry order
+    (small K first, 'all' last; absent first), then the other settings as written."""
+    values = dict(parse_label(label if isinstance(label, str) else ""))
+    head = tuple(sort_value(values[k]) if k in values else (-2, 0.0) for k in HEADLINE)
+    rest = tuple((k, sort_value(v)) for k, v in values.items() if k not in HEADLINE)
+    return (*head, rest)
 
 
 def sort_configs(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows ordered by dataset, strategy (vanilla first), K (small first), λ, model."""
+    """Rows ordered by dataset, strategy (vanilla first), knobs (K small first, then λ,
+    then the other settings), model (the student first)."""
     from trainer.strategies import STRATEGIES
 
     order = {s: i for i, s in enumerate(STRATEGIES)}
-    keys = pd.DataFrame(
-        {
-            "d": df["dataset"].astype(str),
-            "s": df["strategy"].map(lambda s: order.get(s, len(order))),
-            "k": df["teacher_k"].map(k_order) if "teacher_k" in df else 0,
-            "dl": df["distill_lambda"].fillna(-1) if "distill_lambda" in df else 0,
-            "nl": df["noise_lambda"].fillna(-1) if "noise_lambda" in df else 0,
-            "m": df["model"].map({"student": 0}).fillna(1) if "model" in df else 0,
-        },
-        index=df.index,
-    )
-    return df.loc[keys.sort_values(list(keys.columns), kind="stable").index]
+    models = df["model"] if "model" in df else pd.Series("student", index=df.index)
+    settings = df["settings"] if "settings" in df else pd.Series("", index=df.index)
+    keys = [
+        (str(d), order.get(s, len(order)), _knob_order(label), int(m != "student"))
+        for d, s, label, m in zip(df["dataset"], df["strategy"], settings, models, strict=True)
+    ]
+    ranked = sorted(range(len(keys)), key=keys.__getitem__)
+    return df.iloc[ranked]
 
 
 def primary_metrics(df: pd.DataFrame) -> dict[str, str]:
@@ -279,7 +264,10 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     done = sort_configs(done)
     searched = done["optuna_trial"].notna().map({True: " (search)", False: ""})
     done = done.assign(
-        K=done["teacher_k"].fillna("—").astype(str) + searched,
+        K=(done["distill.k"] if "distill.k" in done else pd.Series(None, index=done.index))
+        .fillna("—")
+        .astype(str)
+        + searched,
         runtime=pd.to_numeric(done["runtime_s"], errors="coerce"),
     )
     grouped = done.groupby(["dataset", "strategy", "K"], sort=False)["runtime"]

@@ -29,14 +29,20 @@ from trainer.layout import (
     trial_dir,
     trials_dir,
 )
+from trainer.recorded import upgrade_trial
 from trainer.strategies import se_role
 
 __all__ = ["derive_finished", "derived_result"]
 
 
+def _window(trial: dict[str, Any]) -> int | str:
+    """The K of an SE trial (a TrialSpec dict, one of 0.1.0 included)."""
+    return upgrade_trial(trial)["settings"]["distill.k"]
+
+
 def derived_result(plain: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
     """The result of SE trial ``trial`` (a TrialSpec dict) from its plain run's result."""
-    role = se_role(trial["teacher_k"])
+    role = se_role(_window(trial))
 
     def as_se(entry: dict[str, Any]) -> dict[str, Any]:
         kept = {k: v for k, v in entry.items() if not k.startswith("se_k")}
@@ -47,7 +53,7 @@ def derived_result(plain: dict[str, Any], trial: dict[str, Any]) -> dict[str, An
         "config": trial["config"],
         "metrics": as_se(plain["metrics"]),
         "history": [as_se(entry) for entry in plain.get("history", [])],
-        "teacher_k": trial["teacher_k"],
+        "teacher_k": _window(trial),
         "derived_from": trial["derived_from"],
         # it trained nothing of its own: the sweep's cost counts the plain run once
         "runtime_s": 0.0,
@@ -73,7 +79,7 @@ def _derive(run_dir: str | Path, own_dir: Path, trial: dict[str, Any]) -> bool:
                    f"{failure.get('error') or 'see its error_file'}"}  # fmt: skip
             write_json_atomic(own_dir / ERROR_FILE, own)
         return failure is not None
-    role = se_role(trial["teacher_k"])
+    role = se_role(_window(trial))
     if role not in plain.get("metrics", {}):
         return False  # a run of an older config that did not evaluate this window
     own, averaged = f"{role}_", "averaged_"

@@ -31,6 +31,7 @@ from sweeps.results import collect_rows, ensure_results, finished_result
 from sweeps.rundir import DriverLock, claim, is_remote, move_aside
 from sweeps.spec import SweepSpec, load_spec
 from trainer.errors import ConfigError
+from trainer.knobs import format_value, ordered_keys, sort_value
 from trainer.layout import (
     GRID_EXPERIMENT,
     OPTUNA_EXPERIMENT,
@@ -40,7 +41,7 @@ from trainer.layout import (
     TRIAL_FILE,
     trial_dir,
 )
-from trainer.strategies import cost_rank
+from trainer.strategies import HEADLINE, cost_rank, knob
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def longest_first(trials: list[TrialSpec]) -> list[TrialSpec]:
     one slot to finish an SDA run alone."""
 
     def work(trial: TrialSpec) -> tuple:
-        rank = cost_rank(trial.strategy, trial.teacher_k, trial.distill_lambda)
+        rank = cost_rank(trial.strategy, trial.settings)
         windows = len(trial.config.get("eval", {}).get("self_ensembles") or [])
         return (_steps(trial) or 0, rank[0] + windows, rank)
 
@@ -95,8 +96,7 @@ def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict
         return rows.setdefault(
             (dataset, strategy),
             {"dataset": dataset, "strategy": strategy, "kind": kind, "trials": 0, "done": 0,
-             "new": 0, "k": set(), "distill_lambda": set(), "noise_lambda": set(),
-             "settings": {}, "steps": 0},
+             "new": 0, "settings": {}, "steps": 0},
         )  # fmt: skip
 
     for t in plan.grid:
@@ -104,10 +104,6 @@ def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict
         row["trials"] += 1
         row["done"] += state.get(t.key) == "done"
         row["new"] += state.get(t.key) == "new"
-        for name in ("k", "distill_lambda", "noise_lambda"):
-            value = t.teacher_k if name == "k" else getattr(t, name)
-            if value is not None:
-                row[name].add(value)
         for key, value in t.settings.items():
             row["settings"].setdefault(key, set()).add(value)
         steps = 0 if t.derived_from else _steps(t)
@@ -121,16 +117,11 @@ def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict
             row["steps"] = None
             row["trials"] += s.n_trials * n_seeds
             row["done"] += sum(1 for key, v in state.items() if v == f"done:{cell['key']}")
-            if cell["k"] is not None:
-                row["k"].add(cell["k"])
-            for key, value in cell["settings"].items():
-                row["settings"].setdefault(key, set()).add(value)
+            for key, value in cell["probe"].settings.items():
+                if key != s.param:
+                    row["settings"].setdefault(key, set()).add(value)
             searched = f"optuna[{s.low:g}..{s.high:g}{' log' if s.log else ''}]"
-            papers = {"distill.lambda": "distill_lambda", "noise.lambda": "noise_lambda"}
-            if s.param in papers:
-                row[papers[s.param]].add(searched)
-            else:
-                row["settings"].setdefault(s.param, set()).add(searched)
+            row["settings"].setdefault(s.param, set()).add(searched)
     return list(rows.values())
 
 
@@ -145,13 +136,16 @@ def print_plan(
     console = Console(file=stream or sys.stdout, width=120)
     rows = plan_rows(plan, state)
     table = Table(title=f"sweep {spec.name!r} ({spec.model})")
-    columns = ("dataset", "strategy", "kind", "trials", "done", "new", "K", "distill λ", "noise λ",
-               "other settings")  # fmt: skip
+    columns = ("dataset", "strategy", "kind", "trials", "done", "new", "knobs")
     for col in columns:
         table.add_column(col, justify="right" if col in ("trials", "done", "new") else "left")
 
     def fmt(values: set) -> str:
-        return ", ".join(sorted(map(str, values))) or "-"
+        return ", ".join(map(format_value, sorted(values, key=sort_value))) or "-"
+
+    def knobs(settings: dict[str, set]) -> str:
+        ordered = ordered_keys(settings, HEADLINE)
+        return "; ".join(f"{knob(k).name}: {fmt(settings[k])}" for k in ordered) or "-"
 
     total = done = new = 0
     for r in rows:
@@ -159,11 +153,10 @@ def print_plan(
         table.add_row(
             r["dataset"], r["strategy"], r["kind"], str(r["trials"]), str(r["done"]),
             str(r["new"]) if r["kind"] != "optuna" else "-",
-            fmt(r["k"]), fmt(r["distill_lambda"]), fmt(r["noise_lambda"]),
-            "; ".join(f"{k}: {fmt(v)}" for k, v in r["settings"].items()) or "-",
+            knobs(r["settings"]),
         )  # fmt: skip
     table.add_section()
-    table.add_row("total", "", "", str(total), str(done), str(new), "", "", "", "")
+    table.add_row("total", "", "", str(total), str(done), str(new), "")
     console.print(table)
     res = spec.resources
     cpus = os.cpu_count() or 1

@@ -1,9 +1,11 @@
 """Expand a sweep spec into trial configs: datasets × strategies × seeds × the knobs
 that matter for each strategy (``trainer.strategies.knob_matters``), and nothing else.
 
-The papers' three knobs (K, the distillation λ, the noise λ) are identity columns of their
-own; any other swept setting (``optim.lr``) is one entry of a trial's ``settings``. A knob a
-strategy does not use is left at its trainer default and shows as null in
+Every knob is a dotted key of the trial config, the papers' K and λs like ``optim.lr``:
+the grid sets it for the strategies that read it, and a trial records its configuration's
+knobs in ``settings`` (``trainer.strategies.identity``: the headline knobs its strategy
+reads, at their resolved values, and every setting the sweep varies for it). A knob a
+strategy does not read is left at its trainer default and shows as null in
 ``results.parquet``; so ``vanilla`` runs once per (dataset, seed) whatever the λ and K
 grids hold, and two grid points that resolve to the same trainer config are one trial.
 """
@@ -17,28 +19,35 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sweeps.spec import SweepSpec, k_values_for
+from sweeps.spec import SweepSpec, values_for
 from trainer.errors import ConfigError
+from trainer.knobs import ordered_keys
 from trainer.loading import config_to_dict, load_config, merge, set_dotted
-from trainer.strategies import allows_k_all, knob_matters, plain_strategy, student_is_plain
+from trainer.recorded import upgrade_trial
+from trainer.strategies import (
+    HEADLINE,
+    identity,
+    knob,
+    knob_matters,
+    plain_strategy,
+    student_is_plain,
+)
 
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial: its identity columns and the full, validated trainer config."""
+    """One trial: its identity and the full, validated trainer config."""
 
     key: str  # stable, path-safe, unique within the sweep (also the trial's folder name)
     dataset: str
     strategy: str
     seed: int
-    noise_lambda: float | None
-    distill_lambda: float | None
-    teacher_k: int | str | None
     primary_metric: str
     config: dict[str, Any]  # trainer config (JSON-able, aliases) for trainer.load_config
     group: str = "grid"  # "grid", or the Optuna cell key for search candidates
     optuna_trial: int | None = None
-    settings: dict[str, Any] = field(default_factory=dict)  # other swept keys -> values
+    # the configuration's knobs, dotted key -> value (trainer.strategies.identity)
+    settings: dict[str, Any] = field(default_factory=dict)
     # the key of the plain run this trial is an evaluation of (SE's), or None: it trains
     derived_from: str | None = None
 
@@ -47,11 +56,13 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialSpec:
-        return cls(**data)
+        """Read back a recorded trial spec, one of 0.1.0 included (``upgrade_trial``)."""
+        return cls(**upgrade_trial(data))
 
-
-def _fmt(value: float | int | str) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    @property
+    def k(self) -> int | str | None:
+        """Its K (teacher size / SE window), or None where the strategy has none."""
+        return self.settings.get("distill.k")
 
 
 def _path_safe(text: str) -> str:
@@ -62,22 +73,15 @@ def trial_key(
     dataset: str,
     strategy: str,
     seed: int | None,
-    noise_lambda: float | None,
-    distill_lambda: float | None,
-    teacher_k: int | str | None,
-    extra: str = "",
     settings: dict[str, Any] | None = None,
+    extra: str = "",
 ) -> str:
-    """The trial's folder name: its identity columns, each swept setting as
-    ``key=value`` (sorted), the Optuna trial and the seed."""
+    """The trial's folder name: the dataset, the strategy, each knob of ``settings`` in
+    label order (a headline knob by its tag, ``k5``; any other as ``key=value``), the
+    Optuna trial and the seed."""
+    settings = settings or {}
     parts = [_path_safe(dataset), strategy.replace("+", "-")]
-    if teacher_k is not None:
-        parts.append(f"k{teacher_k}")
-    if distill_lambda is not None:
-        parts.append(f"dl{_fmt(distill_lambda)}")
-    if noise_lambda is not None:
-        parts.append(f"nl{_fmt(noise_lambda)}")
-    parts += [_path_safe(f"{k}={_fmt(v)}") for k, v in sorted((settings or {}).items())]
+    parts += [_path_safe(knob(k).in_key(settings[k])) for k in ordered_keys(settings, HEADLINE)]
     if extra:
         parts.append(extra)
     if seed is not None:
@@ -88,8 +92,7 @@ def trial_key(
 def config_key(trial: TrialSpec) -> str:
     """The configuration a trial is one seed of: its key without the seed (what a seed
     race stops or continues, and what the decision compares across seeds)."""
-    return trial_key(trial.dataset, trial.strategy, None, trial.noise_lambda,
-                     trial.distill_lambda, trial.teacher_k, settings=trial.settings)  # fmt: skip
+    return trial_key(trial.dataset, trial.strategy, None, trial.settings)
 
 
 def build_trial(
@@ -98,16 +101,14 @@ def build_trial(
     strategy: str,
     seed: int,
     *,
-    k: int | str | None = None,
-    distill_lambda: float | None = None,
-    noise_lambda: float | None = None,
     settings: dict[str, Any] | None = None,
     group: str = "grid",
     optuna_trial: int | None = None,
 ) -> TrialSpec:
-    """One validated trial. ``None`` knobs stay at the trainer's defaults; ``settings``
-    (dotted key -> value) are the other swept settings, each one the strategy reads."""
+    """One validated trial. ``settings`` (dotted key -> value) are the knobs the sweep
+    varies, each one the strategy reads; the others stay at the trainer's defaults."""
     ds = spec.datasets[dataset_index]
+    settings = dict(settings or {})
     # torch's thread count changes the numbers: a trial runs as many threads as CPUs it
     # is given (what Ray grants it), recorded in its config so `steadytune train` of that
     # config reproduces it; `defaults.threads` may say otherwise
@@ -123,13 +124,7 @@ def build_trial(
     if ds.epochs is not None:
         per_dataset["optim"] = {"epochs": ds.epochs}
     knobs: dict[str, Any] = {}
-    if k is not None:
-        knobs.setdefault("distill", {})["k"] = k
-    if distill_lambda is not None:
-        knobs.setdefault("distill", {})["lambda"] = distill_lambda
-    if noise_lambda is not None:
-        knobs.setdefault("noise", {})["lambda"] = noise_lambda
-    for key, value in (settings or {}).items():
+    for key, value in settings.items():
         set_dotted(knobs, key, value)
     raw = merge(merge(raw, per_dataset), knobs)
     where = f"trial (dataset {ds.label!r}, strategy {strategy!r}, seed {seed})"
@@ -140,54 +135,57 @@ def build_trial(
             str(err).replace("config: The '", f"{where} from spec 'defaults': The '")
         ) from None
     extra = f"o{optuna_trial}" if optuna_trial is not None else ""
-    resolved_k = config.teacher_k
-    used_dl = config.distill.lam if knob_matters("distill.lambda", strategy) else None
-    used_nl = config.noise.lam if knob_matters("noise.lambda", strategy) else None
-    key = trial_key(ds.label, strategy, seed, used_nl, used_dl, resolved_k, extra, settings)
+    own = identity(config, settings)
     return TrialSpec(
-        key=key,
+        key=trial_key(ds.label, strategy, seed, own, extra),
         dataset=ds.label,
         strategy=strategy,
         seed=seed,
-        noise_lambda=used_nl,
-        distill_lambda=used_dl,
-        teacher_k=resolved_k,
         primary_metric=ds.metric,
         config=config_to_dict(config),
         group=group,
         optuna_trial=optuna_trial,
-        settings=dict(settings or {}),
+        settings=own,
     )
 
 
-def _setting_points(spec: SweepSpec, strategy: str, leave_out: str | None = None) -> list[dict]:
-    """The product of the grid's other settings that ``strategy`` reads (one empty point
-    when there are none), without ``leave_out`` (a searched setting)."""
-    swept = {k: k_values_for(v, strategy) for k, v in spec.grid.settings.items()
-             if k != leave_out and knob_matters(k, strategy)}  # fmt: skip
-    swept = {k: v for k, v in swept.items() if v}  # a per-strategy list may leave it out
-    return [dict(zip(swept, values, strict=True)) for values in itertools.product(*swept.values())]
+def _grid_values(spec: SweepSpec, dataset_index: int, key: str) -> Any:
+    """A key's grid on a dataset: the dataset's own ``k`` for K, else the spec's grid."""
+    if key == "distill.k" and spec.datasets[dataset_index].k is not None:
+        return spec.datasets[dataset_index].k
+    return spec.grid.values_of(key)
 
 
-def _window_k(k: Any, settings: dict[str, Any]) -> Any:
-    """The K of a grid point: none for SDA's EMA teacher, which has no window, so a K
-    list does not multiply it (one EMA configuration, not one per K)."""
-    return None if settings.get("distill.average") == "ema" else k
-
-
-def _values(grid_values: list[Any] | None, matters: bool) -> list[Any]:
-    return list(grid_values) if (matters and grid_values) else [None]
-
-
-def _k_values(spec: SweepSpec, dataset_index: int, strategy: str) -> list[Any]:
-    """The K grid for ``strategy`` on a dataset (the dataset's ``k``, else ``grid.distill.k``;
-    either may be per strategy). 'all' is skipped for SDV (the trainer runs one forward
-    pass per teacher snapshot, so SDV needs a finite K)."""
-    ks = spec.datasets[dataset_index].k or spec.grid.distill_k
-    values = _values(k_values_for(ks, strategy), knob_matters("distill.k", strategy))
-    if not allows_k_all(strategy):
-        values = [k for k in values if k != "all"] or [None]
-    return values
+def grid_points(
+    spec: SweepSpec, dataset_index: int, strategy: str, leave_out: str | None = None
+) -> list[dict[str, Any]]:
+    """The settings of each grid point of ``strategy`` on a dataset: the product of the
+    values of every key it reads (one empty point when there are none), without
+    ``leave_out`` (a searched key). A value the strategy refuses in a list shared by all
+    (SDV's K = 'all') is dropped for it; a knob that does not apply at a point (K under
+    an EMA teacher) is left out of it, so it does not multiply the point."""
+    given = [*spec.grid.settings]
+    if spec.datasets[dataset_index].k is not None:
+        given.append("distill.k")
+    # the papers' knobs outermost, as tables list them; the others as the spec lists them
+    keys = [k for k in HEADLINE if k in given] + [k for k in given if k not in HEADLINE]
+    swept: dict[str, list[Any]] = {}
+    for key in keys:
+        if key == leave_out or not knob_matters(key, strategy):
+            continue
+        values = values_for(_grid_values(spec, dataset_index, key), strategy)
+        refuses = knob(key).refuses
+        if values and refuses is not None:
+            values = [v for v in values if refuses(strategy, v) is None]
+        if values:
+            swept[key] = values
+    points = []
+    for values in itertools.product(*swept.values()):
+        point = dict(zip(swept, values, strict=True))
+        point = {k: v for k, v in point.items() if knob_matters(k, strategy, point)}
+        if point not in points:
+            points.append(point)
+    return points
 
 
 def expand_grid(spec: SweepSpec, share: bool | None = None) -> list[TrialSpec]:
@@ -195,8 +193,8 @@ def expand_grid(spec: SweepSpec, share: bool | None = None) -> list[TrialSpec]:
     default: unless the seeds are raced or the storage is remote), SE's are evaluations of
     the plain runs (:func:`share_plain_runs`).
 
-    When the spec has a ``search``, strategies for which the searched λ matters are left
-    out here (``sweeps.optuna_search`` runs them); the others still run as a grid.
+    When the spec has a ``search``, strategies for which the searched knob matters are
+    left out here (``sweeps.optuna_search`` runs them); the others still run as a grid.
     """
     trials = _grid_trials(spec)
     if share is None:
@@ -223,14 +221,13 @@ def share_plain_runs(spec: SweepSpec, trials: list[TrialSpec]) -> list[TrialSpec
         if not student_is_plain(t.strategy) or t.group != "grid":
             continue
         index = next(i for i, d in enumerate(spec.datasets) if d.label == t.dataset)
-        plain = build_trial(spec, index, plain_strategy(t.strategy), t.seed,
-                            noise_lambda=t.noise_lambda, settings={
-                                k: v for k, v in t.settings.items()
-                                if knob_matters(k, plain_strategy(t.strategy))})  # fmt: skip
+        plain_name = plain_strategy(t.strategy)
+        plain_settings = {k: v for k, v in t.settings.items() if knob_matters(k, plain_name)}
+        plain = build_trial(spec, index, plain_name, t.seed, settings=plain_settings)
         if plain.key not in by_key:
             by_key[plain.key] = plain
             order.insert(order.index(t.key), plain.key)
-        windows.setdefault(plain.key, []).append(t.teacher_k)
+        windows.setdefault(plain.key, []).append(t.k)
         derived[t.key] = replace(t, derived_from=plain.key)
     for key, ks in windows.items():
         carrier = by_key[key]
@@ -249,15 +246,9 @@ def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
         for strategy in spec.strategies:
             if searched and knob_matters(searched, strategy):
                 continue
-            ks = _k_values(spec, i, strategy)
-            dls = _values(spec.grid.distill_lambda, knob_matters("distill.lambda", strategy))
-            nls = _values(spec.grid.noise_lambda, knob_matters("noise.lambda", strategy))
-            points = itertools.product(ks, dls, nls, _setting_points(spec, strategy))
-            for k, dl, nl, settings in points:
-                k = _window_k(k, settings)
+            for point in grid_points(spec, i, strategy):
                 for seed in spec.seed_list:
-                    t = build_trial(spec, i, strategy, seed, k=k, distill_lambda=dl,
-                                    noise_lambda=nl, settings=settings)  # fmt: skip
+                    t = build_trial(spec, i, strategy, seed, settings=point)
                     fingerprint = config_fingerprint(t.config)
                     if fingerprint in seen:
                         continue  # another grid point that resolves to the same config
@@ -289,10 +280,10 @@ def plan_sweep(spec: SweepSpec, share: bool | None = None) -> SweepPlan:
 def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
     """The (dataset, strategy, other knobs) cells an Optuna search runs one study for.
 
-    Each cell is ``{"key", "dataset_index", "strategy", "k", "distill_lambda",
-    "noise_lambda", "settings", "probe"}`` with the searched knob left out (``None``);
-    ``probe`` is the cell's trial at the first seed and the searched knob's default (what
-    the preflight checks and the record stores).
+    Each cell is ``{"key", "dataset_index", "strategy", "settings", "probe"}``:
+    ``settings`` is its grid point, without the searched knob; ``probe`` is the cell's
+    trial at the first seed and the searched knob's default (what the preflight checks
+    and the record stores).
     """
     if spec.search is None:
         return []
@@ -302,34 +293,13 @@ def search_cells(spec: SweepSpec) -> list[dict[str, Any]]:
         for strategy in spec.strategies:
             if not knob_matters(param, strategy):
                 continue
-            ks = _k_values(spec, i, strategy)
-            dls = _values(
-                None if param == "distill.lambda" else spec.grid.distill_lambda,
-                knob_matters("distill.lambda", strategy),
-            )
-            nls = _values(
-                None if param == "noise.lambda" else spec.grid.noise_lambda,
-                knob_matters("noise.lambda", strategy),
-            )
-            points = itertools.product(ks, dls, nls, _setting_points(spec, strategy, param))
-            for k, dl, nl, settings in points:
-                k = _window_k(k, settings)
-                probe = build_trial(spec, i, strategy, spec.seed_list[0], k=k,
-                                    distill_lambda=dl, noise_lambda=nl,
-                                    settings=settings)  # fmt: skip
+            for point in grid_points(spec, i, strategy, leave_out=param):
+                probe = build_trial(spec, i, strategy, spec.seed_list[0], settings=point)
                 # the searched knob is not part of the cell's identity
-                key = trial_key(
-                    probe.dataset,
-                    strategy,
-                    None,
-                    None if param == "noise.lambda" else probe.noise_lambda,
-                    None if param == "distill.lambda" else probe.distill_lambda,
-                    probe.teacher_k,
-                    settings=settings,
-                )
-                cells.append({"key": key, "dataset_index": i, "strategy": strategy, "k": k,
-                              "distill_lambda": dl, "noise_lambda": nl,
-                              "settings": settings, "probe": probe})  # fmt: skip
+                own = {k: v for k, v in probe.settings.items() if k != param}
+                key = trial_key(probe.dataset, strategy, None, own)
+                cells.append({"key": key, "dataset_index": i, "strategy": strategy,
+                              "settings": point, "probe": probe})  # fmt: skip
     return cells
 
 

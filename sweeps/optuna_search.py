@@ -157,26 +157,15 @@ class SeedGroupSearch:
     def candidate_trial(self, cand: dict[str, Any], seed: int) -> TrialSpec:
         """The Tune trial of one seed of a candidate: its cell's knobs plus the λ asked."""
         cell = self._cell(cand["cell"])
-        knobs = {
-            "k": cell["k"],
-            "distill_lambda": cell["distill_lambda"],
-            "noise_lambda": cell["noise_lambda"],
-            "settings": dict(cell["settings"]),
-        }
         param = self.spec.search.param  # type: ignore[union-attr]
-        papers = {"distill.lambda": "distill_lambda", "noise.lambda": "noise_lambda"}
-        if param in papers:
-            knobs[papers[param]] = cand["value"]
-        else:
-            knobs["settings"][param] = cand["value"]
         return build_trial(
             self.spec,
             cell["dataset_index"],
             cell["strategy"],
             seed,
+            settings={**cell["settings"], param: cand["value"]},
             group=cand["cell"],
             optuna_trial=cand["number"],
-            **knobs,
         )
 
     def complete(self, trial_id: str, value: float | None, error: bool) -> None:

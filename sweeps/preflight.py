@@ -48,25 +48,26 @@ def check_data(configs: list[tuple[str, TrainConfig]]) -> None:
 
 
 def check_models(configs: list[tuple[str, TrainConfig]]) -> None:
-    """Every model resolvable here, each dataset's ``max_length`` within its positions and
-    each ``reinit.layers`` within its layers."""
+    """Every model resolvable here, and each trial's config within what its model can run
+    (``trainer.models.check_model_limits``: ``max_length`` within its positions, the
+    strategy's parts' model checks)."""
     from trainer.config import default_cache_dir
+    from trainer.loading import config_to_dict
     from trainer.models import check_model_limits, check_model_resolvable
-    from trainer.strategies import reinit_layers
 
     resolved: dict[tuple[str, str], str] = {}
-    checked: set[tuple[str, int, int | None]] = set()
+    checked: set[str] = set()
     for label, config in configs:
         cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         where = (config.model, str(cache))
         if where not in resolved:
             resolved[where] = check_model_resolvable(config.model, cache)
-        layers = reinit_layers(config.strategy, config.reinit.layers)
-        limit = (resolved[where], config.data.max_length, layers)
-        if limit not in checked:
-            checked.add(limit)
+        # the seed changes nothing a model check reads: one check per config without it
+        fingerprint = json.dumps({**config_to_dict(config), "seed": None}, sort_keys=True)
+        if fingerprint not in checked:
+            checked.add(fingerprint)
             try:
-                check_model_limits(*limit[:2], name=config.model, reinit_layers=layers)
+                check_model_limits(config, resolved[where])
             except ConfigError as err:
                 raise ConfigError(f"dataset {label!r}: {err}") from None
 
@@ -116,8 +117,9 @@ def check_optuna_storage(spec: SweepSpec) -> None:
         folder = Path(url.removeprefix("sqlite:///")).parent
         if not folder.is_dir():  # SQLite creates the file, never its folder
             raise ConfigError(
-                f"The 'search.storage' {url!r} cannot be reached: {str(folder)!r} is not a "
-                "directory"
+                parameter_message(
+                    "search.storage", f"must be reachable: {str(folder)!r} is not a directory", url
+                )
             )
         check_writable(folder, "'search.storage'")
         return
@@ -129,7 +131,9 @@ def check_optuna_storage(spec: SweepSpec) -> None:
             pass
     except Exception as exc:  # drivers raise their own types: all mean "unreachable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"The 'search.storage' {url!r} cannot be reached: {first}") from None
+        raise ConfigError(
+            parameter_message("search.storage", f"must be reachable: {first}", url)
+        ) from None
 
 
 # callbacks: key -> (the module its Tune callback imports, what to install)

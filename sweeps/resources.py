@@ -93,7 +93,7 @@ def most_demanding_gb(trials: Iterable[Any]) -> float:
     its own resolved config: model, teacher snapshots (its K) and batch size. One GPU
     request serves every trial of a Tune experiment, so it must fit the largest."""
     return max(
-        (estimate_gpu_memory_gb(t.config["model"], t.teacher_k, t.config["optim"]["batch_size"])
+        (estimate_gpu_memory_gb(t.config["model"], t.k, t.config["optim"]["batch_size"])
          for t in trials),
         default=0.0,
     )  # fmt: skip

@@ -29,6 +29,7 @@ from sweeps.derived import derive_finished
 from sweeps.grid import TrialSpec, config_key
 from sweeps.rundir import is_remote
 from trainer.jsonio import read_json_mapping
+from trainer.knobs import sort_value
 from trainer.layout import (
     ERROR_FILE,
     RESULT_FILE,
@@ -38,18 +39,9 @@ from trainer.layout import (
     trial_dir,
     trials_dir,
 )
-from trainer.recorded import same_config
+from trainer.recorded import same_config, upgrade_table, upgrade_trial
+from trainer.strategies import knob, settings_label
 
-ID_COLUMNS = (
-    "dataset",
-    "strategy",
-    "seed",
-    "noise_lambda",
-    "distill_lambda",
-    "teacher_k",
-    "optuna_trial",
-    "optuna_cell",
-)
 # Trial statuses in the table: Tune's, plus DIVERGED (finished, with a non-finite loss).
 FINISHED, DIVERGED, FAILED = "TERMINATED", "DIVERGED", "ERROR"
 
@@ -62,16 +54,12 @@ def make_row(
     A DIVERGED trial keeps its metrics (its model as it stood when the loss went
     non-finite): on small data a diverged seed is part of the variance a user asks about.
     """
-    k = trial.get("teacher_k")
+    trial = upgrade_trial(trial)
     row: dict[str, Any] = {
         "key": trial["key"],
         "dataset": trial["dataset"],
         "strategy": trial["strategy"],
         "seed": trial["seed"],
-        "noise_lambda": trial.get("noise_lambda"),
-        "distill_lambda": trial.get("distill_lambda"),
-        # one column type: K is an int or 'all'
-        "teacher_k": None if k is None else str(k),
         "optuna_trial": trial.get("optuna_trial"),
         "optuna_cell": trial["group"] if trial.get("group", "grid") != "grid" else None,
         "primary_metric": trial["primary_metric"],
@@ -101,23 +89,18 @@ def make_row(
     return row
 
 
-# Settings every row records whether swept or not, so tables from several sweeps can be told
-# apart and sliced: dotted key -> the trainer config's path to it.
+# Settings every row records whether a knob of its configuration or not, so tables from
+# several sweeps can be told apart and sliced: dotted keys of the trainer config.
 RECORDED_SETTINGS = ("optim.lr", "optim.head_lr", "optim.epochs", "optim.max_steps",
                      "optim.batch_size", "data.train_size")  # fmt: skip
 
 
-def settings_label(settings: dict[str, Any]) -> str:
-    """The swept settings of a configuration as one sortable string ("" for none):
-    ``optim.lr=2e-05 reinit.layers=2``. Analysis groups configurations by it."""
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in sorted(settings.items()))  # fmt: skip
-
-
 def setting_columns(trial: dict[str, Any]) -> dict[str, Any]:
     """The columns of the trial's settings: the pretrained model, the recorded settings,
-    each swept setting under its dotted key, their ``settings`` label and the
-    ``config_key`` (the trial key without the seed: what the decision compares)."""
+    each knob of its configuration under its dotted key (K as text: an int or 'all'),
+    their ``settings`` label (``trainer.strategies.settings_label``: what analysis groups
+    by) and the ``config_key`` (the trial key without the seed: what the decision
+    compares)."""
     spec = TrialSpec.from_dict(trial)
     columns: dict[str, Any] = {"pretrained_model": spec.config.get("model")}
     for dotted in RECORDED_SETTINGS:
@@ -125,23 +108,23 @@ def setting_columns(trial: dict[str, Any]) -> dict[str, Any]:
         for part in dotted.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         columns[dotted] = node
-    columns.update(spec.settings)
+    for key, value in spec.settings.items():
+        columns[key] = str(value) if knob(key).categorical else value
     columns["settings"] = settings_label(spec.settings)
     columns["config_key"] = config_key(spec)
     return columns
 
 
 def _typed(frame):
-    """Column types a user slices by: K an ordered categorical (1 < 2 < … < all), the
-    Optuna trial number an integer (nullable: grid trials have none)."""
+    """Column types a user slices by: a categorical knob an ordered categorical (K: 1 <
+    2 < … < all), the Optuna trial number an integer (nullable: grid trials have none)."""
     import pandas as pd
 
-    frame = frame.copy()
-    if "teacher_k" in frame:
-        ks = [None if pd.isna(v) else str(v) for v in frame["teacher_k"].astype(object)]
-        present = {k for k in ks if k is not None}
-        order = sorted(present - {"all"}, key=int) + (["all"] if "all" in present else [])
-        frame["teacher_k"] = pd.Categorical(ks, categories=order, ordered=True)
+    frame = upgrade_table(frame.copy())
+    for key in (c for c in frame.columns if knob(c).categorical):
+        values = [None if pd.isna(v) else str(v) for v in frame[key].astype(object)]
+        order = sorted({v for v in values if v is not None}, key=sort_value)
+        frame[key] = pd.Categorical(values, categories=order, ordered=True)
     if "optuna_trial" in frame:
         frame["optuna_trial"] = pd.to_numeric(frame["optuna_trial"]).astype("Int64")
     return frame
@@ -300,7 +283,8 @@ def ensure_results(run_dir: str | Path) -> int:
 
 
 def read_results(path: str):
-    """The results table, or ``None`` when no trial has finished yet."""
+    """The results table (one of 0.1.0 with its columns upgraded), or ``None`` when no
+    trial has finished yet."""
     import pandas as pd
     import pyarrow.fs as pafs
 
@@ -308,5 +292,5 @@ def read_results(path: str):
         fs, inner = pafs.FileSystem.from_uri(path)
         if fs.get_file_info(inner).type == pafs.FileType.NotFound:
             return None
-        return pd.read_parquet(path)
-    return read_parquet_file(path) if Path(path).is_file() else None
+        return upgrade_table(pd.read_parquet(path))
+    return upgrade_table(read_parquet_file(path)) if Path(path).is_file() else None

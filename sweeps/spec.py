@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from trainer.config import METRICS, StrategyName, TeacherSize, setting_adapter, setting_kind
+from trainer.config import METRICS, StrategyName, setting_adapter, setting_kind
 from trainer.data_config import DataConfig
 from trainer.errors import ConfigError
 from trainer.fields import Seed
@@ -57,7 +57,7 @@ from trainer.messages import (
     format_validation_error,
     requirement_of,
 )
-from trainer.strategies import STRATEGIES, allows_k_all, knob_matters
+from trainer.strategies import STRATEGIES, TeacherSize, knob, knob_matters
 
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
 _PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")
@@ -86,9 +86,9 @@ def _k_grid(value: Any) -> Any:
     return _as_list(value)
 
 
-def k_values_for(ks: list[Any] | dict[str, list[Any]] | None, strategy: str) -> list[Any] | None:
+def values_for(ks: list[Any] | dict[str, list[Any]] | None, strategy: str) -> list[Any] | None:
     """The list a grid gives ``strategy``, one list for all or a list per strategy
-    (``None``: not swept for it; K at the trainer's default K)."""
+    (``None``: not swept for it; the setting at the trainer's default)."""
     if isinstance(ks, dict):
         return ks.get(strategy)
     return ks
@@ -193,39 +193,24 @@ def _setting_values(adapter: Any, key: tuple[str, ...], values: Any) -> list[Any
 
 
 class GridSpec(_Strict):
-    """Values to sweep, by dotted trainer key. The three knobs of the papers are fields
-    (K may be given per strategy); any other scalar trainer setting (``optim.lr``,
-    ``optim.layer_decay``, ``reinit.layers``) is swept the same way, for the strategies
-    it matters for (``trainer.strategies.knob_matters``)."""
+    """Values to sweep, by dotted trainer key: the papers' knobs (``distill.k``,
+    ``distill.lambda``, ``noise.lambda``) like any other scalar setting (``optim.lr``,
+    ``reinit.layers``, ``recadam.gamma``). A key takes one list, for every strategy that
+    reads it (``trainer.strategies.knob_matters``), or a list per strategy; each value is
+    validated by the setting itself."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-
-    distill_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
-        default=None, alias="distill.lambda"
-    )
-    distill_k: KGrid | None = Field(default=None, alias="distill.k")
-    noise_lambda: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
-        default=None, alias="noise.lambda"
-    )
-
-    @field_validator("distill_lambda", "distill_k", "noise_lambda", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return _k_grid(value)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     @model_validator(mode="before")
     @classmethod
     def _settings(cls, value: Any) -> Any:
-        """Each other key: a setting the trainer has, with a list of valid scalar values."""
+        """Each key: a setting the trainer has, with a list of valid scalar values."""
         if not isinstance(value, dict):
             return value
-        fields = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
-        out = dict(value)
+        out = {}
         for key, values in value.items():
-            if key in fields:
-                continue
             adapter = check_setting(key, "a grid")
-            if isinstance(values, dict):  # a list per strategy, like K's
+            if isinstance(values, dict):  # a list per strategy
                 out[key] = {
                     strategy: _setting_values(adapter, (key, strategy), per_strategy)
                     for strategy, per_strategy in values.items()
@@ -236,29 +221,13 @@ class GridSpec(_Strict):
 
     @property
     def settings(self) -> dict[str, list[Any] | dict[str, list[Any]]]:
-        """The swept settings other than the papers' knobs, as written: one list, or a
-        list per strategy (the strategies it names; the others keep their defaults)."""
+        """The swept settings as written: one list, or a list per strategy (the
+        strategies it names; the others keep their defaults)."""
         return dict(self.model_extra or {})
 
     def values_of(self, key: str) -> list[Any] | dict[str, list[Any]] | None:
         """The grid's values of a dotted key (None: not swept)."""
-        fields = {"distill.lambda": self.distill_lambda, "distill.k": self.distill_k,
-                  "noise.lambda": self.noise_lambda}  # fmt: skip
-        return fields[key] if key in fields else self.settings.get(key)
-
-    @field_validator("distill_lambda", "noise_lambda", mode="before")
-    @classmethod
-    def _lambda_is_list(cls, value: Any) -> Any:
-        """One list of numbers; booleans are refused though pydantic reads them as 0/1
-        (``lambda: [yes]`` is a mistake, not 1.0)."""
-        if isinstance(value, dict):
-            raise ParameterError(
-                "must be one list of numbers (only K may be given per strategy)", value=value
-            )
-        for i, v in enumerate(value if isinstance(value, list) else []):
-            if isinstance(v, bool):
-                raise ParameterError("must be a number, not a boolean", key=(i,), value=v)
-        return value
+        return self.settings.get(key)
 
 
 class ResourcesSpec(_Strict):
@@ -468,7 +437,7 @@ class SweepSpec(_Strict):
                     key=(key,),
                     value=values,
                 )
-        self._check_k_grids()
+        self._check_grids()
         self._check_race()
         labels = [d.label for d in self.datasets]
         for i, label in enumerate(labels):
@@ -478,17 +447,6 @@ class SweepSpec(_Strict):
                     "keyed by dataset; give each dataset its own 'id'",
                     key=("datasets", i, "id"),
                     value=label,
-                )
-        for key, values in self.grid.settings.items():
-            if isinstance(values, dict):
-                self._check_per_strategy_setting(key, values)
-            elif not any(knob_matters(key, s) for s in self.strategies):
-                readers = [s for s in STRATEGIES if knob_matters(key, s)]
-                raise ParameterError(
-                    f"must be a setting one of the spec's strategies reads: it matters for "
-                    f"none of {self.strategies}, only for {readers[:4]}",
-                    key=("grid", key),
-                    value=NO_VALUE,
                 )
         if self.search is not None:
             param = self.search.param
@@ -523,22 +481,78 @@ class SweepSpec(_Strict):
                 )
         return self
 
-    def _check_per_strategy_setting(self, key: str, values: dict[str, list[Any]]) -> None:
+    def _check_grids(self) -> None:
+        """Each swept key is read by one of the spec's strategies; a per-strategy list
+        names strategies of this spec that read it (every one of them, for a knob whose
+        default differs by strategy: K); no strategy is left only values it refuses."""
+        grids: list[tuple[tuple[str | int, ...], str, Any]] = [
+            (("grid", key), key, values) for key, values in self.grid.settings.items()
+        ] + [(("datasets", i, "k"), "distill.k", d.k) for i, d in enumerate(self.datasets)
+             if d.k is not None]  # fmt: skip
+        for where, key, values in grids:
+            readers = [s for s in self.strategies if knob_matters(key, s)]
+            if not readers:
+                everyone = [s for s in STRATEGIES if knob_matters(key, s)]
+                raise ParameterError(
+                    f"must be a setting one of the spec's strategies reads: it matters for "
+                    f"none of {self.strategies}, only for {everyone[:4]}",
+                    key=where,
+                    value=NO_VALUE,
+                )
+            if isinstance(values, dict):
+                self._check_per_strategy(where, key, values, readers)
+            self._check_refused(where, key, values, readers)
+
+    def _check_per_strategy(
+        self, where: tuple[str | int, ...], key: str, values: dict[str, Any], readers: list[str]
+    ) -> None:
         """A per-strategy list names strategies of this spec that read the setting."""
         for strategy in values:
             if strategy not in self.strategies:
                 raise ParameterError(
                     f"must name strategies of this spec {list(self.strategies)}; "
                     f"{strategy!r} is not one",
-                    key=("grid", key, strategy),
+                    key=(*where, strategy),
                     value=values[strategy],
                 )
-            if not knob_matters(key, strategy):
+            if strategy not in readers:
                 raise ParameterError(
                     f"must name strategies that read {key!r}; {strategy!r} does not",
-                    key=("grid", key, strategy),
+                    key=(*where, strategy),
                     value=values[strategy],
                 )
+        missing = [s for s in readers if s not in values]
+        if missing and knob(key).every_reader:
+            raise ParameterError(
+                f"must give a list for every strategy of this spec that reads {key!r} (its "
+                f"default differs by strategy); it gives none for {missing}",
+                key=where,
+                value=values,
+            )
+
+    def _check_refused(
+        self, where: tuple[str | int, ...], key: str, values: Any, readers: list[str]
+    ) -> None:
+        """No strategy gets a value it refuses (SDV's K = 'all') from its own list, nor
+        only such values from a list shared by all (which drops them for it)."""
+        refuses = knob(key).refuses
+        if refuses is None:
+            return
+        per_strategy = isinstance(values, dict)
+        for strategy in readers:
+            given = values_for(values, strategy)
+            reasons = [refuses(strategy, v) for v in given or ()]
+            if not reasons or not (any(reasons) if per_strategy else all(reasons)):
+                continue
+            shared = "" if per_strategy else (
+                "; this list, shared by every strategy, leaves it none of them (give a list "
+                "per strategy)"
+            )  # fmt: skip
+            raise ParameterError(
+                f"must give {strategy!r} {next(r for r in reasons if r)}{shared}",
+                key=(*where, strategy) if per_strategy else where,
+                value=given,
+            )
 
     def _check_race(self) -> None:
         """A race needs vanilla (its reference) and a seed pool of ``max`` seeds: the
@@ -580,49 +594,6 @@ class SweepSpec(_Strict):
                     f"must list at least race.max = {self.race.max} seeds when 'race' is set",
                     key=("seeds",),
                     value=self.seeds,
-                )
-
-    def _check_k_grids(self) -> None:
-        """A per-strategy K grid names only K strategies of this spec, and all of them:
-        a K strategy left out would silently run with the trainer's default K."""
-        grids: list[tuple[tuple[str | int, ...], Any]] = [
-            (("grid", "distill.k"), self.grid.distill_k)
-        ] + [(("datasets", i, "k"), d.k) for i, d in enumerate(self.datasets)]
-        k_strategies = [s for s in self.strategies if knob_matters("distill.k", s)]
-        finite_k = [s for s in k_strategies if not allows_k_all(s)]
-        for key, ks in grids:
-            # SDV runs one forward pass per snapshot: K = 'all' is refused, not replaced
-            for strategy in finite_k:
-                given = k_values_for(ks, strategy)
-                per_strategy = isinstance(ks, dict)
-                if given and ("all" in given if per_strategy else set(given) == {"all"}):
-                    shared = "" if per_strategy else (
-                        "; this K list, shared by every strategy, leaves it only 'all' "
-                        "(give K per strategy)"
-                    )  # fmt: skip
-                    raise ParameterError(
-                        f"must give {strategy!r} integer K values >= 1 (one forward pass per "
-                        f"snapshot); 'all' is for se and sda{shared}",
-                        key=(*key, strategy) if per_strategy else key,
-                        value=given,
-                    )
-            if not isinstance(ks, dict):
-                continue
-            unknown = sorted(set(ks) - set(k_strategies))
-            if unknown:
-                raise ParameterError(
-                    f"must give K only for the K strategies of this spec, {k_strategies}; "
-                    f"{unknown} are not K strategies of this spec",
-                    key=key,
-                    value=ks,
-                )
-            missing = [s for s in k_strategies if s not in ks]
-            if missing:
-                raise ParameterError(
-                    f"must give a K list for every K strategy of this spec; it gives no K "
-                    f"list for {missing}",
-                    key=key,
-                    value=ks,
                 )
 
     # -- derived ------------------------------------------------------------------

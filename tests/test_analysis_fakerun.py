@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from test_analysis_tables import knob_columns
 
 N_DEV = 60
 
@@ -156,9 +157,7 @@ def make_run(
                 "dataset": dataset,
                 "strategy": strategy,
                 "seed": seed,
-                "noise_lambda": nl,
-                "distill_lambda": dl,
-                "teacher_k": k,
+                **knob_columns({"distill.k": k, "distill.lambda": dl, "noise.lambda": nl}),
                 "optuna_trial": optuna,
                 "optuna_cell": "cell" if optuna is not None else None,
                 "primary_metric": metric,

@@ -104,7 +104,7 @@ def test_learning_curves_know_a_dataset_without_histories(run):
 
 def _trial_dir(root, key: str, seed: int, error: dict | None):
     trial = {"key": key, "dataset": "d", "strategy": "vanilla", "seed": seed,
-             "noise_lambda": None, "distill_lambda": None, "teacher_k": None,
+             "settings": {},
              "primary_metric": "accuracy", "config": {"seed": seed}, "group": "grid",
              "optuna_trial": None}  # fmt: skip
     out = root / key

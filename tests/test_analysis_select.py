@@ -33,7 +33,7 @@ def test_clear_winner_is_better_and_chosen():
         }
     )
     best = _sel(df)
-    assert (best["strategy"], best["teacher_k"], best["verdict"]) == ("sda", "1", "better")
+    assert (best["strategy"], best["distill.k"], best["verdict"]) == ("sda", "1", "better")
     assert best["status"] == "better"
     statuses = dict(zip(analysis.select(df)["label"], analysis.select(df)["status"], strict=True))
     assert statuses["sda K=1 dλ=1"] == "better"
@@ -59,8 +59,8 @@ def test_equally_good_configs_go_to_the_cheaper_not_the_smaller_std():
                 ("sda", "2", 1.0, None): list(k2)})  # fmt: skip
     best = _sel(df)
     assert best["verdict"] == "better"
-    assert best["teacher_k"] == "1"
-    assert _sel(df, scope="sda")["teacher_k"] == "1"
+    assert best["distill.k"] == "1"
+    assert _sel(df, scope="sda")["distill.k"] == "1"
 
 
 def test_k_all_is_the_most_expensive_and_numbers_sort_numerically():
@@ -68,7 +68,7 @@ def test_k_all_is_the_most_expensive_and_numbers_sort_numerically():
     same = list(base + 0.05)
     df = table({VANILLA: list(base), ("sda", "all", 1.0, None): same,
                 ("sda", "10", 1.0, None): same, ("sda", "2", 1.0, None): same})  # fmt: skip
-    assert _sel(df)["teacher_k"] == "2"  # 2 < 10 < all
+    assert _sel(df)["distill.k"] == "2"  # 2 < 10 < all
 
 
 def test_equivalent_needs_the_equivalence_test_not_a_missing_difference():
@@ -228,7 +228,7 @@ def test_configurations_that_differ_only_in_a_setting_keep_their_own_labels():
         part = table({VANILLA: [0.70, 0.71, 0.72, 0.71], ("sda", "1", 1.0, None): [
             0.70 + shift, 0.71 + shift, 0.72 + shift, 0.715 + shift]})  # fmt: skip
         sda = part["strategy"] == "sda"
-        part.loc[sda, "settings"] = f"distill.average={average}"
+        part.loc[sda, "settings"] += f" distill.average={average}"
         part.loc[sda, "key"] = part.loc[sda, "key"] + average
         rows.append(part if average == "window" else part[sda])
     df = pd.concat(rows, ignore_index=True).assign(config_key=None)  # keyed again, with settings

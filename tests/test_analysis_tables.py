@@ -10,6 +10,12 @@ import pytest
 from scipy import stats
 
 import analysis
+from trainer.strategies import settings_label
+
+
+def knob_columns(knobs: dict) -> dict:
+    """A row's knob columns and ``settings`` label, as ``sweeps.results`` writes them."""
+    return {**knobs, "settings": settings_label({k: v for k, v in knobs.items() if v is not None})}
 
 
 def table(configs: dict[tuple, list[float]], dataset: str = "d", metric: str = "accuracy"):
@@ -25,9 +31,7 @@ def table(configs: dict[tuple, list[float]], dataset: str = "d", metric: str = "
                     "dataset": dataset,
                     "strategy": strategy,
                     "seed": seed,
-                    "teacher_k": k,
-                    "distill_lambda": dl,
-                    "noise_lambda": nl,
+                    **knob_columns({"distill.k": k, "distill.lambda": dl, "noise.lambda": nl}),
                     "optuna_trial": None,
                     "primary_metric": metric,
                     "primary_dev_score": v,

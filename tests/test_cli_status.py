@@ -207,7 +207,7 @@ def test_set_reaches_nested_defaults_and_dotted_grid_keys(tmp_path, cache_dir):
     spec = load_spec(path, overrides=["defaults.optim.lr=1e-4", "grid.distill.k=[1, all]",
                                       "max_concurrent=1"])  # fmt: skip
     assert spec.defaults["optim"] == {"max_steps": 2, "batch_size": 16, "lr": 1e-4}
-    assert spec.grid.distill_k == [1, "all"] and spec.max_concurrent == 1
+    assert spec.grid.values_of("distill.k") == [1, "all"] and spec.max_concurrent == 1
 
 
 def test_an_se_configuration_is_scored_by_its_averaged_model(tmp_path, cache_dir):

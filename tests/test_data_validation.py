@@ -36,7 +36,10 @@ def test_good_files_load(tmp_path):
 
 def test_missing_file(tmp_path):
     message = _refusal(tmp_path, files={"test": tmp_path / "nope" / "test.csv"})
-    assert message == f"The 'data.files.test' file does not exist: {tmp_path}/nope/test.csv."
+    assert message == (
+        f"The 'data.files.test' parameter must name a file that exists. Got "
+        f"'{tmp_path}/nope/test.csv' instead."
+    )
 
 
 def test_missing_column_lists_the_columns_there_are(tmp_path):

@@ -243,7 +243,9 @@ def test_smaller_std_without_evidence_does_not_win(groups):
     cheap = cand("cheap", v + 0.030 + 0.004 * standardized(rng, n), groups[0], cost_rank("se"))
     # steadier-looking, a little higher mean, but dearer: and only 6 seeds of evidence
     steady = 0.80 + 0.031 + 0.006 * standardized(rng, n)
-    dear = cand("dear", steady, groups[1], cost_rank("sda", 1, 1.0))
+    dear = cand(
+        "dear", steady, groups[1], cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0})
+    )
     d = decide([vanilla(v), cheap, dear], metric="accuracy")
     a_cheap, a_dear = d.assessment("cheap"), d.assessment("dear")
     # the premises: both better, the dear one leads and has the smaller std, no evidence
@@ -263,7 +265,9 @@ def test_evidence_of_smaller_std_wins_over_cost(groups):
     v = 0.80 + 0.01 * standardized(rng, n)
     cheap = cand("cheap", v + 0.03 + 0.001 * standardized(rng, n), groups[0], cost_rank("se"))
     steady = 0.80 + 0.03 + 0.001 * standardized(rng, n)  # a tenth of vanilla's std
-    dear = cand("dear", steady, groups[1], cost_rank("sda", 1, 1.0))
+    dear = cand(
+        "dear", steady, groups[1], cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0})
+    )
     d = decide([vanilla(v), cheap, dear], metric="accuracy")
     a_cheap, a_dear = d.assessment("cheap"), d.assessment("dear")
     assert a_cheap.status == a_dear.status == "better"
@@ -288,7 +292,7 @@ def test_choice_is_one_of_the_picks():
                 f"{g}{j}",
                 0.8 + 0.01 * (seed + rng.uniform(-2, 3)) + noise * rng.standard_normal(n),
                 group=g,
-                cost=cost_rank(g, j + 1),
+                cost=cost_rank(g, {"distill.k": j + 1}),
             )
             for g in ("se", "sda")
             for j in range(2)
@@ -315,20 +319,28 @@ def test_cost_rank_order():
         cost_rank("noisytune"),
         cost_rank("se"),
         cost_rank("noisytune+se"),
-        cost_rank("sda", 1, 1.0),
-        cost_rank("noisytune+sda", 1, 1.0),
-        cost_rank("sda", 2, 1.0),
-        cost_rank("sda", "all", 1.0),
-        cost_rank("sdv", 1, 1.0),
-        cost_rank("noisytune+sdv", 1, 1.0),
+        cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0}),
+        cost_rank("noisytune+sda", {"distill.k": 1, "distill.lambda": 1.0}),
+        cost_rank("sda", {"distill.k": 2, "distill.lambda": 1.0}),
+        cost_rank("sda", {"distill.k": "all", "distill.lambda": 1.0}),
+        cost_rank("sdv", {"distill.k": 1, "distill.lambda": 1.0}),
+        cost_rank("noisytune+sdv", {"distill.k": 1, "distill.lambda": 1.0}),
     ]
     assert order == sorted(order)
     assert len(set(order)) == len(order)
-    assert cost_rank("sda", 1, 0.5) < cost_rank("sda", 1, 1.0)  # smaller λ first
-    assert cost_rank("sda", 1, 1.0) < cost_rank("sda", 1, 1.0, model="averaged")
-    assert cost_rank("sda", 1, 1.0, model="averaged") < cost_rank("sda", 2, 1.0)
-    assert cost_rank("sda", "all") > cost_rank("sda", 1000)
-    assert cost_rank("vanilla", math.nan, math.nan) == cost_rank("vanilla")
+    assert cost_rank("sda", {"distill.k": 1, "distill.lambda": 0.5}) < cost_rank(
+        "sda", {"distill.k": 1, "distill.lambda": 1.0}
+    )  # smaller λ first
+    assert cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0}) < cost_rank(
+        "sda", {"distill.k": 1, "distill.lambda": 1.0}, model="averaged"
+    )
+    assert cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0}, model="averaged") < cost_rank(
+        "sda", {"distill.k": 2, "distill.lambda": 1.0}
+    )
+    assert cost_rank("sda", {"distill.k": "all"}) > cost_rank("sda", {"distill.k": 1000})
+    assert cost_rank("vanilla", {"distill.k": math.nan, "distill.lambda": math.nan}) == cost_rank(
+        "vanilla"
+    )
 
 
 # -- error rates by simulation --------------------------------------------------------

@@ -14,8 +14,8 @@ from sweeps.results import DIVERGED, trial_row
 
 def _trial_dir(tmp: Path, key: str, seed: int, status: str, acc: float) -> Path:
     config = {"seed": seed, "strategy": "sda"}
-    trial = {"key": key, "dataset": "d", "strategy": "sda", "seed": seed, "noise_lambda": None,
-             "distill_lambda": 1.0, "teacher_k": 1, "primary_metric": "accuracy",
+    trial = {"key": key, "dataset": "d", "strategy": "sda", "seed": seed,
+             "settings": {"distill.k": 1, "distill.lambda": 1.0}, "primary_metric": "accuracy",
              "config": config, "group": "grid", "optuna_trial": None}  # fmt: skip
     out = tmp / key
     out.mkdir()
@@ -37,7 +37,7 @@ def test_diverged_trial_keeps_its_metrics_and_is_counted(tmp_path):
     assert df["finished"].all()  # the diverged seed enters the statistics
     assert df["diverged"].tolist() == [False, True]
     warning = diverged_warning(df)
-    assert "d sda teacher_k=1 distill_lambda=1.0: 1 of 2 seeds" in warning
+    assert "d sda K=1 dλ=1: 1 of 2 seeds" in warning
     assert "never dropped" in warning
 
 

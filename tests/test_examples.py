@@ -32,7 +32,7 @@ def test_study_specs_hold_the_issue_grid(tmp_path):
     grid = load_spec(EXAMPLES / "study-glue-low.yaml", data_dir=tmp_path)
     trials = expand_grid(grid)
     assert len(trials) == 2 * 10 * 5
-    cells = {(t.dataset, t.strategy, t.teacher_k) for t in trials}
+    cells = {(t.dataset, t.strategy, t.k) for t in trials}
     assert {k for _, s, k in cells if s == "sda"} == {1, 2, 5, "all"}
     assert {k for _, s, k in cells if s == "sdv"} == {1, 3}
     assert {k for _, s, k in cells if s == "noisytune+sda"} == {1}
@@ -94,7 +94,7 @@ def test_study2_specs_race_the_issue_configurations(tmp_path):
         spec = load_spec(EXAMPLES / name, data_dir=tmp_path)
         assert (spec.race.start, spec.race.step, spec.race.max) == (3, 2, 15)
         trials = expand_grid(spec)
-        configs = {(t.strategy, t.teacher_k, t.settings.get("distill.average")) for t in trials}
+        configs = {(t.strategy, t.k, t.settings.get("distill.average")) for t in trials}
         assert configs == expected, name
         assert len({config_key(t) for t in trials}) == 10
         assert {t.dataset for t in trials} == {dataset}
@@ -109,7 +109,7 @@ def test_study2_specs_race_the_issue_configurations(tmp_path):
 def test_study2_rte_is_cut_to_four_configurations_on_the_full_training_set(tmp_path):
     spec = load_spec(EXAMPLES / "study2-rte.yaml", data_dir=tmp_path)
     trials = expand_grid(spec)
-    assert {(t.strategy, t.teacher_k) for t in trials} == {
+    assert {(t.strategy, t.k) for t in trials} == {
         ("vanilla", None), ("noisytune", None), ("reinit", None), ("sda", "all")
     }  # fmt: skip
     assert {t.config["data"]["train_size"] for t in trials} == {None}

@@ -127,8 +127,9 @@ def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
          "sweep spec: The 'datasets[0]' parameter must set exactly one of 'name' (a built-in "
          "set), 'hub' or 'files'. Got none of them instead."),
         ({"grid": {"distill.k": {"sda": [1]}}},
-         "sweep spec: The 'grid.distill.k' parameter must give a K list for every K strategy of "
-         "this spec; it gives no K list for ['se']. Got {'sda': [1]} instead."),
+         "sweep spec: The 'grid.distill.k' parameter must give a list for every strategy of "
+         "this spec that reads 'distill.k' (its default differs by strategy); it gives none "
+         "for ['se']. Got {'sda': [1]} instead."),
     ],
 )  # fmt: skip
 def test_spec_problem_is_one_line_with_the_key_as_written(override, expected):
@@ -149,9 +150,9 @@ def test_several_problems_give_one_line_each_and_name_the_file(tmp_path):
         load_config(path)
     lines = str(caught.value).split("\n")
     assert [line.split(" parameter")[0] for line in lines] == [
-        f"{path}: The 'distill.k'",
         f"{path}: The 'optim.lr'",
         f"{path}: The 'optim.eps'",
+        f"{path}: The 'distill.k'",
     ]
     assert all(LINE.match(line) for line in lines), lines
 
@@ -282,7 +283,8 @@ def test_directory_instead_of_a_file(tmp_path):
     (tmp_path / "dev.csv").write_text(DEV)
     data = DataConfig(files={"train": tmp_path / "folder.csv", "dev": tmp_path / "dev.csv"})
     assert _refusal(data) == (
-        f"The 'data.files.train' path is a directory, not a file: {tmp_path}/folder.csv."
+        f"The 'data.files.train' parameter must name a file, not a directory. Got "
+        f"'{tmp_path}/folder.csv' instead."
     )
 
 

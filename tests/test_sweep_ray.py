@@ -84,14 +84,16 @@ def test_grid_sweep_of_8_trials_fills_results(tmp_path):
     df = pd.read_parquet(Path(summary["run_dir"]) / "results.parquet")
     assert len(df) == 8 and df["key"].is_unique
     assert set(df["status"]) == {"TERMINATED"}
-    for col in ("dataset", "strategy", "seed", "noise_lambda", "distill_lambda", "teacher_k",
+    for col in ("dataset", "strategy", "seed", "settings", "noise.lambda", "distill.lambda",
+                "distill.k",
                 "primary_dev_score", "dev_accuracy", "test_mcc", "runtime_s", "trial_id",
                 "logits_path", "git_commit", "version_torch"):  # fmt: skip
         assert col in df.columns, col
     vanilla = df[df.strategy == "vanilla"]
-    assert vanilla[["teacher_k", "distill_lambda", "noise_lambda"]].isna().all().all()
+    assert vanilla[["distill.k", "distill.lambda", "noise.lambda"]].isna().all().all()
+    assert set(vanilla["settings"]) == {""}
     sda = df[df.strategy == "sda"]
-    assert set(sda["teacher_k"]) == {"1", "2"} and sda["averaged_dev_accuracy"].notna().all()
+    assert set(sda["distill.k"]) == {"1", "2"} and sda["averaged_dev_accuracy"].notna().all()
     for row in df.itertuples():
         result = json.loads(Path(row.result_path).read_text())
         assert row.primary_dev_score == pytest.approx(expected_primary(result["config"]))
@@ -197,7 +199,7 @@ def test_driver_sigkill_then_resume_runs_every_trial_once(tmp_path, monkeypatch)
     search = df[df["optuna_trial"].notna()]
     assert sorted(search.groupby("optuna_trial").size().tolist()) == [2, 2, 2]
     # the resumed search proposes new λ values, not the seeded sampler's first ones again
-    assert search.groupby("optuna_trial")["distill_lambda"].first().is_unique
+    assert search.groupby("optuna_trial")["distill.lambda"].first().is_unique
     # the study got the seed mean of each candidate
     with sqlite3.connect(run_dir / "optuna.db") as db:
         rows = db.execute(

@@ -38,16 +38,17 @@ def test_grid_expands_knobs_only_where_they_matter():
     assert len(by["noisytune+sdv"]) == 1 * 2 * 2 * 2  # K=all is not valid for SDV
     assert len({t.key for t in trials}) == len(trials)
     v = by["vanilla"][0]
-    assert (v.teacher_k, v.distill_lambda, v.noise_lambda) == (None, None, None)
-    assert {t.teacher_k for t in by["se"]} == {1, "all"}
-    assert all(t.noise_lambda is None for t in by["sda"])
+    assert v.settings == {}
+    assert {t.k for t in by["se"]} == {1, "all"}
+    assert all("noise.lambda" not in t.settings for t in by["sda"])
+    assert {t.settings["distill.lambda"] for t in by["sda"]} == {0.5, 1.0}
 
 
 def test_per_dataset_k_and_epochs_and_metric():
     s = spec(datasets=[{"name": "synthetic-pairs", "k": [3], "epochs": 2, "metric": "mcc"}])
     trials = expand_grid(s)
     sda = [t for t in trials if t.strategy == "sda"]
-    assert {t.teacher_k for t in sda} == {3}
+    assert {t.k for t in sda} == {3}
     assert all(t.config["optim"]["epochs"] == 2 for t in trials)
     assert all(t.config["eval"]["primary_metric"] == "mcc" for t in trials)
 
@@ -59,7 +60,7 @@ def test_k_grid_per_strategy():
     )
     ks = {}
     for t in expand_grid(s):
-        ks.setdefault(t.strategy, set()).add(t.teacher_k)
+        ks.setdefault(t.strategy, set()).add(t.k)
     assert ks == {"vanilla": {None}, "se": {"all"}, "sda": {1, 5}, "noisytune+sdv": {3}}
     # a dataset's own per-strategy K wins over the grid's
     s = spec(
@@ -67,7 +68,7 @@ def test_k_grid_per_strategy():
         datasets=[{"name": "synthetic-sentiment", "k": {"sda": [2]}}],
         grid={"distill.k": [1, 4]},
     )
-    assert {t.teacher_k for t in expand_grid(s)} == {2}
+    assert {t.k for t in expand_grid(s)} == {2}
 
 
 def test_sdv_with_k_all_is_refused_not_replaced():
@@ -80,21 +81,23 @@ def test_sdv_with_k_all_is_refused_not_replaced():
         assert key in str(err.value) and "integer K values" in str(err.value)
     # a K list shared by every strategy keeps its integers for SDV
     s = spec(strategies=["sda", "sdv"], grid={"distill.k": [2, "all"]})
-    ks = {(t.strategy, t.teacher_k) for t in expand_grid(s)}
+    ks = {(t.strategy, t.k) for t in expand_grid(s)}
     assert ks == {("sda", 2), ("sda", "all"), ("sdv", 2)}
 
 
 @pytest.mark.parametrize(
     ("grid", "needles"),
     [
-        ({"distill.k": {"sda": [1]}}, ["'grid.distill.k'", "no K list for ['se']"]),
+        ({"distill.k": {"sda": [1]}},
+         ["'grid.distill.k'", "every strategy of this spec that reads", "none for ['se']"]),
         ({"distill.k": {"sda": [1], "se": [1], "vanilla": [1]}},
-         ["'grid.distill.k'", "['vanilla']", "not K strategies"]),
+         ["'grid.distill.k.vanilla'", "must name strategies that read 'distill.k'"]),
         ({"distill.k": {"sda": [0], "se": [1]}},
          ["'grid.distill.k.sda[0]' parameter must be an int >= 1 or 'all'. Got 0 instead."]),
-        ({"distill.k": {"sdx": [1]}}, ["'grid.distill.k' parameter's keys must be", "'sda'",
-                                       "Got 'sdx' instead."]),
-        ({"distill.lambda": {"sda": [1.0]}}, ["'grid.distill.lambda'", "one list"]),
+        ({"distill.k": {"sdx": [1]}}, ["'grid.distill.k.sdx' parameter must name strategies",
+                                       "'sda'", "'sdx' is not one"]),
+        ({"distill.lambda": {"sda": [-1.0]}},
+         ["'grid.distill.lambda.sda[0]' parameter must be greater than or equal to 0"]),
     ],
 )  # fmt: skip
 def test_bad_per_strategy_k_grids(grid, needles):
@@ -105,7 +108,7 @@ def test_bad_per_strategy_k_grids(grid, needles):
 
 
 def test_seed_list_and_single_values():
-    s = spec(seeds=[7, 11], strategies="vanilla", grid={"distill.lambda": 1.0})
+    s = spec(seeds=[7, 11], strategies="sda", grid={"distill.lambda": 1.0})
     assert [t.seed for t in expand_grid(s)] == [7, 11]
 
 
@@ -118,7 +121,7 @@ def test_search_leaves_searched_strategies_to_optuna():
     grid = expand_grid(s)
     assert {t.strategy for t in grid} == {"vanilla", "se", "noisytune"}
     cells = search_cells(s)
-    assert {(c["strategy"], c["k"]) for c in cells} == {
+    assert {(c["strategy"], c["settings"]["distill.k"]) for c in cells} == {
         ("sda", 1), ("sda", 2), ("noisytune+sdv", 1), ("noisytune+sdv", 2),
     }  # fmt: skip
     rows = {r["strategy"]: r for r in plan_rows(plan_sweep(s))}

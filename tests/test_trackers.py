@@ -40,7 +40,7 @@ def test_mlflow_and_tensorboard_record_each_trial_once(tmp_path):
         assert tags["trial_key"] == run.info.run_name and run.info.status == "FINISHED"
         assert params["dataset"] == "synthetic-sentiment" and params["seed"] in {"0", "1"}
         assert params["strategy"] in {"vanilla", "sda"}
-        assert ("K" in params) is (params["strategy"] == "sda")
+        assert ("distill.k" in params) is (params["strategy"] == "sda")
         assert "trial" not in params and "run_dir" not in params  # knobs, not Tune's config
         # one value per evaluation, at its optimizer step (the fake trainer reports 4)
         history = client.get_metric_history(run.info.run_id, "dev/accuracy")
@@ -54,7 +54,7 @@ def test_mlflow_and_tensorboard_record_each_trial_once(tmp_path):
 
 
 def test_without_callbacks_no_tensorboard_events_are_written(tmp_path):
-    spec = load_spec(grid_spec(tmp_path, strategies=["vanilla"], seeds=1))
+    spec = load_spec(grid_spec(tmp_path, strategies=["vanilla"], grid={}, seeds=1))
     run_sweep(spec, num_cpus=2, dashboard=False, train_fn=fake.picklable_train())
     run_dir = Path(spec.run_dir())
     assert not list(run_dir.rglob("events.out.tfevents.*"))
@@ -82,7 +82,7 @@ def test_wandb_runs_are_named_by_trial_key_and_grouped_by_configuration(tmp_path
     tune_trial = SimpleNamespace(config={"trial": trial.to_dict(), "run_dir": "/r"})
     callback._start_logging_actor(tune_trial, [], name="run_trial_0", group="exp", config={})
     assert started["name"] == trial.key and started["group"] == "synthetic-sentiment_sda_k2_dl1"
-    assert started["config"]["K"] == 2 and started["config"]["seed"] == 0
+    assert started["config"]["distill.k"] == 2 and started["config"]["seed"] == 0
 
 
 def test_trial_params_are_the_knobs(tmp_path):
@@ -124,7 +124,7 @@ def test_rays_own_tools_read_a_run_dir_with_the_public_trainable(tmp_path):
 
     import sweeps
 
-    spec = load_spec(grid_spec(tmp_path, strategies=["vanilla"], seeds=2))
+    spec = load_spec(grid_spec(tmp_path, strategies=["vanilla"], grid={}, seeds=2))
     run_sweep(spec, num_cpus=2, dashboard=False, train_fn=fake.picklable_train())
     (experiment,) = sorted((Path(spec.run_dir()) / "tune").glob("grid-*"))
     frame = tune.ExperimentAnalysis(str(experiment)).dataframe()

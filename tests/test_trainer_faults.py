@@ -205,7 +205,8 @@ def test_max_length_beyond_the_position_embeddings_is_a_config_error(
     with pytest.raises(ConfigError, match=r"'data.max_length'.*at most 512.*Got 1024") as err:
         train(config, tmp_path / "run")
     assert "\n" not in str(err.value)
-    check_model_limits(check_model_resolvable("tiny-bert", tiny_config["cache_dir"]), 512)
+    at_limit = load_config(merge(tiny_config, {"data": {"max_length": 512}}))
+    check_model_limits(at_limit, check_model_resolvable("tiny-bert", tiny_config["cache_dir"]))
 
 
 def test_unresolvable_model_is_a_one_line_config_error(tiny_config, tmp_path, monkeypatch):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-from numbers import Integral
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,8 +17,8 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
-    PlainValidator,
     TypeAdapter,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -29,51 +27,9 @@ from trainer import strategies
 from trainer.data_config import DataConfig
 from trainer.fields import Beta, Finite, Seed, Strict
 from trainer.messages import ParameterError, model_in
-from trainer.strategies import STRATEGIES
+from trainer.strategies import STRATEGIES, TeacherSize
 
 METRICS = ("accuracy", "macro_f1", "mcc")
-
-
-class NoiseConfig(Strict):
-    """NoisyTune: W <- W + noise * lambda * std(W), before fine-tuning (Wu et al. 2022)."""
-
-    lam: Annotated[float, Field(alias="lambda", ge=0.0, allow_inf_nan=False)] = 0.15
-    distribution: Literal["uniform", "gaussian"] = "uniform"
-    scope: Literal["matrix", "global"] = "matrix"
-    exclude: tuple[str, ...] = Field(
-        default=(),
-        description="Regular expressions; parameters whose name matches any are left as they are.",
-    )
-
-    @field_validator("exclude", mode="before")
-    @classmethod
-    def _one_pattern_is_a_list(cls, value: Any) -> Any:
-        """``exclude: classifier`` means the one pattern, not its letters."""
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("exclude")
-    @classmethod
-    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        """The patterns are compiled only when the model is perturbed, after it is loaded;
-        a typo in one should not wait for that, nor end in a ``re.error`` traceback."""
-        for i, pattern in enumerate(value):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ParameterError(
-                    f"must be a regular expression (Python's re module): {exc}",
-                    key=(i,),
-                    value=pattern,
-                ) from None
-        return value
-
-
-class ReinitConfig(Strict):
-    """Re-initialisation of the top encoder layers and the pooler (Zhang et al. 2021)."""
-
-    layers: Annotated[int, Field(ge=1)] = Field(
-        default=1, description="How many of the top encoder layers to re-initialise."
-    )
 
 
 def _strategy_name(value: Any) -> Any:
@@ -100,54 +56,6 @@ StrategyName = Annotated[
     Literal[STRATEGIES],  # type: ignore[valid-type]
     BeforeValidator(_strategy_name),
 ]
-
-
-def _teacher_size(value: Any) -> int | str:
-    """K as one rule, not a union: a union reports every branch that failed ("must be >= 1",
-    "must be 'all'") as a separate problem, where the user made one mistake. Booleans are
-    refused although Python counts them as ints: ``k: yes`` is not a teacher size."""
-    if isinstance(value, str) and value == "all":
-        return "all"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, Integral) and not isinstance(value, bool) and value >= 1:
-        return int(value)
-    raise ParameterError("must be an int >= 1 or 'all'")
-
-
-TeacherSize = Annotated[
-    int | Literal["all"],
-    PlainValidator(_teacher_size, json_schema_input_type=int | Literal["all"]),
-]
-
-
-class DistillConfig(Strict):
-    """Self-ensemble / self-distillation (Xu et al. 2020).
-
-    ``k`` is the teacher size for SDA/SDV (the last K time steps; ``"all"`` = every
-    previous step) and the averaging window for SE. ``None`` means the strategy's
-    default: 1 for SDA/SDV, ``"all"`` for SE.
-    """
-
-    lam: Annotated[float, Field(alias="lambda", ge=0.0, allow_inf_nan=False)] = 1.0
-    k: TeacherSize | None = None
-    average: Literal["window", "ema"] = Field(
-        default="window",
-        description="SDA's teacher: 'window' = the mean of the last K steps (the paper), "
-        "'ema' = an exponential moving average with ema_decay (K unused).",
-    )
-    ema_decay: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
-        default=0.99,
-        description="The EMA teacher's decay d (horizon about 1/(1−d) steps), warmed up as "
-        "min(d, (1+n)/(10+n)) after n steps.",
-    )
-    teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
-        default="auto",
-        description="Precision of the teacher's forward passes, whatever the student's. "
-        "auto: bf16 where the hardware computes it natively (CUDA, CPUs with "
-        "AMX/AVX512-BF16), else fp32. "
-        "Distillation targets need no fp32, and the teacher is most of SDA/SDV's cost.",
-    )
 
 
 class OptimConfig(Strict):
@@ -207,8 +115,8 @@ class CheckpointConfig(Strict):
     )
 
 
-class TrainConfig(Strict):
-    """Everything one trial needs. See ``examples/train-tiny.yaml`` for a full file."""
+class _Settings(Strict):
+    """Everything one trial needs but the strategies' sections (see :data:`TrainConfig`)."""
 
     model: str = Field(
         default="minilm-l6",
@@ -217,9 +125,6 @@ class TrainConfig(Strict):
     data: DataConfig
     strategy: StrategyName = "vanilla"
     seed: Seed = 0
-    noise: NoiseConfig = NoiseConfig()
-    distill: DistillConfig = DistillConfig()
-    reinit: ReinitConfig = ReinitConfig()
     optim: OptimConfig = OptimConfig()
     eval: EvalConfig = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
@@ -243,64 +148,25 @@ class TrainConfig(Strict):
     )
 
     @model_validator(mode="after")
-    def _k_all_only_where_allowed(self) -> TrainConfig:
-        if self.distill.k == "all" and not strategies.allows_k_all(self.strategy):
-            allowed = [b for b, part in strategies.BASES.items() if part.k_all]
-            raise ParameterError(
-                f"must be an int >= 1 for strategy {self.strategy!r} (one forward pass per "
-                f"snapshot); 'all' is for {' and '.join(allowed)}",
-                key=("distill", "k"),
-                value="all",
-            )
-        return self
+    def _sections_follow_the_strategy(self) -> _Settings:
+        """A section added since 0.1.0 is its part's: None (off) where the strategy lacks
+        the part, its defaults where the strategy has it and leaves it out. A value given
+        for a part the strategy lacks is validated, then dropped, like ``noise.lambda``
+        on vanilla: it changes nothing that trains."""
+        update = {}
+        for name, (model, optional) in strategies.sections().items():
+            if not optional:
+                continue
+            used = any(p in strategies.section_owners(name) for p in self.strategy.split("+"))
+            if used and getattr(self, name) is None:
+                update[name] = model()
+            elif not used and getattr(self, name) is not None:
+                update[name] = None
+        return self.model_copy(update=update) if update else self
 
     @model_validator(mode="after")
-    def _layer_decay_only_for_llrd(self) -> TrainConfig:
-        """Layer-wise lr decay is the ``llrd`` modifier's: a strategy's name says how it
-        trained, so 'vanilla' with decayed learning rates is refused, not relabelled."""
-        has_llrd = "llrd" in strategies.split(self.strategy)[0]
-        decay = self.optim.layer_decay
-        if has_llrd and decay == 1.0:
-            raise ParameterError(
-                f"must be below 1 for strategy {self.strategy!r} (its 'llrd' is layer-wise "
-                "lr decay; 1.0 = off), e.g. 0.9",
-                key=("optim", "layer_decay"),
-                value=decay,
-            )
-        if not has_llrd and decay != 1.0:
-            named = "+".join(
-                [
-                    *strategies.split(self.strategy)[0],
-                    "llrd",
-                    *([self.base_strategy] if self.base_strategy != "vanilla" else []),
-                ]
-            )
-            raise ParameterError(
-                f"must be 1.0 for strategy {self.strategy!r}: layer-wise lr decay is the "
-                f"'llrd' modifier (strategy {named!r}); in a sweep, give it under 'grid', "
-                "which sets it only for the strategies that read it",
-                key=("optim", "layer_decay"),
-                value=decay,
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _ema_only_for_sda(self) -> TrainConfig:
-        if self.distill.average == "ema":
-            if self.base_strategy != "sda":
-                raise ParameterError(
-                    f"must be 'window' for strategy {self.strategy!r}: the EMA teacher is "
-                    "SDA's (sda, noisytune+sda)",
-                    key=("distill", "average"),
-                    value="ema",
-                )
-            if self.distill.k is not None:
-                raise ParameterError(
-                    "must be left out when 'distill.average' is 'ema' (an EMA has no window; "
-                    "its horizon is set by distill.ema_decay)",
-                    key=("distill", "k"),
-                    value=self.distill.k,
-                )
+    def _parts_agree(self) -> _Settings:
+        strategies.check_config(self)
         return self
 
     # -- what the strategy name implies (trainer/strategies.py) ----------------------
@@ -322,6 +188,26 @@ class TrainConfig(Strict):
         if self.distill.k is not None:
             return self.distill.k
         return strategies.default_k(self.strategy)  # type: ignore[return-value]
+
+
+def _section_fields() -> dict[str, Any]:
+    """A field per section a part owns (``trainer/strategies.py``): ``noise``,
+    ``distill``, ``reinit`` always present; newer ones None where their part is absent."""
+    fields: dict[str, Any] = {}
+    for name, (model, optional) in strategies.sections().items():
+        fields[name] = (model | None, None) if optional else (model, model())
+    return fields
+
+
+TrainConfig = create_model(
+    "TrainConfig",
+    __base__=_Settings,
+    __doc__="Everything one trial needs. See ``examples/train-tiny.yaml`` for a full file.\n\n"
+    "The sections of the strategies' parts (``noise``, ``distill``, ...) are declared with "
+    "the parts in ``trainer/strategies.py``, so a new strategy adds its section there.",
+    __module__=__name__,
+    **_section_fields(),
+)
 
 
 def default_cache_dir() -> Path:

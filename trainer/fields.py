@@ -21,3 +21,5 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 # Adam's moment decay rates: 1 or more never forgets (torch refuses it only at the first step).
 Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+# A weight or a scale (λ, γ): a finite float >= 0.
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]

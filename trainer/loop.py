@@ -50,6 +50,7 @@ from trainer.inference import predict_logits
 from trainer.jsonio import to_json_safe, write_json_atomic
 from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
 from trainer.loading import config_to_dict
+from trainer.messages import parameter_message
 from trainer.metrics import classification_metrics
 from trainer.models import parameter_groups
 from trainer.parts import StrategyPart, build_parts
@@ -86,7 +87,11 @@ def _device(config: TrainConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is visible.")
+        raise ConfigError(
+            parameter_message(
+                "device", "must be 'cpu' or 'auto': no CUDA device is visible", "cuda"
+            )
+        )
     return torch.device(config.device)
 
 
@@ -249,10 +254,8 @@ def train(
         part.setup(model)
     model.to(device)
     flat = flatten_parameters_(model)
-    for part in parts.values():
-        part.on_fit_start(model, flat)
 
-    # -- optimizer and schedule -----------------------------------------------------
+    # -- optimizer and schedule; the parts see them with the model before step 0 -------
     from transformers import get_linear_schedule_with_warmup
 
     opt = config.optim
@@ -275,6 +278,8 @@ def train(
     )
     eval_every = config.eval.every_steps or order.steps_per_epoch
     ckpt_every = config.checkpoint.every_steps
+    for part in parts.values():
+        part.on_fit_start(model, flat, optimizer)
 
     # -- resume ----------------------------------------------------------------------
     step, history, elapsed_before, resumed_from = 0, [], 0.0, []
@@ -397,12 +402,13 @@ def train(
         # the parts see θ_t, the parameters this step started from (a teacher remembers it)
         for part in parts.values():
             part.on_before_optimizer_step(flat)
-        # update; the parts see θ_{t+1} (an averaged model records it)
+        # update; the parts see θ_{t+1} (an averaged model records it) while the
+        # optimizer still holds this step's learning rates
         optimizer.step()
-        scheduler.step()
-        step += 1
         for part in parts.values():
             part.on_train_batch_end(flat)
+        scheduler.step()
+        step += 1
         loss_sum += loss.detach()
         loss_count += 1
         if bar is not None:

@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainer.config import TrainConfig
 from trainer.errors import ConfigError
 from trainer.messages import parameter_message
+from trainer.strategies import check_model
 
 __all__ = [
     "TINY_BERT",
@@ -106,9 +108,13 @@ def _first_line(exc: BaseException) -> str:
 def _unloadable(path: str, exc: BaseException) -> ConfigError:
     """One message for every way a name fails to load: the user's fix is the same."""
     return ConfigError(
-        f"The 'model' {path!r} could not be loaded: it is neither an alias "
-        "('minilm-l6', 'tiny-bert'), nor a local model directory, nor reachable on the "
-        f"Hugging Face Hub (offline machines: use a local directory). Cause: {_first_line(exc)}"
+        parameter_message(
+            "model",
+            "must be an alias ('minilm-l6', 'tiny-bert'), a local model directory or a model "
+            "reachable on the Hugging Face Hub (offline machines: use a local directory); "
+            f"it could not be loaded: {_first_line(exc)}",
+            path,
+        )
     )
 
 
@@ -140,32 +146,25 @@ def check_model_resolvable(name: str, cache_dir: Path) -> str:
     return path
 
 
-def check_model_limits(
-    model_path: str, max_length: int, name: str | None = None, reinit_layers: int | None = None
-) -> None:
-    """Refuse a ``data.max_length`` the model has no position embeddings for, and more
-    ``reinit.layers`` than it has layers, from its config alone.
+def check_model_limits(config: TrainConfig, model_path: str) -> None:
+    """Refuse what the model cannot run, from its config alone: a ``data.max_length`` it
+    has no position embeddings for, and what the strategy's parts check against the model
+    (``trainer.strategies.check_model``: more ``reinit.layers`` than it has layers).
 
     Without this the first long batch fails deep in the forward pass with a tensor-size
     RuntimeError, after the data was tokenised and the weights loaded.
     """
     model_config = _model_config(model_path)
     limit = getattr(model_config, "max_position_embeddings", None)
-    if limit is not None and max_length > limit:
+    if limit is not None and config.data.max_length > limit:
         raise ConfigError(
             parameter_message(
                 "data.max_length",
-                f"must be at most {limit} for model {name or model_path!r} (its "
-                "max_position_embeddings)",
-                max_length,
+                f"must be at most {limit} for model {config.model!r} (its max_position_embeddings)",
+                config.data.max_length,
             )
         )
-    depth = getattr(model_config, "num_hidden_layers", None)
-    if reinit_layers is not None and depth is not None and reinit_layers > depth:
-        raise ConfigError(
-            f"The 'reinit.layers' parameter must be at most the {depth} encoder layers of "
-            f"model {name or model_path!r}. Got {reinit_layers} instead."
-        )
+    check_model(config, model_config)
 
 
 def load_tokenizer(path: str):
@@ -190,7 +189,9 @@ def load_classifier(path: str, num_labels: int, seed: int) -> nn.Module:
             path, num_labels=num_labels, dtype=torch.float32
         )
     except OSError as exc:
-        raise ConfigError(f"The 'model' {path!r} could not be loaded: {_first_line(exc)}") from None
+        raise ConfigError(
+            parameter_message("model", f"must load: {_first_line(exc)}", path)
+        ) from None
 
 
 def _encoder_depth(model: nn.Module) -> dict[int, int]:

@@ -9,14 +9,16 @@ after Lightning's ``Callback`` where one fits, at fixed points of every step:
 ``setup(model)``
     before the model moves to its device and its parameters become one flat vector
     (modifiers change the pretrained weights here);
-``on_fit_start(model, flat)``
-    once, before the first step (parts that shadow the model build it here);
+``on_fit_start(model, flat, optimizer)``
+    once, before the first step (parts that shadow the model build it here; a part that
+    changes the update keeps the optimizer, whose groups hold each step's learning rates);
 ``extra_loss(inputs, logits)``
     a term added to the cross-entropy, or None;
 ``on_before_optimizer_step(flat)``
     after the backward pass, with θ_t, the parameters this step started from;
 ``on_train_batch_end(flat)``
-    after the optimizer step, with θ_{t+1};
+    after the optimizer step, with θ_{t+1}, before the scheduler moves the learning rates
+    (the modifiers' hooks run before the base's, so an average records a corrected step);
 ``eval_models()``
     models to evaluate beside the student, by role (``averaged``);
 ``state_dict()`` / ``load_state_dict(state)``
@@ -51,7 +53,9 @@ class StrategyPart:
     def setup(self, model: nn.Module) -> None:
         pass
 
-    def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
+    def on_fit_start(
+        self, model: nn.Module, flat: torch.Tensor, optimizer: torch.optim.Optimizer
+    ) -> None:
         pass
 
     def extra_loss(
@@ -119,7 +123,9 @@ class Distillation(_Remembering):
         self.bf16 = bf16
         self.autocast = autocast(device, bf16)
 
-    def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
+    def on_fit_start(
+        self, model: nn.Module, flat: torch.Tensor, optimizer: torch.optim.Optimizer
+    ) -> None:
         self.memory = self.make_teacher(model, flat)
 
     def extra_loss(
@@ -144,7 +150,9 @@ class SelfEnsemblePart(_Remembering):
         super().__init__(role)
         self.k = k
 
-    def on_fit_start(self, model: nn.Module, flat: torch.Tensor) -> None:
+    def on_fit_start(
+        self, model: nn.Module, flat: torch.Tensor, optimizer: torch.optim.Optimizer
+    ) -> None:
         self.memory = SelfEnsemble(model, flat, self.k)
 
     def on_train_batch_end(self, flat: torch.Tensor) -> None:

@@ -24,7 +24,6 @@ from trainer.models import (
     load_classifier,
     load_tokenizer,
 )
-from trainer.strategies import reinit_layers
 from trainer.tokenized import TokenizedSplit, tokenize_splits
 
 __all__ = ["Prepared", "prepare"]
@@ -50,8 +49,7 @@ def prepare(config: TrainConfig, cache_dir: Path | None = None) -> Prepared:
     """Resolve and check ``config``'s model, load and tokenize its data, load the model."""
     cache_dir = Path(cache_dir or config.cache_dir or default_cache_dir())
     model_path = check_model_resolvable(config.model, cache_dir)
-    layers = reinit_layers(config.strategy, config.reinit.layers)
-    check_model_limits(model_path, config.data.max_length, config.model, layers)
+    check_model_limits(config, model_path)
     text_splits = load_splits(config.data)
     tokenizer = load_tokenizer(model_path)
     splits, cache_hit = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)

@@ -11,7 +11,11 @@ different config, never reused.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from trainer.knobs import parse_label
+from trainer.strategies import settings_label
 
 
 def without_added_nulls(current: Any, recorded: Any) -> Any:
@@ -29,3 +33,49 @@ def without_added_nulls(current: Any, recorded: Any) -> Any:
 def same_config(recorded: Any, current: Any) -> bool:
     """Whether a trial recorded with ``recorded`` ran what ``current`` asks."""
     return recorded == without_added_nulls(current, recorded)
+
+
+# What steadytune 0.1.0 called the papers' three knobs, as TrialSpec fields and results
+# columns, before every knob was a dotted key of the trial config. The one mapping that
+# reads its trial records and tables back (tests/fixtures/rundir-0.1.0 is such a run).
+LEGACY_KNOB_NAMES = {
+    "teacher_k": "distill.k",
+    "distill_lambda": "distill.lambda",
+    "noise_lambda": "noise.lambda",
+}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def upgrade_trial(data: dict[str, Any]) -> dict[str, Any]:
+    """A trial spec (``TrialSpec.to_dict()``) as this version writes it: 0.1.0's three
+    knob fields folded into ``settings`` under their dotted keys."""
+    if not any(old in data for old in LEGACY_KNOB_NAMES):
+        return data
+    data = dict(data)
+    settings = dict(data.get("settings") or {})
+    for old, new in LEGACY_KNOB_NAMES.items():
+        value = data.pop(old, None)
+        if not _missing(value):
+            settings.setdefault(new, value)
+    return {**data, "settings": settings}
+
+
+def upgrade_table(frame: Any) -> Any:
+    """A results table (pandas) as this version writes it: 0.1.0's knob columns renamed
+    to their dotted keys, and each ``settings`` label (which held the other swept
+    settings only) holding them too."""
+    legacy = [c for c in LEGACY_KNOB_NAMES if c in frame.columns]
+    if not legacy:
+        return frame
+    frame = frame.rename(columns={c: LEGACY_KNOB_NAMES[c] for c in legacy})
+    labels = []
+    for row in frame.to_dict("records"):
+        values: dict[str, Any] = dict(parse_label(row.get("settings") or ""))
+        for key in (LEGACY_KNOB_NAMES[c] for c in legacy):
+            if not _missing(row.get(key)):
+                values[key] = row[key]
+        labels.append(settings_label(values))
+    return frame.assign(settings=labels)

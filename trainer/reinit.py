@@ -20,6 +20,7 @@ from torch import nn
 
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError
+from trainer.messages import parameter_message
 from trainer.parts import StrategyPart
 
 __all__ = ["ReinitPart", "reinit_top_layers"]
@@ -33,8 +34,12 @@ def _encoder_layers(model: nn.Module) -> nn.ModuleList:
         if isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers"):
             return module
     raise ConfigError(
-        f"The 'strategy' reinit needs an encoder with a stack of layers; "
-        f"{type(model).__name__} has none it recognises."
+        parameter_message(
+            "strategy",
+            f"must not re-initialise layers of a {type(model).__name__}: reinit needs an "
+            "encoder with a stack of layers, and it has none it recognises",
+            "reinit",
+        )
     )
 
 
@@ -42,12 +47,7 @@ def _encoder_layers(model: nn.Module) -> nn.ModuleList:
 def reinit_top_layers(model: nn.Module, layers: int, seed: int) -> list[str]:
     """Re-draw the top ``layers`` encoder layers and the pooler of ``model`` in place with
     its own initializer; returns the names of the re-drawn parameters."""
-    stack = _encoder_layers(model)
-    if layers > len(stack):
-        raise ConfigError(
-            f"The 'reinit.layers' parameter must be at most the model's {len(stack)} "
-            f"encoder layers. Got {layers}."
-        )
+    stack = _encoder_layers(model)  # layers <= len(stack): trainer.strategies checked it
     modules = list(stack[len(stack) - layers :])
     pooler = getattr(model.base_model, "pooler", None)
     if pooler is not None:

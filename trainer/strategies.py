@@ -1,33 +1,250 @@
-"""The strategies, as data: the one place that says what each name means.
+"""The strategies, as data: each one's home, and the one place that says what a name means.
 
-A strategy name is zero or more *modifiers* (set up before training: ``noisytune``,
-``reinit`` change the pretrained weights, ``llrd`` the optimizer's learning rates) and one
-*base* strategy (how training and evaluation go: ``vanilla``, ``se``,
-``sda``, ``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune on
-vanilla.
-For each part the registry gives the dotted config keys it reads, its K rules and its
-relative cost, and the builder of the part the training loop runs (``"module:function"``,
-imported only when a run starts: see ``trainer/parts.py`` for the hooks). Torch-free: the
-config, the sweep spec, the grid and the analysis read it.
+A strategy name is zero or more *modifiers* (set up before or around training:
+``noisytune``, ``reinit`` change the pretrained weights, ``llrd`` the optimizer's learning
+rates) and one *base* strategy (how training and evaluation go: ``vanilla``, ``se``,
+``sda``, ``sdv``), joined by ``+``: ``noisytune+sda``; ``noisytune`` alone is NoisyTune
+on vanilla. Modifiers compose: a name lists them in registry order, and their parts act
+in that order.
 
-Modifiers compose: a name lists them in registry order, and they are applied in that
-order before training (``noisytune+sda``). Adding a strategy is one entry here, its
-settings in ``trainer/config.py`` and its part (the hooks it needs) in a module of its own.
+Each :class:`Part` below declares everything about its strategy that is not the training
+code itself: the knobs it reads (:class:`trainer.knobs.Knob`: dotted key, label, key tag),
+the config section it owns and its defaults (a pydantic model here, added to
+``TrainConfig`` by ``trainer/config.py``), its cross-field checks (run on every config),
+its checks against the model's own config (run before the weights load), its K rules and
+its cost, and the builder of the part the loop runs (``"module:function"``, imported only
+when a run starts: see ``trainer/parts.py`` for the hooks). The config, the sweep spec,
+the grid and the analysis all read this module; it imports neither torch nor anything
+that does. docs/decisions.md, "Adding a strategy", lists the files a new one touches.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from numbers import Integral
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, PlainValidator, field_validator
+
+from trainer.errors import ConfigError
+from trainer.fields import NonNegative, Strict
+from trainer.knobs import Knob, make_label, sort_value
+from trainer.messages import ParameterError, parameter_message
+
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
+
+# -- sections: the settings each part owns ------------------------------------------
+
+
+class NoiseConfig(Strict):
+    """NoisyTune: W <- W + noise * lambda * std(W), before fine-tuning (Wu et al. 2022)."""
+
+    lam: NonNegative = Field(default=0.15, alias="lambda")
+    distribution: Literal["uniform", "gaussian"] = "uniform"
+    scope: Literal["matrix", "global"] = "matrix"
+    exclude: tuple[str, ...] = Field(
+        default=(),
+        description="Regular expressions; parameters whose name matches any are left as they are.",
+    )
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _one_pattern_is_a_list(cls, value: Any) -> Any:
+        """``exclude: classifier`` means the one pattern, not its letters."""
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("exclude")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """The patterns are compiled only when the model is perturbed, after it is loaded;
+        a typo in one should not wait for that, nor end in a ``re.error`` traceback."""
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ParameterError(
+                    f"must be a regular expression (Python's re module): {exc}",
+                    key=(i,),
+                    value=pattern,
+                ) from None
+        return value
+
+
+class ReinitConfig(Strict):
+    """Re-initialisation of the top encoder layers and the pooler (Zhang et al. 2021)."""
+
+    layers: Annotated[int, Field(ge=1)] = Field(
+        default=1, description="How many of the top encoder layers to re-initialise."
+    )
+
+
+def _teacher_size(value: Any) -> int | str:
+    """K as one rule, not a union: a union reports every branch that failed ("must be >= 1",
+    "must be 'all'") as a separate problem, where the user made one mistake. Booleans are
+    refused although Python counts them as ints: ``k: yes`` is not a teacher size."""
+    if isinstance(value, str) and value == "all":
+        return "all"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise ParameterError("must be an int >= 1 or 'all'")
+
+
+TeacherSize = Annotated[
+    int | Literal["all"],
+    PlainValidator(_teacher_size, json_schema_input_type=int | Literal["all"]),
+]
+
+
+class DistillConfig(Strict):
+    """Self-ensemble / self-distillation (Xu et al. 2020).
+
+    ``k`` is the teacher size for SDA/SDV (the last K time steps; ``"all"`` = every
+    previous step) and the averaging window for SE. ``None`` means the strategy's
+    default: 1 for SDA/SDV, ``"all"`` for SE.
+    """
+
+    lam: NonNegative = Field(default=1.0, alias="lambda")
+    k: TeacherSize | None = None
+    average: Literal["window", "ema"] = Field(
+        default="window",
+        description="SDA's teacher: 'window' = the mean of the last K steps (the paper), "
+        "'ema' = an exponential moving average with ema_decay (K unused).",
+    )
+    ema_decay: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        default=0.99,
+        description="The EMA teacher's decay d (horizon about 1/(1−d) steps), warmed up as "
+        "min(d, (1+n)/(10+n)) after n steps.",
+    )
+    teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Precision of the teacher's forward passes, whatever the student's. "
+        "auto: bf16 where the hardware computes it natively (CUDA, CPUs with "
+        "AMX/AVX512-BF16), else fp32. "
+        "Distillation targets need no fp32, and the teacher is most of SDA/SDV's cost.",
+    )
+
+
+# -- knobs: the dotted keys the parts read ------------------------------------------
+
+K = Knob(
+    "distill.k", label="K", tag="k", headline=True, categorical=True,
+    about="K (teacher size / averaging window, optimizer steps)",
+    resolve=lambda config: config.teacher_k,
+    refuses=lambda strategy, value: (
+        None if value != "all" or allows_k_all(strategy)
+        else "integer K values >= 1 (one forward pass per snapshot); 'all' is for "
+        + " and ".join(b for b, part in BASES.items() if part.k_all)
+    ),
+    every_reader=True,
+    applies=lambda point: point.get("distill.average") != "ema",  # an EMA has no window
+)  # fmt: skip
+DISTILL_LAMBDA = Knob("distill.lambda", label="dλ", tag="dl", headline=True,
+                      about="distill λ (weight of the MSE to the teacher)")  # fmt: skip
+TEACHER = (
+    Knob("distill.average"),
+    Knob("distill.ema_decay"),
+    Knob("distill.teacher_precision"),
+)
+NOISE = (
+    Knob("noise.lambda", label="nλ", tag="nl", headline=True,
+         about="noise λ (NoisyTune, × std of each matrix)"),
+    Knob("noise.distribution"),
+    Knob("noise.scope"),
+)  # fmt: skip
+
+
+# -- checks across settings and against the model ------------------------------------
+
+
+def _check_distill(config: TrainConfig) -> None:
+    """K = 'all' only where one average holds every step; the EMA teacher is SDA's."""
+    if config.distill.k == "all" and not allows_k_all(config.strategy):
+        allowed = [b for b, part in BASES.items() if part.k_all]
+        raise ParameterError(
+            f"must be an int >= 1 for strategy {config.strategy!r} (one forward pass per "
+            f"snapshot); 'all' is for {' and '.join(allowed)}",
+            key=("distill", "k"),
+            value="all",
+        )
+    if config.distill.average == "ema":
+        if base_strategy(config.strategy) != "sda":
+            raise ParameterError(
+                f"must be 'window' for strategy {config.strategy!r}: the EMA teacher is "
+                "SDA's (sda, noisytune+sda)",
+                key=("distill", "average"),
+                value="ema",
+            )
+        if config.distill.k is not None:
+            raise ParameterError(
+                "must be left out when 'distill.average' is 'ema' (an EMA has no window; "
+                "its horizon is set by distill.ema_decay)",
+                key=("distill", "k"),
+                value=config.distill.k,
+            )
+
+
+def _check_llrd(config: TrainConfig) -> None:
+    """Layer-wise lr decay is the ``llrd`` modifier's: a strategy's name says how it
+    trained, so 'vanilla' with decayed learning rates is refused, not relabelled."""
+    modifiers, base = split(config.strategy)
+    decay = config.optim.layer_decay
+    if "llrd" in modifiers and decay == 1.0:
+        raise ParameterError(
+            f"must be below 1 for strategy {config.strategy!r} (its 'llrd' is layer-wise "
+            "lr decay; 1.0 = off), e.g. 0.9",
+            key=("optim", "layer_decay"),
+            value=decay,
+        )
+    if "llrd" not in modifiers and decay != 1.0:
+        named = "+".join(
+            [m for m in MODIFIERS if m in modifiers or m == "llrd"]
+            + ([base] if base != "vanilla" else [])
+        )
+        raise ParameterError(
+            f"must be 1.0 for strategy {config.strategy!r}: layer-wise lr decay is the "
+            f"'llrd' modifier (strategy {named!r}); in a sweep, give it under 'grid', "
+            "which sets it only for the strategies that read it",
+            key=("optim", "layer_decay"),
+            value=decay,
+        )
+
+
+def _reinit_fits(config: TrainConfig, model_config: Any) -> None:
+    """No more layers re-drawn than the encoder has."""
+    depth = getattr(model_config, "num_hidden_layers", None)
+    if depth is not None and config.reinit.layers > depth:
+        raise ConfigError(
+            parameter_message(
+                "reinit.layers",
+                f"must be at most the {depth} encoder layers of model {config.model!r}",
+                config.reinit.layers,
+            )
+        )
+
+
+# -- the registry -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Part:
-    """One base strategy or modifier."""
+    """One base strategy or modifier: what it reads, owns, checks and costs."""
 
     name: str
-    knobs: tuple[str, ...] = ()  # the dotted config keys it reads
+    knobs: tuple[Knob, ...] = ()  # the dotted config keys it reads
+    section: str | None = None  # the config section it owns (shared sections: same model)
+    section_model: type[BaseModel] | None = None
+    # the section is None (off) in a config whose strategy lacks the part: every section
+    # added since 0.1.0, so that configs recorded before it read as 'off' (trainer/recorded.py)
+    optional_section: bool = False
+    check: Callable[[TrainConfig], None] | None = None  # across settings, on every config
+    model_check: Callable[[TrainConfig, Any], None] | None = None  # against the model's config
     k_default: int | str | None = None  # its K when ``distill.k`` is unset (None: no K)
     k_all: bool = False  # whether K = 'all' is allowed
     cost: int = 0  # relative cost: the decision's tie-break (cheaper first)
@@ -36,33 +253,40 @@ class Part:
     about: str = ""
 
 
+_DISTILL = {"section": "distill", "section_model": DistillConfig, "check": _check_distill}
+
 BASES: dict[str, Part] = {
     p.name: p
     for p in (
         Part("vanilla", about="cross-entropy"),
-        Part("se", knobs=("distill.k",), k_default="all", k_all=True, cost=1,
-             student_is_plain=True, builder="trainer.parts:se",
-             about="evaluate the mean of the last K steps' parameters"),
-        Part("sda", knobs=("distill.k", "distill.lambda", "distill.average", "distill.ema_decay"),
-             k_default=1, k_all=True, cost=2, builder="trainer.parts:sda",
-             about="distil from the mean of the last K steps' parameters (or their EMA)"),
-        Part("sdv", knobs=("distill.k", "distill.lambda"), k_default=1, cost=3,
-             builder="trainer.parts:sdv",
-             about="distil from the mean logits of the last K step snapshots (one forward "
-                   "pass each, so K is finite)"),
+        Part("se", knobs=(K,), k_default="all", k_all=True, cost=1, student_is_plain=True,
+             builder="trainer.parts:se", about="evaluate the mean of the last K steps' "
+             "parameters", **_DISTILL),
+        Part("sda", knobs=(K, DISTILL_LAMBDA, *TEACHER), k_default=1, k_all=True, cost=2,
+             builder="trainer.parts:sda", about="distil from the mean of the last K steps' "
+             "parameters (or their EMA)", **_DISTILL),
+        Part("sdv", knobs=(K, DISTILL_LAMBDA, TEACHER[2]), k_default=1, cost=3,
+             builder="trainer.parts:sdv", about="distil from the mean logits of the last K "
+             "step snapshots (one forward pass each, so K is finite)", **_DISTILL),
     )
 }  # fmt: skip
 MODIFIERS: dict[str, Part] = {
-    "noisytune": Part("noisytune", knobs=("noise.lambda",), cost=1,
-                      builder="trainer.parts:noisytune",
-                      about="perturb every parameter matrix before training"),
-    "reinit": Part("reinit", knobs=("reinit.layers",), cost=1, builder="trainer.reinit:reinit",
-                   about="re-initialise the top encoder layers and the pooler before training"),
-    # no part: the optimizer reads optim.layer_decay (trainer/models.py:parameter_groups);
-    # the name says so, so a 'vanilla' row never trained with decayed learning rates
-    "llrd": Part("llrd", knobs=("optim.layer_decay",), cost=1,
-                 about="layer-wise lr decay: lower encoder layers train at smaller rates"),
+    p.name: p
+    for p in (
+        Part("noisytune", knobs=NOISE, section="noise", section_model=NoiseConfig, cost=1,
+             builder="trainer.parts:noisytune",
+             about="perturb every parameter matrix before training"),
+        Part("reinit", knobs=(Knob("reinit.layers"),), section="reinit",
+             section_model=ReinitConfig, model_check=_reinit_fits, cost=1,
+             builder="trainer.reinit:reinit",
+             about="re-initialise the top encoder layers and the pooler before training"),
+        # no part: the optimizer reads optim.layer_decay (trainer/models.py:parameter_groups);
+        # the name says so, so a 'vanilla' row never trained with decayed learning rates
+        Part("llrd", knobs=(Knob("optim.layer_decay"),), check=_check_llrd, cost=1,
+             about="layer-wise lr decay: lower encoder layers train at smaller rates"),
+    )
 }  # fmt: skip
+PARTS: tuple[Part, ...] = (*BASES.values(), *MODIFIERS.values())
 
 
 def _modifier_sets() -> list[tuple[str, ...]]:
@@ -78,11 +302,25 @@ STRATEGIES: tuple[str, ...] = (
     *("+".join((*mods, b) if b != "vanilla" else mods) for mods in _modifier_sets() for b in BASES),
 )
 
-
+# Every declared knob by its key; the headline ones in the order labels and keys list them.
+KNOBS: dict[str, Knob] = {k.key: k for part in PARTS for k in part.knobs}
+HEADLINE: tuple[str, ...] = tuple(key for key, knob in KNOBS.items() if knob.headline)
 # The dotted keys some strategy reads: the knobs that matter only where they are read.
-STRATEGY_KNOBS: frozenset[str] = frozenset(
-    k for part in (*BASES.values(), *MODIFIERS.values()) for k in part.knobs
-)
+STRATEGY_KNOBS: frozenset[str] = frozenset(KNOBS)
+
+
+def sections() -> dict[str, tuple[type[BaseModel], bool]]:
+    """Section name -> (its model, whether it is None where its part is absent)."""
+    return {
+        p.section: (p.section_model, p.optional_section)
+        for p in PARTS
+        if p.section is not None and p.section_model is not None
+    }
+
+
+def section_owners(section: str) -> tuple[str, ...]:
+    """The parts that read a section (``distill``: se, sda, sdv)."""
+    return tuple(p.name for p in PARTS if p.section == section)
 
 
 def split(strategy: str) -> tuple[tuple[str, ...], str]:
@@ -108,21 +346,53 @@ def uses_noise(strategy: str) -> bool:
     return "noisytune" in split(strategy)[0]
 
 
-def reinit_layers(strategy: str, layers: int) -> int | None:
-    """The encoder layers a strategy re-initialises (None when it has no ``reinit``)."""
-    return layers if "reinit" in split(strategy)[0] else None
-
-
 def knobs(strategy: str) -> tuple[str, ...]:
     """The dotted keys a strategy reads (its modifiers' and its base's)."""
-    modifiers, base = split(strategy)
-    return tuple(k for m in modifiers for k in MODIFIERS[m].knobs) + BASES[base].knobs
+    return tuple(k.key for part in parts(strategy) for k in part.knobs)
 
 
-def knob_matters(knob: str, strategy: str) -> bool:
-    """Whether ``knob`` changes what ``strategy`` trains: a strategy's own knob matters
-    for the strategies that read it; any other setting (``optim.lr``) for every one."""
-    return knob in knobs(strategy) or knob not in STRATEGY_KNOBS
+def knob(key: str) -> Knob:
+    """The declared knob of a dotted key, or a plain one (``optim.lr``)."""
+    return KNOBS.get(key) or Knob(key)
+
+
+def knob_matters(key: str, strategy: str, point: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``key`` changes what ``strategy`` trains (at a grid ``point`` of other
+    settings): a strategy's own knob matters for the strategies that read it, where it
+    applies; any other setting (``optim.lr``) for every one."""
+    if key not in STRATEGY_KNOBS:
+        return True
+    declared = KNOBS[key]
+    applies = declared.applies is None or point is None or declared.applies(point)
+    return key in knobs(strategy) and applies
+
+
+def identity(config: TrainConfig, swept: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that tell a trial's configuration apart, by dotted key: every
+    headline knob its strategy reads (its resolved value, even at the default) and every
+    setting the sweep varies for it (``swept``)."""
+    found = {key: KNOBS[key].value_of(config) for key in HEADLINE
+             if key in knobs(config.strategy)}  # fmt: skip
+    found.update(swept)
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def settings_label(settings: Mapping[str, Any]) -> str:
+    """A configuration's settings as one sortable string (``trainer.knobs``)."""
+    return make_label(settings, HEADLINE)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Every part's cross-field check (each once), whatever the strategy."""
+    for check in dict.fromkeys(p.check for p in PARTS if p.check is not None):
+        check(config)
+
+
+def check_model(config: TrainConfig, model_config: Any) -> None:
+    """The strategy's parts' checks against the model's config (``config.json``)."""
+    for part in parts(config.strategy):
+        if part.model_check is not None:
+            part.model_check(config, model_config)
 
 
 def default_k(strategy: str) -> int | str | None:
@@ -151,17 +421,21 @@ def plain_strategy(strategy: str) -> str:
     return "+".join(modifiers) or "vanilla"
 
 
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def cost_rank(
-    strategy: str, k: object = None, distill_lambda: float | None = None, model: str = "student"
+    strategy: str, settings: Mapping[str, Any] | None = None, model: str = "student"
 ) -> tuple:
     """Cheaper first: the base's cost (vanilla < SE < SDA < SDV), the smaller K ('all'
-    last), no modifiers before modifiers, the smaller λ (closer to plain fine-tuning),
-    the student before the averaged model (which needs its average kept and evaluated)."""
+    last), no modifiers before modifiers, the smaller distillation λ (closer to plain
+    fine-tuning), the student before the averaged model (which needs its average kept
+    and evaluated)."""
     modifiers, base = split(strategy)
-    if k is None or (isinstance(k, float) and math.isnan(k)):
-        k_rank = 0.0
-    else:
-        k_rank = math.inf if str(k) == "all" else float(k)
-    lam = -1.0 if distill_lambda is None or math.isnan(distill_lambda) else distill_lambda
+    settings = settings or {}
+    k, lam = settings.get("distill.k"), settings.get("distill.lambda")
+    k_rank = 0.0 if _missing(k) else sort_value(k)[1]
+    lam_rank = -1.0 if _missing(lam) else float(lam)  # type: ignore[arg-type]
     extra = sum(MODIFIERS[m].cost for m in modifiers)
-    return (BASES[base].cost, k_rank, extra, lam, int(model != "student"))
+    return (BASES[base].cost, k_rank, extra, lam_rank, int(model != "student"))

@@ -172,11 +172,11 @@ def _read_files(files: FileSource) -> dict[str, RawSplit]:
 def _check_file(path: Path, key: str) -> None:
     """A path that is not a readable file ends here, named by its key, not in a reader."""
     if path.is_dir():
-        raise DataError(f"The '{key}' path is a directory, not a file: {path}.")
+        raise DataError(parameter_message(key, "must name a file, not a directory", str(path)))
     if not path.exists():
-        raise DataError(f"The '{key}' file does not exist: {path}.")
+        raise DataError(parameter_message(key, "must name a file that exists", str(path)))
     if not path.is_file():
-        raise DataError(f"The '{key}' path is not a regular file: {path}.")
+        raise DataError(parameter_message(key, "must name a regular file", str(path)))
 
 
 def _file_format(path: Path, declared: str, split: str) -> str:
@@ -392,7 +392,9 @@ def _read_text(path: Path, encoding: str, key: str, fmt: str, header: bool) -> s
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"The '{key}' file {path} could not be read: {exc.strerror}.") from None
+        raise DataError(
+            parameter_message(key, f"must name a readable file ({exc.strerror})", str(path))
+        ) from None
     kind = _COMPRESSED.get(path.suffix.lower())
     if kind is not None:
         data = _decompress(data, kind, path)
