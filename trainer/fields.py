@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from trainer.messages import ParameterError
 
 
 class Strict(BaseModel):
@@ -21,5 +23,16 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 # Adam's moment decay rates: 1 or more never forgets (torch refuses it only at the first step).
 Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """YAML's ``yes``/``true`` where a number goes is a mistake, not 1: pydantic would
+    read it as one."""
+    if isinstance(value, bool):
+        raise ParameterError("must be a number, not a boolean")
+    return value
+
+
+NotBoolean = BeforeValidator(_not_a_boolean)
 # A weight or a scale (λ, γ): a finite float >= 0.
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, NotBoolean, Field(ge=0, allow_inf_nan=False)]
