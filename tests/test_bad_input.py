@@ -346,6 +346,22 @@ CASES: list[Case] = [
         distill__ema_decay=1.0,
     ),
     train_case("reinit 0 layers", "'reinit.layers'", "Got 0", strategy="reinit", reinit__layers=0),
+    train_case("negative RecAdam γ", "'recadam.gamma'", strategy="recadam", recadam__gamma=-1.0),
+    train_case("negative RecAdam k", "'recadam.k'", strategy="recadam", recadam__k=-0.5),
+    train_case(
+        "unknown RecAdam anneal",
+        "'recadam.anneal'",
+        "sigmoid",
+        strategy="recadam",
+        recadam__anneal="cosine",
+    ),
+    train_case(
+        "RecAdam γ beyond 1/lr",
+        "'recadam.gamma'",
+        "1 / optim.lr",
+        strategy="recadam",
+        recadam__gamma=1e6,
+    ),
     train_case("llrd without decay", "'optim.layer_decay'", "below 1", strategy="llrd"),
     train_case("layer decay on vanilla", "'optim.layer_decay'", "'llrd'", optim__layer_decay=0.9),
     train_case(

@@ -32,9 +32,17 @@ def _comparable(result: dict) -> dict:
     return {k: result[k] for k in ("metrics", "history", "steps", "config")}
 
 
-@pytest.mark.parametrize("strategy", ["sda", "sdv", "noisytune+se"])
-def test_resume_after_interruption_is_exact(tiny_config, tmp_path, strategy):
-    config = load_config(merge(tiny_config, {"strategy": strategy, "distill": {"k": 2}}))
+# RecAdam's γ keeps lr·γ <= 1 at tiny_config's lr, and its t0 puts the anneal mid-run
+RECADAM = {"recadam": {"gamma": 100.0, "k": 1.0, "t0": 6}}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [("sda", {}), ("sdv", {}), ("noisytune+se", {}), ("recadam", RECADAM),
+     ("noisytune+recadam+sda", RECADAM)],
+)  # fmt: skip
+def test_resume_after_interruption_is_exact(tiny_config, tmp_path, strategy, extra):
+    config = load_config(merge(tiny_config, {"strategy": strategy, "distill": {"k": 2}, **extra}))
     reference = train(config, tmp_path / "reference")
 
     with pytest.raises(Interrupted):
@@ -69,11 +77,13 @@ def _cli(args: list[str], **kwargs) -> subprocess.Popen:
     )
 
 
-def test_sigkill_mid_run_then_same_command_resumes_exactly(tiny_config, tmp_path):
+@pytest.mark.parametrize(("strategy", "extra"), [("sda", {}), ("recadam+sda", RECADAM)])
+def test_sigkill_mid_run_then_same_command_resumes_exactly(tiny_config, tmp_path, strategy, extra):
     config = merge(
         tiny_config,
         {
-            "strategy": "sda",
+            **extra,
+            "strategy": strategy,
             "distill": {"k": 3},
             "optim": {"max_steps": 40},
             "eval": {"every_steps": 10},

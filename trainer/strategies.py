@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, Field, PlainValidator, field_validator
 
 from trainer.errors import ConfigError
-from trainer.fields import NonNegative, Strict
+from trainer.fields import NonNegative, NotBoolean, Strict
 from trainer.knobs import Knob, make_label, sort_value
 from trainer.messages import ParameterError, parameter_message
 
@@ -131,6 +131,27 @@ class DistillConfig(Strict):
     )
 
 
+class RecAdamConfig(Strict):
+    """RecAdam (Chen et al. 2020): the task step scaled by λ(t), annealed from 0 to 1, and
+    a pull of (1 − λ(t))·γ toward the weights training starts from (trainer/recadam.py).
+    The defaults are the authors' (``run_glue_with_RecAdam.py``)."""
+
+    gamma: NonNegative = Field(
+        default=5000.0, description="γ: the quadratic penalty's coefficient (pretrain_cof)."
+    )
+    k: NonNegative = Field(
+        default=0.5, description="The sigmoid's slope per optimizer step (the authors chose "
+        "from 0.05–1)."
+    )  # fmt: skip
+    t0: Annotated[int, NotBoolean, Field(ge=0)] = Field(
+        default=250, description="The optimizer step where λ(t) is ½ (sigmoid) or reaches 1 "
+        "(linear); the authors chose from 100–1000."
+    )  # fmt: skip
+    anneal: Literal["sigmoid", "linear", "constant"] = Field(
+        default="sigmoid", description="λ(t)'s shape; constant is λ ≡ 1: plain AdamW."
+    )
+
+
 # -- knobs: the dotted keys the parts read ------------------------------------------
 
 K = Knob(
@@ -158,6 +179,14 @@ NOISE = (
     Knob("noise.distribution"),
     Knob("noise.scope"),
 )  # fmt: skip
+
+
+RECADAM = (
+    Knob("recadam.gamma", label="γ", about="γ (RecAdam's pull toward the starting weights)"),
+    Knob("recadam.k", about="k (RecAdam's sigmoid slope, per optimizer step)"),
+    Knob("recadam.t0", about="t0 (RecAdam's midpoint, optimizer steps)"),
+    Knob("recadam.anneal"),
+)
 
 
 # -- checks across settings and against the model ------------------------------------
@@ -213,6 +242,19 @@ def _check_llrd(config: TrainConfig) -> None:
             "which sets it only for the strategies that read it",
             key=("optim", "layer_decay"),
             value=decay,
+        )
+
+
+def _check_recadam(config: TrainConfig) -> None:
+    """RecAdam's pull moves θ by lr·(1 − λ(t))·γ of its distance to the anchor each step:
+    above 1 it overshoots the anchor (and above 2 diverges), which no setting means."""
+    if config.recadam is not None and config.optim.lr * config.recadam.gamma > 1:
+        raise ParameterError(
+            f"must be at most 1 / optim.lr = {1 / config.optim.lr:g}: RecAdam's pull moves "
+            "the weights by lr·γ of their distance to the anchor each step, and beyond 1 it "
+            "overshoots the anchor (the authors: lr 2e-5, γ 5000, so 0.1)",
+            key=("recadam", "gamma"),
+            value=config.recadam.gamma,
         )
 
 
@@ -284,6 +326,10 @@ MODIFIERS: dict[str, Part] = {
         # the name says so, so a 'vanilla' row never trained with decayed learning rates
         Part("llrd", knobs=(Knob("optim.layer_decay"),), check=_check_llrd, cost=1,
              about="layer-wise lr decay: lower encoder layers train at smaller rates"),
+        Part("recadam", knobs=RECADAM, section="recadam", section_model=RecAdamConfig,
+             optional_section=True, check=_check_recadam, cost=1,
+             builder="trainer.recadam:recadam",
+             about="anneal from recalling the starting weights to learning the task"),
     )
 }  # fmt: skip
 PARTS: tuple[Part, ...] = (*BASES.values(), *MODIFIERS.values())
