@@ -362,6 +362,9 @@ CASES: list[Case] = [
         strategy="recadam",
         recadam__gamma=1e6,
     ),
+    train_case("Mixout p of 1", "'mixout.p'", "less than 1", strategy="mixout", mixout__p=1.0),
+    train_case("negative Mixout p", "'mixout.p'", strategy="mixout", mixout__p=-0.1),
+    train_case("Mixout p a boolean", "'mixout.p'", "boolean", strategy="mixout", mixout__p=True),
     train_case("llrd without decay", "'optim.layer_decay'", "below 1", strategy="llrd"),
     train_case("layer decay on vanilla", "'optim.layer_decay'", "'llrd'", optim__layer_decay=0.9),
     train_case(

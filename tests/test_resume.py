@@ -39,7 +39,7 @@ RECADAM = {"recadam": {"gamma": 100.0, "k": 1.0, "t0": 6}}
 @pytest.mark.parametrize(
     ("strategy", "extra"),
     [("sda", {}), ("sdv", {}), ("noisytune+se", {}), ("recadam", RECADAM),
-     ("noisytune+recadam+sda", RECADAM)],
+     ("noisytune+recadam+sda", RECADAM), ("mixout", {}), ("noisytune+recadam+mixout+sdv", RECADAM)],
 )  # fmt: skip
 def test_resume_after_interruption_is_exact(tiny_config, tmp_path, strategy, extra):
     config = load_config(merge(tiny_config, {"strategy": strategy, "distill": {"k": 2}, **extra}))
@@ -77,7 +77,9 @@ def _cli(args: list[str], **kwargs) -> subprocess.Popen:
     )
 
 
-@pytest.mark.parametrize(("strategy", "extra"), [("sda", {}), ("recadam+sda", RECADAM)])
+@pytest.mark.parametrize(
+    ("strategy", "extra"), [("sda", {}), ("recadam+sda", RECADAM), ("mixout+sda", {})]
+)
 def test_sigkill_mid_run_then_same_command_resumes_exactly(tiny_config, tmp_path, strategy, extra):
     config = merge(
         tiny_config,

@@ -152,6 +152,16 @@ class RecAdamConfig(Strict):
     )
 
 
+class MixoutConfig(Strict):
+    """Mixout (Lee et al. 2020): dropout replaced by mixing each linear layer's input
+    features, with probability p, toward the weights training starts from
+    (trainer/mixout.py). 0 is off: the model keeps its dropout."""
+
+    p: Annotated[float, NotBoolean, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
+        default=0.9, description="The mix probability (the authors' examples: 0.9)."
+    )
+
+
 # -- knobs: the dotted keys the parts read ------------------------------------------
 
 K = Knob(
@@ -330,6 +340,11 @@ MODIFIERS: dict[str, Part] = {
              optional_section=True, check=_check_recadam, cost=1,
              builder="trainer.recadam:recadam",
              about="anneal from recalling the starting weights to learning the task"),
+        Part("mixout", knobs=(Knob("mixout.p", label="p", headline=True,
+                                   about="p (Mixout's mix probability)"),),
+             section="mixout", section_model=MixoutConfig, optional_section=True, cost=1,
+             builder="trainer.mixout:mixout",
+             about="mix each linear layer toward its starting weights instead of dropout"),
     )
 }  # fmt: skip
 PARTS: tuple[Part, ...] = (*BASES.values(), *MODIFIERS.values())
