@@ -47,7 +47,8 @@ def _reference(model, steps, settings, lr, head_lr, wd, betas=(0.9, 0.999), eps=
     for t in range(1, steps + 1):
         model.zero_grad()
         _loss(model, t).backward()
-        lam = anneal(settings["anneal"], t, settings["k"], settings["t0"], 1.0)
+        w = settings["weight"]
+        lam = anneal(settings["anneal"], t, settings["k"], settings["t0"], w)
         with torch.no_grad():
             for name, p in names.items():
                 m, v = state[name]
@@ -59,14 +60,19 @@ def _reference(model, steps, settings, lr, head_lr, wd, betas=(0.9, 0.999), eps=
                 adam = rate * (m / (1 - betas[0] ** t)) / denom
                 if id(p) in encoder:
                     p.sub_(lam * adam)
-                    p.sub_(rate * (1 - lam) * settings["gamma"] * (p - anchor[name]))
+                    p.sub_(rate * (w - lam) * settings["gamma"] * (p - anchor[name]))
                     p.mul_(1 - rate * decay)
                 else:
                     p.mul_(1 - rate * decay).sub_(adam)
 
 
-def test_the_step_matches_the_authors_update_brute_force():
-    settings = {"gamma": 200.0, "k": 1.0, "t0": 2, "anneal": "sigmoid"}
+@pytest.mark.parametrize(
+    "settings",
+    [{"gamma": 200.0, "k": 1.0, "t0": 2, "anneal": "sigmoid", "weight": 1.0},
+     {"gamma": 200.0, "k": 1.0, "t0": 2, "anneal": "linear", "weight": 0.8},
+     {"gamma": 200.0, "k": 1.0, "t0": 2, "anneal": "constant", "weight": 0.5}],
+)  # fmt: skip
+def test_the_step_matches_the_authors_update_brute_force(settings):
     lr, head_lr, wd = 1e-3, 2e-3, 0.01
     ours, theirs = _tiny_bert(), _tiny_bert()
     flat = flatten_parameters_(ours)
@@ -95,6 +101,7 @@ def test_anneal_functions_are_the_authors():
     assert anneal("linear", 50, 0.5, 200, 1.0) == 0.25
     assert anneal("linear", 500, 0.5, 200, 1.0) == 1.0
     assert anneal("constant", 1, 0.5, 250, 1.0) == 1.0
+    assert anneal("sigmoid", 250, 0.5, 250, 0.8) == 0.4  # the authors' anneal_w scales it
 
 
 def _run(config: dict, out, **overrides):
@@ -118,7 +125,7 @@ def test_constant_anneal_is_adamw_bit_for_bit(tiny_config, tmp_path):
                               recadam=RECADAM)  # fmt: skip
     assert not np.array_equal(v_logits["dev_logits"], a_logits["dev_logits"])
     assert annealed["recadam_lambda_end"] == pytest.approx(1 / (1 + math.exp(-1.0 * (12 - 6))))
-    assert annealed["config"]["recadam"] == {**RECADAM, "anneal": "sigmoid"}
+    assert annealed["config"]["recadam"] == {**RECADAM, "anneal": "sigmoid", "weight": 1.0}
     assert vanilla["config"]["recadam"] is None
 
 
@@ -149,7 +156,8 @@ def test_the_anchor_is_the_model_training_starts_from(tiny_config):
     ("settings", "key"),
     [({"gamma": -1.0}, "'recadam.gamma'"), ({"k": -0.5}, "'recadam.k'"),
      ({"anneal": "cosine"}, "'recadam.anneal'"), ({"t0": -1}, "'recadam.t0'"),
-     ({"gamma": True}, "'recadam.gamma'"), ({"gamma": 5000.0}, "at most 1 / optim.lr")],
+     ({"gamma": True}, "'recadam.gamma'"), ({"gamma": 5000.0}, "at most 1 / optim.lr"),
+     ({"weight": 0.0}, "'recadam.weight'"), ({"weight": 1.5}, "'recadam.weight'")],
 )  # fmt: skip
 def test_bad_settings_are_one_line_naming_the_key(tiny_config, settings, key):
     with pytest.raises(ConfigError, match=key) as err:

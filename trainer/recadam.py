@@ -8,13 +8,13 @@ but inside the update, like AdamW's decoupled weight decay. For each encoder par
 at optimizer step t (1-based):
 
     θ ← θ_t − λ(t)·s·m̂/(√v̂ + ε)           Adam's step on the task gradient, scaled by λ(t)
-    θ ← θ − lr·(1 − λ(t))·γ·(θ − θ*)      the pull toward the anchor
+    θ ← θ − lr·(w − λ(t))·γ·(θ − θ*)      the pull toward the anchor
     θ ← θ − lr·wd·θ                        decoupled weight decay, last
 
-with λ(t) = 1 / (1 + exp(−k·(t − t0))) (``sigmoid``), min(1, t / t0) (``linear``) or 1
-(``constant``: no pull, so exactly AdamW). Adam's moments see the task gradient alone. The
+with λ(t) = w / (1 + exp(−k·(t − t0))) (``sigmoid``), w·min(1, t / t0) (``linear``) or w
+(``constant``: no pull; with w = 1, exactly AdamW). Adam's moments see the task gradient alone. The
 new head is not anchored (the authors give it ``anneal_w = 0``): it trains by plain AdamW.
-The authors' defaults: sigmoid, k = 0.5, t0 = 250, γ = 5000 (``recadam.*`` in
+The authors' defaults: sigmoid, k = 0.5, t0 = 250, γ = 5000, w = 1 (``recadam.*`` in
 docs/sweeps.md). With k = 0.5 the switch from recall to learning takes about ten steps
 around t0: for t ≪ t0 the encoder is held at θ* while the head trains.
 
@@ -77,12 +77,12 @@ class RecAdamPart(StrategyPart):
 
     def _lambda(self) -> float:
         s = self.settings
-        return anneal(s.anneal, self.step, s.k, s.t0, 1.0)
+        return anneal(s.anneal, self.step, s.k, s.t0, s.weight)
 
     def _pulls(self) -> bool:
-        """Whether this step differs from AdamW's (λ(t) < 1): with the constant anneal,
+        """Whether this step differs from AdamW's: with the constant anneal at w = 1,
         RecAdam is AdamW and touches nothing."""
-        return self.settings.anneal != "constant"
+        return self.settings.anneal != "constant" or self.settings.weight != 1
 
     @torch.no_grad()
     def on_before_optimizer_step(self, flat: torch.Tensor) -> None:
@@ -104,7 +104,7 @@ class RecAdamPart(StrategyPart):
             torch._foreach_mul_(step, lam)
             torch._foreach_add_(before, step)  # θ_t + λ(t)·step
             pull = torch._foreach_sub(before, anchors)
-            torch._foreach_add_(before, pull, alpha=-lr * (1 - lam) * s.gamma)
+            torch._foreach_add_(before, pull, alpha=-lr * (s.weight - lam) * s.gamma)
             if decay:
                 torch._foreach_mul_(before, kept)
             torch._foreach_copy_(params, before)

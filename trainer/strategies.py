@@ -148,8 +148,12 @@ class RecAdamConfig(Strict):
         "(linear); the authors chose from 100–1000."
     )  # fmt: skip
     anneal: Literal["sigmoid", "linear", "constant"] = Field(
-        default="sigmoid", description="λ(t)'s shape; constant is λ ≡ 1: plain AdamW."
+        default="sigmoid", description="λ(t)'s shape; constant is λ ≡ w: with w = 1, plain AdamW."
     )
+    weight: Annotated[float, NotBoolean, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        default=1.0, description="w, the anneal's scale (the authors' anneal_w): λ(t) rises to "
+        "w, the task step is at most w of Adam's and the pull (w − λ(t))·γ."
+    )  # fmt: skip
 
 
 class MixoutConfig(Strict):
@@ -196,6 +200,7 @@ RECADAM = (
     Knob("recadam.k", about="k (RecAdam's sigmoid slope, per optimizer step)"),
     Knob("recadam.t0", about="t0 (RecAdam's midpoint, optimizer steps)"),
     Knob("recadam.anneal"),
+    Knob("recadam.weight", label="w", about="w (RecAdam's anneal scale)"),
 )
 
 
