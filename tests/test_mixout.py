@@ -48,9 +48,11 @@ def test_mixout_replaces_dropout_mixes_in_training_only_and_keeps_the_state_dict
     keys = list(model.state_dict())
     MixoutPart(0.5).setup(model)
     assert list(model.state_dict()) == keys  # checkpoints and saved weights as before
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = [m for m in model.bert.modules() if isinstance(m, nn.Linear)]
     assert linears and all(isinstance(m, MixoutLinear) for m in linears)
-    assert all(m.p == 0 for m in model.modules() if isinstance(m, nn.Dropout))
+    assert all(m.p == 0 for m in model.bert.modules() if isinstance(m, nn.Dropout))
+    # the new head is not pretrained: it keeps its plain layer and its dropout
+    assert type(model.classifier) is nn.Linear and model.dropout.p == 0.1
     ids = torch.randint(0, 50, (3, 7), generator=torch.Generator().manual_seed(2))
     plain = _tiny_bert()
     model.eval(), plain.eval()
