@@ -14,6 +14,7 @@ imported inside the functions that need them).
 """
 
 from analysis._compare import compare_to_vanilla, holm, paired_test
+from analysis._curves import plot_size_curve, size_curves
 from analysis._decide import Decision, DecisionSettings, decide
 from analysis._ensemble import average_weights, ensemble_table, run_ensembles, vote
 from analysis._load import (
@@ -56,10 +57,12 @@ __all__ = [
     "plot_lambda",
     "plot_learning_curves",
     "plot_seeds",
+    "plot_size_curve",
     "run_ensembles",
     "seed_stats",
     "select",
     "selection_dict",
+    "size_curves",
     "tidy",
     "vote",
     "write_report",

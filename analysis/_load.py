@@ -177,7 +177,8 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     if missing:
         raise AnalysisError(f"the results table has no column(s) {missing}")
     df = upgrade_table(df.copy())
-    for col in (*CONFIG_COLUMNS, "status", "primary_metric", "optuna_cell", "optuna_trial", "key"):
+    for col in (*CONFIG_COLUMNS, "status", "primary_metric", "optuna_cell", "optuna_trial", "key",
+                "curve"):  # fmt: skip
         if col not in df.columns:
             df[col] = None
     if "primary" in df.columns:  # the name before 0.1.0's results said what it holds

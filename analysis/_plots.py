@@ -234,9 +234,7 @@ def plot_lambda(
     long = long.assign(_optuna=optuna)
     for ax, (col, title) in zip(axes, panels, strict=True):
         part = long[long[col].notna()]
-        part = part.assign(
-            line=[config_label(r, without=(col,)) for r in part.to_dict("records")]
-        )
+        part = part.assign(line=[config_label(r, without=(col,)) for r in part.to_dict("records")])
         part = sort_configs(part)
         colors = _colors(list(dict.fromkeys(part["line"])))
         for name, line in part.groupby("line", sort=False):

@@ -22,11 +22,13 @@ from typing import Any, Protocol
 import pandas as pd
 
 from analysis._compare import compare_to_vanilla
+from analysis._curves import size_curves
 from analysis._decide import Decision, DecisionSettings
 from analysis._render import Block, render_body, render_html, render_markdown
 from analysis._report_tables import decision_view, headline_table
 from analysis._sections import (
     cost_section,
+    curves_section,
     dataset_section,
     decision_section,
     ensembles_section,
@@ -72,6 +74,7 @@ class Report:
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # by training-set size
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
     selection_yaml: dict = field(default_factory=dict)
     decisions: dict = field(default_factory=dict)  # dataset -> analysis.DatasetDecision
@@ -152,6 +155,8 @@ def build_report(
             df, dataset, metric_of.get(dataset, "accuracy"), stats, rep.comparison,
             rep.selection, histories, plots,
         )  # fmt: skip
+    rep.curves = size_curves(df, rep.comparison)
+    rep.blocks += curves_section(df, rep.curves, plots)
     rep.blocks += ensembles_section(ensembles, df, metric_of)
     rep.blocks += missing_section(stats, rep.missing, set(races or {}), histories)
     rep.blocks += cost_section(df)

@@ -184,6 +184,30 @@ def compare_view(cmp: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def curve_view(table: pd.DataFrame) -> pd.DataFrame:
+    """One learning curve (``analysis._curves.size_curves``): each configuration's Δ
+    against vanilla and its std ratio, size by size."""
+    return pd.DataFrame(
+        {
+            "configuration": table["label"],
+            "training rows": table["size"],
+            "mean": table["mean"].map(number),
+            "vanilla mean": table["vanilla_mean"].map(number),
+            "Δ [95% CI] vs vanilla": [
+                delta_ci(*values)
+                for values in zip(
+                    table["mean_diff"],
+                    table["diff_ci_low"],
+                    table["diff_ci_high"],
+                    table["n_pairs"],
+                    strict=True,
+                )
+            ],
+            "std ratio": table["std_ratio"].map(lambda v: number(v, 2)),
+        }
+    )
+
+
 def ensemble_view(ens: pd.DataFrame) -> pd.DataFrame:
     """Each seed ensemble's score beside the mean score of its members alone."""
     return pd.DataFrame(

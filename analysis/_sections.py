@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from analysis._curves import curves, plot_size_curve
 from analysis._decide import DecisionSettings
 from analysis._ensemble import ensemble_summary
 from analysis._format import delta_ci
@@ -19,6 +20,7 @@ from analysis._report_tables import (
     compare_view,
     confirmation_view,
     cost_view,
+    curve_view,
     ensemble_view,
     incomplete_view,
     selection_view,
@@ -293,8 +295,8 @@ def _figure_blocks(
             blocks.append(
                 Block(
                     "text",
-                    "No λ plot: neither distill λ nor noise λ takes more than one value on "
-                    "this dataset.",
+                    "No λ plot: no numeric knob (distill λ, noise λ, …) takes more than one "
+                    "value on this dataset.",
                 )
             )
         elif name == "k":
@@ -356,6 +358,37 @@ def dataset_section(
         blocks.append(Block("table", compare_view(cmp)))
     if plots:
         blocks += _figure_blocks(df, dataset, metric, selection, histories)
+    return blocks
+
+
+def curves_section(df: pd.DataFrame, table: pd.DataFrame, plots: bool) -> list[Block]:
+    """Each learning curve over training-set size: Δ against vanilla and the std ratio,
+    size by size, in a table and (``plots``) a figure."""
+    blocks: list[Block] = []
+    for curve in curves(df):
+        part = table[table["curve"] == curve]
+        metric = part["metric"].iloc[0] if len(part) else "the primary metric"
+        blocks += [
+            Block("h2", f"Learning curve {curve}: against vanilla by training-set size"),
+            Block(
+                "text",
+                f"Each size is a dataset of its own above, with its own verdict; the "
+                f"smaller training subsets lie inside the larger ones, and held-out test "
+                f"rows are the same for every size. Δ is paired by seed, on dev {metric}; "
+                "a std ratio below 1 is steadier than vanilla. The NoisyTune paper's claim "
+                "is that its gain grows as the training set shrinks: read each "
+                "configuration's Δ from the largest size up.",
+            ),
+        ]
+        if part.empty:
+            blocks.append(Block("text", "No size of this curve has vanilla and another "
+                                        "configuration to compare yet."))  # fmt: skip
+            continue
+        blocks.append(Block("table", curve_view(part)))
+        fig = plot_size_curve(table, curve) if plots else None
+        if fig is not None:
+            safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in curve)
+            blocks.append(Block("figure", fig, name=f"{safe}-sizes"))
     return blocks
 
 

@@ -50,6 +50,8 @@ class TrialSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     # the key of the plain run this trial is an evaluation of (SE's), or None: it trains
     derived_from: str | None = None
+    # the learning curve its dataset is a size of (``sweeps.spec.DatasetSpec``), or None
+    curve: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +148,7 @@ def build_trial(
         group=group,
         optuna_trial=optuna_trial,
         settings=own,
+        curve=ds.curve,
     )
 
 

@@ -70,6 +70,8 @@ def make_row(
         "status": status,
         # the plain run an SE row is an evaluation of (sweeps.derived); None: its own run
         "derived_from": trial.get("derived_from"),
+        # the learning curve the dataset is a size of (its data.train_size), or None
+        "curve": trial.get("curve"),
     }
     names = ("runtime_s", "diverged_at_step", "git_commit", "result_path", "logits_path",
              "model_path")  # fmt: skip

@@ -48,7 +48,7 @@ from pydantic import (
 from trainer.config import METRICS, StrategyName, setting_adapter, setting_kind
 from trainer.data_config import DataConfig
 from trainer.errors import ConfigError
-from trainer.fields import Seed
+from trainer.fields import NotBoolean, Seed
 from trainer.loading import merge, parse_overrides, read_yaml_mapping
 from trainer.messages import (
     NO_VALUE,
@@ -94,12 +94,20 @@ def values_for(ks: list[Any] | dict[str, list[Any]] | None, strategy: str) -> li
     return ks
 
 
+# A training-set size of a learning curve
+Size = Annotated[int, NotBoolean, Field(ge=2)]
+
+
 class DatasetSpec(_Strict):
     """One dataset: a trainer data spec plus the sweep's per-dataset settings.
 
     The entry is written flat (``{name: synthetic-sentiment, metric: mcc, k: [1, 2]}``);
-    keys other than ``id``, ``metric``, ``k`` and ``epochs`` are the trainer's ``data``
-    section and are validated by ``trainer.data_config.DataConfig``.
+    keys other than ``id``, ``metric``, ``k``, ``epochs`` and ``curve`` are the trainer's
+    ``data`` section and are validated by ``trainer.data_config.DataConfig``.
+
+    A list of training-set sizes (``train_size: [250, 500, 1000]``) asks for a learning
+    curve: the spec becomes one dataset per size (``SweepSpec._learning_curves``), each
+    decided on its own, whose ids are ``<id>@<size>`` and whose ``curve`` is ``<id>``.
     """
 
     id: str | None = Field(default=None, description="Short name in results; default: the source.")
@@ -108,23 +116,71 @@ class DatasetSpec(_Strict):
         default=None, description="K grid for this dataset (a list, or a list per strategy)."
     )
     epochs: Annotated[float, Field(gt=0)] | None = None
+    sizes: Annotated[list[Size], Field(min_length=1)] | None = Field(
+        default=None,
+        alias="train_size",
+        description="A learning curve's training-set sizes (a list under `train_size`).",
+    )
+    curve: str | None = Field(
+        default=None, description="The learning curve a size of it belongs to (set by the spec)."
+    )
     data: DataConfig
 
     @model_validator(mode="before")
     @classmethod
     def _split_flat(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "data" not in value:
-            own = {"id", "metric", "k", "epochs"}
+        if not isinstance(value, dict):
+            return value
+        if "data" not in value:
+            own = {"id", "metric", "k", "epochs", "curve"}
             value = {
                 **{k: v for k, v in value.items() if k in own},
                 "data": {k: v for k, v in value.items() if k not in own},
             }
+        data = value["data"]
+        if isinstance(data, dict) and isinstance(data.get("train_size"), list):
+            # a curve: its sizes are the entry's; the data is checked at the largest
+            sizes = data["train_size"]
+            numbers = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool)]
+            largest = max(numbers, default=None)
+            data = {k: v for k, v in data.items() if k != "train_size"}
+            value = {**value, "train_size": sizes, "data": {**data, "train_size": largest}}
         return value
 
     @field_validator("k", mode="before")
     @classmethod
     def _k_list(cls, value: Any) -> Any:
         return _k_grid(value)
+
+    @field_validator("sizes")
+    @classmethod
+    def _each_size_once(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            twice = next(v for v in value if value.count(v) > 1)
+            raise ParameterError(f"must list each size once; {twice} is there twice")
+        return value
+
+    def sizes_of_curve(self) -> list[DatasetSpec]:
+        """The datasets of a learning curve, smallest first, each with its size (the same
+        ``subset_seed``, so each subset lies inside the larger ones) and the held-out
+        rows of the largest (``test_from_train_after``), so every size is scored on the
+        same rows; ``[self]`` for a dataset of one size."""
+        if not self.sizes:
+            return [self]
+        held_out = max(self.sizes) if self.data.test_from_train is not None else None
+        return [
+            self.model_copy(
+                update={
+                    "id": f"{self.label}@{size}",
+                    "curve": self.label,
+                    "sizes": None,
+                    "data": self.data.model_copy(
+                        update={"train_size": size, "test_from_train_after": held_out}
+                    ),
+                }
+            )
+            for size in sorted(self.sizes)
+        ]
 
     @property
     def label(self) -> str:
@@ -426,6 +482,15 @@ class SweepSpec(_Strict):
                 value=value[bad[0]],
             )
         return value
+
+    @model_validator(mode="after")
+    def _learning_curves(self) -> SweepSpec:
+        """Each dataset with a list of training-set sizes becomes one dataset per size
+        (:meth:`DatasetSpec.sizes_of_curve`), in place, before any other check."""
+        if not any(d.sizes for d in self.datasets):
+            return self
+        expanded = [size for d in self.datasets for size in d.sizes_of_curve()]
+        return self.model_copy(update={"datasets": expanded})
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:

@@ -302,6 +302,10 @@ def too_many_held_out(tmp: Path) -> dict:
     return {**files_data(tmp), "train_size": 10, "test_from_train": 10**6}
 
 
+def curve_beyond_the_file(tmp: Path) -> dict:
+    return {**files_data(tmp), "train_size": [10, 10**6]}
+
+
 def wrong_column(tmp: Path) -> dict:
     return {**files_data(tmp), "text": "text"}
 
@@ -510,6 +514,18 @@ CASES: list[Case] = [
     *dataset_case("one-class dataset", "at least 2", one_class),
     *dataset_case("directory as data file", "directory", dir_as_file),
     *dataset_case("latin-1 data", "encoding", latin1),
+    *dataset_case(
+        "learning-curve size beyond the train file",
+        "'data.train_size' parameter must be at most the number of train rows",
+        curve_beyond_the_file,
+        "@1000000",
+    ),
+    *both(
+        "learning-curve size twice",
+        "'datasets[0].train_size'",
+        "each size once",
+        datasets=[{"name": "synthetic-sentiment", "train_size": [32, 32], "max_length": 32}],
+    ),
     *dataset_case(
         "held-out test rows beyond the train file",
         "'data.test_from_train' parameter must be at most the 30 train rows",

@@ -99,12 +99,14 @@ def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
          "8. Got 4 instead."),
         ({"strategies": ["se", "sdx"]},
          "sweep spec: The 'strategies[1]' parameter must be a base strategy ('vanilla', 'se', "
-         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd, joined by "
-         "'+' (e.g. 'noisytune+sda', 'reinit+sdv') (did you mean 'sdv'?). Got 'sdx' instead."),
+         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd + "
+         "recadam + mixout, joined by '+' (e.g. 'noisytune+sda', 'reinit+sdv') (did you mean "
+         "'sdv'?). Got 'sdx' instead."),
         ({"strategies": ["reinit+noisytune+sda"]},
          "sweep spec: The 'strategies[0]' parameter must be a base strategy ('vanilla', 'se', "
-         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd, joined by "
-         "'+' (e.g. 'noisytune+sda', 'reinit+sdv') (did you mean 'noisytune+reinit+sda'?). Got "
+         "'sda', 'sdv'), after any modifiers in this order: noisytune + reinit + llrd + "
+         "recadam + mixout, joined by '+' (e.g. 'noisytune+sda', 'reinit+sdv') (did you mean "
+         "'noisytune+reinit+sda'?). Got "
          "'reinit+noisytune+sda' instead."),
         ({"grid": {"distill.k": [1, 0]}},
          "sweep spec: The 'grid.distill.k[1]' parameter must be an int >= 1 or 'all'. Got 0 "
@@ -120,9 +122,9 @@ def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
          "instead."),
         ({"datasets": [{"name": "synthetic-sentiment", "metrc": "mcc"}]},
          "sweep spec: The 'datasets[0].metrc' parameter is not a known key; did you mean "
-         "'metric'? The keys of 'datasets[0]' are 'id', 'metric', 'k', 'epochs', 'name', 'hub', "
-         "'files', 'text', 'text_pair', 'label', 'max_length', 'train_size', 'subset_seed', "
-         "'test_from_train'."),
+         "'metric'? The keys of 'datasets[0]' are 'id', 'metric', 'k', 'epochs', 'train_size', "
+         "'curve', 'name', 'hub', 'files', 'text', 'text_pair', 'label', 'max_length', "
+         "'subset_seed', 'test_from_train', 'test_from_train_after'."),
         ({"datasets": [{}]},
          "sweep spec: The 'datasets[0]' parameter must set exactly one of 'name' (a built-in "
          "set), 'hub' or 'files'. Got none of them instead."),

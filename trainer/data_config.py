@@ -151,6 +151,12 @@ class DataConfig(Strict):
         "after the `train_size` subset in its permutation, so never trained on. For data "
         "whose own test split is unlabeled (GLUE): a split the selection is not made on.",
     )
+    test_from_train_after: Annotated[int, Field(ge=2)] | None = Field(
+        default=None,
+        description="Where in the permutation the held-out rows start: after this many rows "
+        "(default: `train_size`, right after the subset). A learning curve sets it to its "
+        "largest size, so every size is scored on the same held-out rows.",
+    )
 
     @model_validator(mode="after")
     def _test_from_train_needs_a_subset(self) -> DataConfig:
@@ -160,6 +166,14 @@ class DataConfig(Strict):
                 "training subset",
                 key=("test_from_train",),
                 value=self.test_from_train,
+            )
+        after = self.test_from_train_after
+        if after is not None and (self.test_from_train is None or after < self.train_size):
+            raise ParameterError(
+                "must be left out unless 'test_from_train' is set, and be at least "
+                "'train_size' (the held-out rows must follow the training subset)",
+                key=("test_from_train_after",),
+                value=after,
             )
         return self
 

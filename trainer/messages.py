@@ -301,7 +301,7 @@ def _known_keys(
     if len(loc) >= 2 and len(chain) >= 2 and user_parent != tuple(loc[:-1]):
         above = chain[-2]
         if above is not None and loc[-2] in _field_keys(above):
-            keys = [k for k in _field_keys(above) if k != loc[-2]] + keys
+            keys = list(dict.fromkeys([k for k in _field_keys(above) if k != loc[-2]] + keys))
     close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
     where = f"of '{dotted_key(user_parent)}'" if user_parent else "at the top level"
     listed = f"keys {where} are {', '.join(repr(k) for k in keys)}"

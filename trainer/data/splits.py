@@ -77,9 +77,10 @@ def load_splits(data: DataConfig) -> TextSplits:
             )
         )
     if data.train_size is not None:
+        every_row = frames["train"]
+        frames["train"] = _subset(every_row, data, raws["train"].origin)
         if data.test_from_train is not None:
-            frames["test"] = _subset(frames["train"], data, raws["train"].origin, held_out=True)
-        frames["train"] = _subset(frames["train"], data, raws["train"].origin)
+            frames["test"] = _subset(every_row, data, raws["train"].origin, held_out=True)
         check_subset(
             frames["train"]["label"],
             classes,
@@ -118,14 +119,16 @@ def _subset(
 
     Rows are the first ``train_size`` of one permutation, so with one seed a smaller
     subset lies inside a larger one (learning curves compare like with like). With
-    ``held_out``, the ``test_from_train`` rows that follow them in the same permutation:
+    ``held_out``, the ``test_from_train`` rows that follow them in the same permutation
+    (or follow its first ``test_from_train_after`` rows, a learning curve's largest size):
     disjoint from the training rows by construction.
     """
     assert data.train_size is not None
-    wanted = data.train_size + ((data.test_from_train or 0) if held_out else 0)
+    start = (data.test_from_train_after or data.train_size) if held_out else 0
+    wanted = start + (data.test_from_train or 0) if held_out else data.train_size
     if wanted > len(train):
         if held_out:
-            left = len(train) - data.train_size
+            left = len(train) - start
             message = parameter_message(
                 "data.test_from_train",
                 f"must be at most the {max(left, 0)} train rows of {origin} that the "
@@ -140,7 +143,6 @@ def _subset(
             )
         raise DataError(message)
     order = np.random.default_rng(data.subset_seed).permutation(len(train))
-    start = data.train_size if held_out else 0
     rows = np.sort(order[start:wanted])
     return train.iloc[rows].reset_index(drop=True)
 
