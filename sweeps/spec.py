@@ -45,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from trainer.catalog import TeacherSize
 from trainer.config import METRICS, StrategyName, setting_adapter, setting_kind
 from trainer.data_config import DataConfig
 from trainer.errors import ConfigError
@@ -57,7 +58,7 @@ from trainer.messages import (
     format_validation_error,
     requirement_of,
 )
-from trainer.strategies import STRATEGIES, TeacherSize, knob, knob_matters
+from trainer.strategies import STRATEGIES, knob, knob_matters
 
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
 _PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")

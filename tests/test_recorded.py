@@ -59,7 +59,7 @@ def test_every_setting_added_since_0_1_0_is_none_for_the_strategies_it_had():
     """The rule ``same_config`` rests on, over every setting of every 0.1.0 strategy's
     config: a setting that did not exist then is None (off) in their configs now, so a
     trial recorded then still matches. A new section belongs to its part and is None
-    where the strategy lacks it (``trainer/strategies.py``, ``optional_section``)."""
+    where the strategy lacks it (``trainer/catalog.py``, ``optional_section``)."""
     known = set(json.loads(BASELINE.read_text())["settings"])
     assert _added_and_not_none(known) == {}
     # the check sees a setting with a default: take one out of the record of 0.1.0

@@ -24,10 +24,11 @@ from pydantic import (
 )
 
 from trainer import strategies
+from trainer.catalog import TeacherSize
 from trainer.data_config import DataConfig
 from trainer.fields import Beta, Finite, Seed, Strict
 from trainer.messages import ParameterError, model_in
-from trainer.strategies import STRATEGIES, TeacherSize
+from trainer.strategies import STRATEGIES
 
 METRICS = ("accuracy", "macro_f1", "mcc")
 
@@ -191,7 +192,7 @@ class _Settings(Strict):
 
 
 def _section_fields() -> dict[str, Any]:
-    """A field per section a part owns (``trainer/strategies.py``): ``noise``,
+    """A field per section a part owns (``trainer/catalog.py``): ``noise``,
     ``distill``, ``reinit`` always present; newer ones None where their part is absent."""
     fields: dict[str, Any] = {}
     for name, (model, optional) in strategies.sections().items():
@@ -204,7 +205,7 @@ TrainConfig = create_model(
     __base__=_Settings,
     __doc__="Everything one trial needs. See ``examples/train-tiny.yaml`` for a full file.\n\n"
     "The sections of the strategies' parts (``noise``, ``distill``, ...) are declared with "
-    "the parts in ``trainer/strategies.py``, so a new strategy adds its section there.",
+    "the parts in ``trainer/catalog.py``, so a new strategy adds its section there.",
     __module__=__name__,
     **_section_fields(),
 )

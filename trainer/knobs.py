@@ -4,7 +4,7 @@ Every knob — the papers' K and λs as much as ``optim.lr`` or ``recadam.gamma`
 one path: a sweep's ``grid`` or ``search`` sets it by its dotted key, a trial records it in
 its ``settings`` (dotted key -> value), ``results.parquet`` holds it in a column named by
 that key, and tables, trial keys and plots name it through its :class:`Knob`. A part of a
-strategy declares the knobs it reads (``trainer/strategies.py``); a setting no part
+strategy declares the knobs it reads (``trainer/catalog.py``); a setting no part
 declares (``optim.lr``) is a plain knob, read by every strategy.
 
 A configuration's settings are written as one label, ``distill.k=all distill.lambda=1

@@ -1,6 +1,6 @@
 """The parts a strategy adds to the one training loop, and the hooks the loop calls on them.
 
-A strategy is its parts (``trainer/strategies.py`` names each part's builder): NoisyTune
+A strategy is its parts (``trainer/catalog.py`` names each part's builder): NoisyTune
 perturbs the model before training; SDA and SDV add a distillation term to the loss from a
 teacher that remembers earlier steps; SE keeps an average of the parameters to evaluate.
 The loop knows none of them by name: it calls the hooks of :class:`StrategyPart`, named
