@@ -42,8 +42,12 @@ VERDICTS = ("better", "equivalent", "unresolved")
 STATUSES = ("better", "worse", "equivalent", "unresolved")
 # Equivalence margins (units of the metric): what a user would call "the same". One
 # accuracy or F1 point is within what a reseed moves on small data (docs/results-v1.md: seed
-# stds 0.5–1.4 points); MCC spans [-1, 1], twice accuracy's range.
-DEFAULT_MARGINS = {"accuracy": 0.01, "macro_f1": 0.01, "mcc": 0.02}
+# stds 0.5–1.4 points); MCC spans [-1, 1], twice accuracy's range. A correlation (STS-B's
+# Pearson and Spearman, and their mean) is read in points too: ±0.01, about what BERT
+# papers report as a tie; entity F1 and word accuracy are shares, like accuracy.
+DEFAULT_MARGINS = {"accuracy": 0.01, "macro_f1": 0.01, "mcc": 0.02, "pearson_spearman": 0.01,
+                   "pearson": 0.01, "spearman": 0.01, "entity_f1": 0.01,
+                   "token_accuracy": 0.01}  # fmt: skip
 POWER = 0.8
 MAX_SEEDS_REPORTED = 1000  # beyond this, "seeds needed" is reported as > 1000
 

@@ -1,5 +1,6 @@
-"""Seed ensembles, the papers' baselines: VOTE (sum of the members' probabilities) and AVG
-(the mean of the members' weights, evaluated once).
+"""Seed ensembles, the papers' baselines: VOTE (sum of the members' probabilities; a
+regression's mean score; a tagger's per word) and AVG (the mean of the members' weights,
+evaluated once).
 
 ``vote`` and ``average_weights`` are pure; ``run_ensembles`` reads the trials' logits and
 weights and writes ``ensembles.parquet`` beside ``results.parquet``.
@@ -36,7 +37,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def vote(logits: Sequence[np.ndarray]) -> np.ndarray:
-    """VOTE: the sum over members of their softmax probabilities, ``[n, classes]``.
+    """VOTE: the sum over members of their softmax probabilities, ``[n, classes]`` (one
+    row per example, or per scored word of a tagger); for a regression's scores
+    (``[n, 1]``), their mean.
 
     The prediction is its argmax; dividing by the number of members gives the mean
     probability without changing it.
@@ -46,6 +49,8 @@ def vote(logits: Sequence[np.ndarray]) -> np.ndarray:
     shapes = {np.shape(x) for x in logits}
     if len(shapes) != 1:
         raise AnalysisError(f"members' logits have different shapes {sorted(shapes)}")
+    if shapes.pop()[-1] == 1:  # scores
+        return np.mean(np.asarray(logits, dtype=np.float64), axis=0)
     return np.sum([softmax(x) for x in logits], axis=0)
 
 
@@ -85,10 +90,15 @@ def seed_groups(seeds: Sequence[int], size: int | None) -> list[tuple[int, ...]]
     return [tuple(seeds[i : i + size]) for i in range(0, len(seeds) - size + 1, size)]
 
 
-def _metrics(logits_or_probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    from trainer.metrics import classification_metrics
+def _metrics(outputs: np.ndarray, arrays: dict[str, Any], split: str) -> dict[str, float]:
+    """The task's metrics of ensemble outputs on ``split``, with the labels (and a
+    tagger's sentence offsets and tag names) the members' ``logits.npz`` keep."""
+    from trainer.metrics import score
 
-    return classification_metrics(np.asarray(logits_or_probs), np.asarray(labels))
+    names = arrays.get("label_names")
+    labels = np.asarray(arrays[f"{split}_labels"])
+    tags = None if names is None else list(names)
+    return score(np.asarray(outputs), labels, arrays.get(f"{split}_offsets"), tags)
 
 
 def _vote_rows(members: pd.DataFrame) -> list[dict[str, Any]]:
@@ -109,7 +119,7 @@ def _vote_rows(members: pd.DataFrame) -> list[dict[str, Any]]:
             labels = files[0][f"{split}_labels"]
             if any(not np.array_equal(f[f"{split}_labels"], labels) for f in files):
                 raise AnalysisError(f"members' {split} labels differ: not the same {split} set")
-            scores = _metrics(vote([f[key] for f in files]), labels)
+            scores = _metrics(vote([f[key] for f in files]), files[0], split)
             row.update({f"{split}_{m}": v for m, v in scores.items()})
         if len(row) > 1:
             rows.append(row)
@@ -144,9 +154,10 @@ def _avg_row(members: pd.DataFrame) -> dict[str, Any] | None:
             f"{config.model!r}: {first}"
         ) from exc
     row: dict[str, Any] = {"model": "student"}
+    out["label_names"] = np.asarray(result.get("label_names") or [])
     for split in SPLITS:
         if f"{split}_logits" in out and f"{split}_labels" in out:
-            scores = _metrics(out[f"{split}_logits"], out[f"{split}_labels"])
+            scores = _metrics(out[f"{split}_logits"], out, split)
             row.update({f"{split}_{m}": v for m, v in scores.items()})
     return row
 

@@ -119,15 +119,19 @@ def load(source: str | Path) -> pd.DataFrame:
 
 
 def _predicts_one_class(logits_path: str | float | None) -> bool | None:
-    """Whether a trial's student predicts the same class for every dev example (None
-    where its ``logits.npz`` is not here). Such a trial is the constant predictor: its
-    metrics measure the label distribution, not the strategy."""
+    """Whether a trial's student predicts one value for all of dev: the same class for
+    every example (or the same tag for every word), or the same score (None where its
+    ``logits.npz`` is not here). Such a trial is the constant predictor: its metrics
+    measure the label distribution, not the strategy."""
     if logits_path is None or pd.isna(logits_path):
         return None
     with np.load(logits_path) as arrays:
         if "dev_logits" not in arrays:
             return None
-        return bool(len(np.unique(arrays["dev_logits"].argmax(axis=1))) == 1)
+        outputs = np.nan_to_num(arrays["dev_logits"])
+    if outputs.shape[-1] == 1:  # a regression's scores
+        return bool(np.ptp(outputs) == 0)
+    return bool(len(np.unique(outputs.argmax(axis=-1))) == 1)
 
 
 def knob_columns(df: pd.DataFrame) -> list[str]:

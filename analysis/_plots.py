@@ -18,11 +18,15 @@ from analysis._tables import config_label, seed_stats, sort_configs
 from trainer.knobs import sort_value
 from trainer.strategies import knob
 
-METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mcc": "MCC"}
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mcc": "MCC",
+                "pearson_spearman": "Pearson/Spearman mean", "pearson": "Pearson r",
+                "spearman": "Spearman ρ", "entity_f1": "entity F1",
+                "token_accuracy": "word accuracy"}  # fmt: skip
+_CORRELATIONS = ("mcc", "pearson_spearman", "pearson", "spearman")
 
 
 def _axis_label(split: str, metric: str) -> str:
-    unit = "Matthews correlation, −1…1" if metric == "mcc" else "fraction, 0…1"
+    unit = "correlation, −1…1" if metric in _CORRELATIONS else "fraction, 0…1"
     return f"{split} {METRIC_NAMES.get(metric, metric)} ({unit})"
 
 

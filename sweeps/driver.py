@@ -91,12 +91,14 @@ def plan_rows(plan: SweepPlan, state: dict[str, str] | None = None) -> list[dict
     spec = plan.spec
     state = state or {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    # each dataset's task and primary metric, as the trials will be scored
+    tasks = {d.label: f"{d.data.resolved_task} ({d.primary_metric})" for d in spec.datasets}
 
     def row_for(dataset: str, strategy: str, kind: str) -> dict[str, Any]:
         return rows.setdefault(
             (dataset, strategy),
-            {"dataset": dataset, "strategy": strategy, "kind": kind, "trials": 0, "done": 0,
-             "new": 0, "settings": {}, "steps": 0},
+            {"dataset": dataset, "task": tasks[dataset], "strategy": strategy, "kind": kind,
+             "trials": 0, "done": 0, "new": 0, "settings": {}, "steps": 0},
         )  # fmt: skip
 
     for t in plan.grid:
@@ -136,7 +138,7 @@ def print_plan(
     console = Console(file=stream or sys.stdout, width=120)
     rows = plan_rows(plan, state)
     table = Table(title=f"sweep {spec.name!r} ({spec.model})")
-    columns = ("dataset", "strategy", "kind", "trials", "done", "new", "knobs")
+    columns = ("dataset", "task (metric)", "strategy", "kind", "trials", "done", "new", "knobs")
     for col in columns:
         table.add_column(col, justify="right" if col in ("trials", "done", "new") else "left")
 
@@ -151,12 +153,12 @@ def print_plan(
     for r in rows:
         total, done, new = total + r["trials"], done + r["done"], new + r["new"]
         table.add_row(
-            r["dataset"], r["strategy"], r["kind"], str(r["trials"]), str(r["done"]),
+            r["dataset"], r["task"], r["strategy"], r["kind"], str(r["trials"]), str(r["done"]),
             str(r["new"]) if r["kind"] != "optuna" else "-",
             knobs(r["settings"]),
         )  # fmt: skip
     table.add_section()
-    table.add_row("total", "", "", str(total), str(done), str(new), "")
+    table.add_row("total", "", "", "", str(total), str(done), str(new), "")
     console.print(table)
     res = spec.resources
     cpus = os.cpu_count() or 1

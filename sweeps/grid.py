@@ -121,7 +121,7 @@ def build_trial(
         "data": ds.data.model_dump(mode="json", by_alias=True, exclude_none=True),
         "strategy": strategy,
         "seed": seed,
-        "eval": {"primary_metric": ds.metric},
+        "eval": {"primary_metric": ds.primary_metric},
     }
     if ds.epochs is not None:
         per_dataset["optim"] = {"epochs": ds.epochs}
@@ -143,7 +143,7 @@ def build_trial(
         dataset=ds.label,
         strategy=strategy,
         seed=seed,
-        primary_metric=ds.metric,
+        primary_metric=ds.primary_metric,
         config=config_to_dict(config),
         group=group,
         optuna_trial=optuna_trial,

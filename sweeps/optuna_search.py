@@ -90,7 +90,7 @@ class SeedGroupSearch:
         "Objective 0"; a no-op when the study already has that name."""
         import optuna
 
-        metric = self.spec.datasets[self._cell(cell_key)["dataset_index"]].metric
+        metric = self.spec.datasets[self._cell(cell_key)["dataset_index"]].primary_metric
         names = [f"dev/{metric}"]
         if study.metric_names != names:
             with warnings.catch_warnings():  # set_metric_names is marked experimental

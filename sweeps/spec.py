@@ -58,6 +58,7 @@ from trainer.messages import (
     format_validation_error,
     requirement_of,
 )
+from trainer.metrics import METRICS as TASK_METRICS
 from trainer.strategies import STRATEGIES, knob, knob_matters
 
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
@@ -112,7 +113,11 @@ class DatasetSpec(_Strict):
     """
 
     id: str | None = Field(default=None, description="Short name in results; default: the source.")
-    metric: Literal[METRICS] = "accuracy"  # type: ignore[valid-type]
+    metric: Literal[METRICS] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="The primary dev metric; default: the task's first (accuracy, "
+        "pearson_spearman, entity_f1).",
+    )
     k: KGrid | None = Field(
         default=None, description="K grid for this dataset (a list, or a list per strategy)."
     )
@@ -152,6 +157,22 @@ class DatasetSpec(_Strict):
     @classmethod
     def _k_list(cls, value: Any) -> Any:
         return _k_grid(value)
+
+    @model_validator(mode="after")
+    def _metric_of_the_task(self) -> DatasetSpec:
+        task = self.data.resolved_task
+        if self.metric is not None and self.metric not in TASK_METRICS[task]:
+            raise ParameterError(
+                f"must be a metric of the dataset's task {task!r}: {list(TASK_METRICS[task])}",
+                key=("metric",),
+                value=self.metric,
+            )
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric its decisions compare: as given, else its task's first."""
+        return self.metric or TASK_METRICS[self.data.resolved_task][0]
 
     @field_validator("sizes")
     @classmethod

@@ -94,10 +94,16 @@ def test_report_errors_cleanly(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_report_of_a_real_tiny_sweep(tmp_path, cache_dir):
+    """Every task: classification, a regression and a tagger, through Ray, the seed
+    ensembles and the report, each scored by its own metrics."""
     spec = {
         "name": "tiny",
         "model": "tiny-bert",
-        "datasets": [{"name": "synthetic-sentiment", "train_size": 96, "k": [1, 2]}],
+        "datasets": [
+            {"name": "synthetic-sentiment", "train_size": 96, "k": [1, 2]},
+            {"id": "sim", "name": "synthetic-similarity", "train_size": 96, "k": [1]},
+            {"id": "ner", "name": "synthetic-ner", "train_size": 96, "k": [1]},
+        ],
         "strategies": ["vanilla", "sda"],
         "seeds": 3,
         "defaults": {
@@ -122,7 +128,10 @@ def test_report_of_a_real_tiny_sweep(tmp_path, cache_dir):
     )
     run = tmp_path / "runs" / "tiny"
     df = analysis.load(run)
-    assert df["finished"].sum() == 9  # 3 vanilla + 2 K × 3 sda
+    assert df["finished"].sum() == 9 + 6 + 6  # 3 vanilla + 2 K × 3 sda; 3 + 3 per task
+    primary = df.groupby("dataset")["primary_metric"].first().to_dict()
+    assert primary == {"synthetic-sentiment": "accuracy", "sim": "pearson_spearman",
+                       "ner": "entity_f1"}  # fmt: skip
     subprocess.run([*exe, "ensemble", str(run)], check=True, cwd=root, timeout=300)
     done = subprocess.run(
         [*exe, "report", str(run)],
@@ -135,6 +144,13 @@ def test_report_of_a_real_tiny_sweep(tmp_path, cache_dir):
     assert "selected configuration vs vanilla" in done.stdout
     md = check_report(run / "report")
     assert "| VOTE |" in md and "| AVG |" in md
+    ensembles = analysis.load_ensembles(run)
+    scored = {
+        ds: set(part.columns[part.notna().any()]) for ds, part in ensembles.groupby("dataset")
+    }
+    assert {"dev_pearson_spearman", "dev_spearman"} <= scored["sim"]
+    assert {"dev_entity_f1", "dev_token_accuracy"} <= scored["ner"]
+    assert "| ner | dev entity_f1 |" in md and "| sim | dev pearson_spearman |" in md
 
 
 def test_report_of_two_runs_with_intro_and_markdown_copy(tmp_path, capsys):

@@ -302,6 +302,54 @@ def too_many_held_out(tmp: Path) -> dict:
     return {**files_data(tmp), "train_size": 10, "test_from_train": 10**6}
 
 
+SCORED_ROWS = [(f"a fine sentence number {i}", f"{(i % 9) * 0.55:.2f}") for i in range(40)]
+
+
+def score_not_a_number(tmp: Path) -> dict:
+    rows = [*SCORED_ROWS[:7], ("a sentence scored in words", "high"), *SCORED_ROWS[7:]]
+    return files_data(tmp, train_rows=rows, task="regression")
+
+
+def scores_without_a_task(tmp: Path) -> dict:
+    return files_data(tmp, train_rows=SCORED_ROWS, dev_rows=SCORED_ROWS[:10])
+
+
+def _tagged(path: Path, sentences: list[tuple[list, list]]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"tokens": w, "tags": t}) + "\n" for w, t in sentences))
+    return str(path)
+
+
+TAGGED = [(["Ana", "met", "Tom", "in", "Oslo"], ["B-PER", "O", "B-PER", "O", "B-LOC"])] * 30
+
+
+def tagged_data(tmp: Path, train=None, dev=None) -> dict:
+    files = {"train": _tagged(tmp / "data" / "train.jsonl", train or TAGGED),
+             "dev": _tagged(tmp / "data" / "dev.jsonl", dev or TAGGED[:5])}  # fmt: skip
+    return {"files": files, "text": "tokens", "label": "tags", "task": "token_classification"}
+
+
+def tags_short_of_words(tmp: Path) -> dict:
+    return tagged_data(tmp, train=[*TAGGED[:4], (["Ana", "left"], ["B-PER"]), *TAGGED[4:]])
+
+
+def empty_sentence(tmp: Path) -> dict:
+    return tagged_data(tmp, train=[*TAGGED[:2], ([], []), *TAGGED[2:]])
+
+
+def unseen_tag(tmp: Path) -> dict:
+    return tagged_data(tmp, dev=[*TAGGED[:3], (["Acme", "grew"], ["B-ORG", "O"])])
+
+
+def conll_short_line(tmp: Path) -> dict:
+    path = tmp / "data" / "train.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("Ana NNP B-PER\nmet VBD O\n\nTom B-PER\n")
+    files = {"train": str(path), "dev": str(path), "format": "conll",
+             "columns": ["token", "pos", "tag"]}  # fmt: skip
+    return {"files": files, "text": "token", "label": "tag"}
+
+
 def curve_beyond_the_file(tmp: Path) -> dict:
     return {**files_data(tmp), "train_size": [10, 10**6]}
 
@@ -514,6 +562,30 @@ CASES: list[Case] = [
     *dataset_case("one-class dataset", "at least 2", one_class),
     *dataset_case("directory as data file", "directory", dir_as_file),
     *dataset_case("latin-1 data", "encoding", latin1),
+    *dataset_case(
+        "regression score not a number", "train.csv", score_not_a_number, "data row 7", "'high'"
+    ),
+    *dataset_case(
+        "fractional scores read as classes", "'data.task'", scores_without_a_task, "regression"
+    ),
+    *dataset_case(
+        "tags short of words",
+        "train.jsonl",
+        tags_short_of_words,
+        "sentence 4",
+        "2 words and 1 tags",
+    ),
+    *dataset_case("empty sentence", "train.jsonl", empty_sentence, "sentence 2"),
+    *dataset_case("dev tag unseen in train", "dev.jsonl", unseen_tag, "'B-ORG'", "sentence 3"),
+    *dataset_case(
+        "CoNLL line short of fields", "train.txt", conll_short_line, "line 4", "sentence 1"
+    ),
+    *both(
+        "metric of another task",
+        "'datasets[0].metric'",
+        "regression",
+        datasets=[{"name": "synthetic-similarity", "metric": "accuracy", "max_length": 32}],
+    ),
     *dataset_case(
         "learning-curve size beyond the train file",
         "'data.train_size' parameter must be at most the number of train rows",

@@ -180,7 +180,7 @@ def test_set_changes_the_planned_trials_of_a_dry_run(tmp_path, cache_dir, capsys
     spec = _spec(tmp_path, cache_dir, strategies=["vanilla"], seeds=5, grid={})
     assert main(["sweep", _spec_file(tmp_path, spec), "--dry-run", "--set", "seeds=2"]) == 0
     total = next(line for line in capsys.readouterr().out.splitlines() if "total" in line)
-    assert total.split("│")[4].strip() == "2"  # the trials column: 2 seeds, not the file's 5
+    assert total.split("│")[5].strip() == "2"  # the trials column: 2 seeds, not the file's 5
     assert not Path(tmp_path / "runs" / "progress").exists()  # a dry run writes nothing
 
 

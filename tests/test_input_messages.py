@@ -123,7 +123,7 @@ def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
         ({"datasets": [{"name": "synthetic-sentiment", "metrc": "mcc"}]},
          "sweep spec: The 'datasets[0].metrc' parameter is not a known key; did you mean "
          "'metric'? The keys of 'datasets[0]' are 'id', 'metric', 'k', 'epochs', 'train_size', "
-         "'curve', 'name', 'hub', 'files', 'text', 'text_pair', 'label', 'max_length', "
+         "'curve', 'name', 'hub', 'files', 'task', 'text', 'text_pair', 'label', 'max_length', "
          "'subset_seed', 'test_from_train', 'test_from_train_after'."),
         ({"datasets": [{}]},
          "sweep spec: The 'datasets[0]' parameter must set exactly one of 'name' (a built-in "

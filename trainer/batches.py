@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from trainer.tokenized import TokenizedSplit
+from trainer.tokenized import IGNORED, TokenizedSplit
 
 __all__ = ["Batch", "TrainOrder", "collate", "eval_batches"]
 
@@ -23,24 +23,29 @@ Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
 
 def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, device: torch.device) -> Batch:
-    """Pad the chosen examples to their longest and move them to ``device``."""
+    """Pad the chosen examples to their longest and move them to ``device``; the labels
+    are one per example, or one per token (``split.per_token``), padded with IGNORED."""
     starts = split.offsets[indices]
     lengths = split.offsets[indices + 1] - starts
     width = int(lengths.max())
     ids = np.full((len(indices), width), pad_id, dtype=np.int64)
     types = np.zeros((len(indices), width), dtype=np.int64)
     mask = np.zeros((len(indices), width), dtype=np.int64)
+    if split.per_token:  # a tag per token, IGNORED on the padding too
+        per_token = np.full((len(indices), width), IGNORED, dtype=np.int64)
     for row, (start, length) in enumerate(zip(starts, lengths, strict=True)):
         ids[row, :length] = split.input_ids[start : start + length]
         types[row, :length] = split.token_type_ids[start : start + length]
         mask[row, :length] = 1
+        if split.per_token:
+            per_token[row, :length] = split.labels[start : start + length]
     pin = device.type == "cuda"
     tensors = {
         "input_ids": torch.from_numpy(ids),
         "token_type_ids": torch.from_numpy(types),
         "attention_mask": torch.from_numpy(mask),
     }
-    labels = torch.from_numpy(split.labels[indices])
+    labels = torch.from_numpy(per_token if split.per_token else split.labels[indices])
     if pin:
         tensors = {k: v.pin_memory() for k, v in tensors.items()}
         labels = labels.pin_memory()

@@ -28,9 +28,11 @@ from trainer.catalog import TeacherSize
 from trainer.data_config import DataConfig
 from trainer.fields import Beta, Finite, Seed, Strict
 from trainer.messages import ParameterError, model_in
+from trainer.metrics import METRICS as TASK_METRICS
 from trainer.strategies import STRATEGIES
 
-METRICS = ("accuracy", "macro_f1", "mcc")
+# Every metric name a config may make primary (each task's: trainer/metrics.py)
+METRICS = tuple(name for names in TASK_METRICS.values() for name in names)
 
 
 def _strategy_name(value: Any) -> Any:
@@ -89,7 +91,11 @@ class EvalConfig(Strict):
         default=None, description="Evaluate every N optimizer steps; None = every epoch."
     )
     batch_size: Annotated[int, Field(ge=1)] = 128
-    primary_metric: Literal["accuracy", "macro_f1", "mcc"] = "accuracy"
+    primary_metric: Literal[METRICS] = Field(  # type: ignore[valid-type]
+        default="accuracy",
+        description="The dev metric decisions, races and searches compare; default: the "
+        "task's first (accuracy, pearson_spearman, entity_f1).",
+    )
     self_ensembles: list[TeacherSize] = Field(
         default_factory=list,
         description="SE windows (K) evaluated beside this run's student, as 'se_k<K>': SE "
@@ -164,6 +170,25 @@ class _Settings(Strict):
             elif not used and getattr(self, name) is not None:
                 update[name] = None
         return self.model_copy(update=update) if update else self
+
+    @model_validator(mode="after")
+    def _metric_of_the_task(self) -> _Settings:
+        """The primary metric is one the task has: its first unless one is named."""
+        task = self.data.resolved_task
+        metric = self.eval.primary_metric
+        if "primary_metric" not in self.eval.model_fields_set:
+            default = TASK_METRICS[task][0]
+            if metric != default:
+                return self.model_copy(
+                    update={"eval": self.eval.model_copy(update={"primary_metric": default})}
+                )
+        elif metric not in TASK_METRICS[task]:
+            raise ParameterError(
+                f"must be a metric of the task {task!r}: {list(TASK_METRICS[task])}",
+                key=("eval", "primary_metric"),
+                value=metric,
+            )
+        return self
 
     @model_validator(mode="after")
     def _parts_agree(self) -> _Settings:

@@ -64,12 +64,16 @@ class FileSource(Strict):
 
     ``format: lines`` reads plain-text files with one value a line and one file per column
     (SentEval's SNLI): each path holds ``{column}``, replaced by every name in ``columns``.
+    ``format: conll`` reads CoNLL-style files (a word a line, whitespace-separated fields
+    named by ``columns``, a blank line between sentences) for token classification.
+    A headerless CSV/TSV may name more ``columns`` than its first row has: rows may then
+    carry those as optional trailing fields (the STS Benchmark's test file).
     """
 
     train: Path
     dev: Path
     test: Path | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "conll"] = "auto"
     header: bool = Field(default=True, description="False for headerless CSV/TSV (give `columns`).")
     columns: list[str] | None = Field(
         default=None, description="Column names for headerless files, in file order."
@@ -105,7 +109,15 @@ class FileSource(Strict):
 
     @model_validator(mode="after")
     def _layout(self) -> FileSource:
-        if self.format == "lines":
+        if self.format == "conll":
+            if not self.columns:
+                raise ParameterError(
+                    "must name the fields of a word's line when 'format' is 'conll' (e.g. "
+                    "[token, pos, tag]; 'data.text' and 'data.label' then name two of them)",
+                    key=("columns",),
+                    value=NO_VALUE,
+                )
+        elif self.format == "lines":
             if not self.columns:
                 raise ParameterError(
                     "must name the columns when 'format' is 'lines' (one file per column)",
@@ -126,15 +138,30 @@ class FileSource(Strict):
         return self
 
 
+TASKS = ("classification", "regression", "token_classification")
+# the built-in sets whose task is not classification (trainer/data/synthetic.py)
+_TASK_OF_SET = {"synthetic-similarity": "regression", "synthetic-ner": "token_classification"}
+
+
 class DataConfig(Strict):
-    """Where the examples come from and which columns hold text and label.
+    """Where the examples come from, which columns hold text and label, and the task.
 
     Exactly one of ``name`` (a built-in generated set), ``hub`` or ``files``.
     """
 
-    name: Literal["synthetic-sentiment", "synthetic-pairs"] | None = None
+    name: (
+        Literal["synthetic-sentiment", "synthetic-pairs", "synthetic-similarity", "synthetic-ner"]
+        | None
+    ) = None
     hub: HubSource | None = None
     files: FileSource | None = None
+    task: Literal[TASKS] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="classification (a label per example), regression (a number per "
+        "example: STS-B) or token_classification (a list of words and a list of tags per "
+        "example: CoNLL-2003). Default: what the source says (a built-in set's task, "
+        "token_classification for format conll), else classification.",
+    )
     text: str = "text"
     text_pair: str | None = None
     label: str = "label"
@@ -187,6 +214,17 @@ class DataConfig(Strict):
                 got=None if given else "none of them",
             )
         return self
+
+    @property
+    def resolved_task(self) -> str:
+        """The task: as given, else as the source says, else classification."""
+        if self.task is not None:
+            return self.task
+        if self.name in _TASK_OF_SET:
+            return _TASK_OF_SET[self.name]
+        if self.files is not None and self.files.format == "conll":
+            return "token_classification"
+        return "classification"
 
     @property
     def source_label(self) -> str:

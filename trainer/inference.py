@@ -12,9 +12,18 @@ from torch import nn
 from trainer.batches import eval_batches
 from trainer.config import TrainConfig
 from trainer.prepare import prepare
-from trainer.tokenized import TokenizedSplit
+from trainer.tokenized import IGNORED, TokenizedSplit
 
-__all__ = ["evaluate_weights", "predict_logits"]
+__all__ = ["evaluate_weights", "predict_logits", "target_arrays"]
+
+
+def target_arrays(name: str, split: TokenizedSplit) -> dict[str, np.ndarray]:
+    """A split's labels as ``logits.npz`` keeps them beside the outputs: ``<name>_labels``
+    and, for token classification, the sentence boundaries ``<name>_offsets``."""
+    arrays = {f"{name}_labels": split.targets}
+    if split.target_offsets is not None:
+        arrays[f"{name}_offsets"] = split.target_offsets
+    return arrays
 
 
 @torch.no_grad()
@@ -26,16 +35,25 @@ def predict_logits(
     device: torch.device,
     autocast=nullcontext,
 ) -> np.ndarray:
-    """float32 logits of ``model`` on every example of ``split``, in the split's order."""
+    """float32 outputs of ``model`` for what ``split`` scores (``split.targets``), in the
+    split's order: a row of logits (a score, for a regression) per example, or per scored
+    word, sentences back to back."""
     was_training = model.training
     model.eval()
-    logits = np.zeros((len(split), model.config.num_labels), dtype=np.float32)
-    for indices, (inputs, _) in eval_batches(split, batch_size, pad_id, device):
+    rows: list[np.ndarray | None] = [None] * len(split)
+    for indices, (inputs, labels) in eval_batches(split, batch_size, pad_id, device):
         with autocast():
-            out = model(**inputs).logits
-        logits[indices] = out.float().cpu().numpy()
+            out = model(**inputs).logits.float().cpu().numpy()
+        if split.per_token:  # each sentence's labelled tokens: its words' first sub-words
+            scored = labels.cpu().numpy() != IGNORED
+            out = [row[keep] for row, keep in zip(out, scored, strict=True)]
+        for index, row in zip(indices, out, strict=True):
+            rows[index] = row
     model.train(was_training)
-    return logits
+    width = model.config.num_labels
+    if split.per_token:
+        return np.concatenate([*rows, np.zeros((0, width), np.float32)]).astype(np.float32)
+    return np.stack(rows).astype(np.float32).reshape(len(split), width)
 
 
 def evaluate_weights(
@@ -44,8 +62,9 @@ def evaluate_weights(
     """Logits and labels on dev (and test) of ``config``'s model holding ``state_dict``.
 
     The keys are those of a trial's ``logits.npz``: ``dev_logits``, ``dev_labels``,
-    ``test_logits``, ``test_labels``. AVG seed ensembles evaluate their averaged
-    parameters with this, through the same data pipeline as training.
+    ``test_logits``, ``test_labels`` (and ``*_offsets`` for token classification). AVG
+    seed ensembles evaluate their averaged parameters with this, through the same data
+    pipeline as training.
     """
     prepared = prepare(config, cache_dir)
     model, splits = prepared.model, prepared.splits
@@ -57,5 +76,5 @@ def evaluate_weights(
             out[f"{name}_logits"] = predict_logits(
                 model, splits[name], config.eval.batch_size, prepared.pad_id, device
             )
-            out[f"{name}_labels"] = splits[name].labels
+            out.update(target_arrays(name, splits[name]))
     return out

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainer.averaging import flatten_parameters_
@@ -46,12 +45,12 @@ from trainer.batches import TrainOrder, collate
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError
-from trainer.inference import predict_logits
+from trainer.inference import predict_logits, target_arrays
 from trainer.jsonio import to_json_safe, write_json_atomic
 from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
 from trainer.loading import config_to_dict
 from trainer.messages import parameter_message
-from trainer.metrics import classification_metrics
+from trainer.metrics import score
 from trainer.models import parameter_groups
 from trainer.parts import StrategyPart, build_parts
 from trainer.precision import autocast as autocast_for
@@ -102,17 +101,20 @@ _INTERMEDIATE_SPLITS = ("dev",)
 _FINAL_SPLITS = ("dev", "test")
 
 
-def _evaluate(models: dict[str, nn.Module], splits, config, pad_id, device, autocast, split_names):
+def _evaluate(models: dict[str, nn.Module], prepared, config, device, autocast, split_names):
     """Metrics and logits of each model ('student', 'averaged', ...) on ``split_names``."""
     metrics: dict[str, Any] = {}
     logits: dict[str, np.ndarray] = {}
+    splits, names = prepared.splits, prepared.text_splits.label_names
     for role, model in models.items():
         for split_name in split_names:
             if split_name not in splits:
                 continue
             split = splits[split_name]
-            out = predict_logits(model, split, config.eval.batch_size, pad_id, device, autocast)
-            scores = classification_metrics(out, split.labels)
+            out = predict_logits(
+                model, split, config.eval.batch_size, prepared.pad_id, device, autocast
+            )
+            scores = score(out, split.targets, split.target_offsets, names)
             prefix = "" if role == "student" else f"{role}_"
             logits[f"{prefix}{split_name}_logits"] = out
             if role == "student":
@@ -248,7 +250,7 @@ def train(
 
     # -- data and model; the strategy's parts, which may change the model first -------
     prepared = prepare(config)
-    splits, pad_id, model = prepared.splits, prepared.pad_id, prepared.model
+    splits, pad_id, model, task = prepared.splits, prepared.pad_id, prepared.model, prepared.task
     parts = build_parts(config, device)
     for part in parts.values():
         part.setup(model)
@@ -340,8 +342,8 @@ def train(
         fixed cost of a short trial."""
         nonlocal last_logits, loss_count
         names = _FINAL_SPLITS if final else _INTERMEDIATE_SPLITS
-        metrics, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id,
-                                         device, autocast, names)  # fmt: skip
+        metrics, last_logits = _evaluate(_eval_models(model, parts), prepared, config, device,
+                                         autocast, names)  # fmt: skip
         train_loss = float(loss_sum) / loss_count if loss_count else None
         if history and history[-1]["step"] == step:
             # a diverged run's final scoring of the step just evaluated: it replaces the
@@ -378,12 +380,13 @@ def train(
         clock.samples += len(batch_indices)
         inputs, labels = collate(train_split, batch_indices, pad_id, device)
 
-        # forward; the parts' extra terms (distillation: λ·MSE(student, teacher logits))
+        # forward; the task's loss and the parts' extra terms (distillation: λ·MSE(student,
+        # teacher outputs))
         with autocast():
             logits = model(**inputs).logits
-        loss = F.cross_entropy(logits.float(), labels)
+        loss = task.loss(logits, labels)
         for part in parts.values():
-            extra = part.extra_loss(inputs, logits)
+            extra = part.extra_loss(inputs, logits, labels)
             if extra is not None:
                 loss = loss + extra
 
@@ -431,14 +434,19 @@ def train(
         evaluate(final=True)
 
     if not last_logits:  # resumed from a kept final checkpoint: nothing left to run
-        _, last_logits = _evaluate(_eval_models(model, parts), splits, config, pad_id, device,
+        _, last_logits = _evaluate(_eval_models(model, parts), prepared, config, device,
                                    autocast, _FINAL_SPLITS)  # fmt: skip
 
     # -- outputs ---------------------------------------------------------------------
     final = history[-1]
     labels_out = {
-        f"{name}_labels": splits[name].labels for name in ("dev", "test") if name in splits
+        key: array
+        for name in ("dev", "test")
+        if name in splits
+        for key, array in target_arrays(name, splits[name]).items()
     }
+    if task.per_token:  # the tag of each id, for the seed ensembles' entity F1
+        labels_out["label_names"] = np.asarray(prepared.text_splits.label_names)
     np.savez_compressed(out_dir / LOGITS_FILE, **last_logits, **labels_out)
     if config.save_model:
         from safetensors.torch import save_file
@@ -453,6 +461,7 @@ def train(
         "status": "finished" if diverged_at is None else "diverged",
         "diverged_at_step": diverged_at,
         "metrics": {k: v for k, v in final.items() if k not in _HISTORY_KEYS},
+        "task": task.name,
         "primary_metric": config.eval.primary_metric,
         "history": history,
         "label_names": prepared.text_splits.label_names,

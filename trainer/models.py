@@ -27,6 +27,9 @@ from trainer.config import TrainConfig
 from trainer.errors import ConfigError
 from trainer.messages import parameter_message
 from trainer.strategies import check_model
+from trainer.tasks import Task
+
+CLASSIFICATION = Task("classification")
 
 __all__ = [
     "TINY_BERT",
@@ -178,15 +181,18 @@ def load_tokenizer(path: str):
         raise _unloadable(path, exc) from None
 
 
-def load_classifier(path: str, num_labels: int, seed: int) -> nn.Module:
-    """A sequence classifier whose new head is initialised from ``seed``."""
-    from transformers import AutoModelForSequenceClassification
-
+def load_classifier(
+    path: str, num_labels: int, seed: int, task: Task = CLASSIFICATION
+) -> nn.Module:
+    """The pretrained encoder with the ``task``'s new head (``trainer.tasks``: a
+    sequence classifier, a one-output regressor, a token classifier), the head
+    initialised from ``seed``."""
     _quiet_transformers()
     torch.manual_seed(seed)
+    extra = {"problem_type": "regression"} if task.name == "regression" else {}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=num_labels, dtype=torch.float32
+        return task.model_class().from_pretrained(
+            path, num_labels=num_labels, dtype=torch.float32, **extra
         )
     except OSError as exc:
         raise ConfigError(

@@ -12,8 +12,8 @@ after Lightning's ``Callback`` where one fits, at fixed points of every step:
 ``on_fit_start(model, flat, optimizer)``
     once, before the first step (parts that shadow the model build it here; a part that
     changes the update keeps the optimizer, whose groups hold each step's learning rates);
-``extra_loss(inputs, logits)``
-    a term added to the cross-entropy, or None;
+``extra_loss(inputs, logits, labels)``
+    a term added to the task's loss, or None;
 ``on_before_optimizer_step(flat)``
     after the backward pass, with θ_t, the parameters this step started from;
 ``on_train_batch_end(flat)``
@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainer import strategies
@@ -40,6 +39,7 @@ from trainer.config import TrainConfig
 from trainer.noisytune import perturb
 from trainer.precision import autocast, teacher_in_bf16
 from trainer.strategies import se_role
+from trainer.tasks import Task
 from trainer.teachers import AveragedTeacher, EmaTeacher, SelfEnsemble, VotingTeacher
 
 __all__ = ["StrategyPart", "build_parts"]
@@ -59,7 +59,7 @@ class StrategyPart:
         pass
 
     def extra_loss(
-        self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor
+        self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor | None:
         return None
 
@@ -108,7 +108,8 @@ class _Remembering(StrategyPart):
 
 
 class Distillation(_Remembering):
-    """SDA/SDV: loss += λ·MSE(student logits, teacher logits); the teacher records θ_t."""
+    """SDA/SDV: loss += λ·MSE(student outputs, teacher outputs) over what the task scores
+    (``trainer.tasks.Task.distillation``); the teacher records θ_t."""
 
     def __init__(
         self,
@@ -116,12 +117,14 @@ class Distillation(_Remembering):
         lam: float,
         bf16: bool,
         device: torch.device,
+        task: Task,
     ) -> None:
         super().__init__()
         self.make_teacher = make_teacher
         self.lam = lam
         self.bf16 = bf16
         self.autocast = autocast(device, bf16)
+        self.task = task
 
     def on_fit_start(
         self, model: nn.Module, flat: torch.Tensor, optimizer: torch.optim.Optimizer
@@ -129,11 +132,11 @@ class Distillation(_Remembering):
         self.memory = self.make_teacher(model, flat)
 
     def extra_loss(
-        self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor
+        self, inputs: Mapping[str, torch.Tensor], logits: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor | None:
         with self.autocast():
             target = self.memory.logits(inputs)
-        return None if target is None else self.lam * F.mse_loss(logits.float(), target)
+        return None if target is None else self.lam * self.task.distillation(logits, target, labels)
 
     def on_before_optimizer_step(self, flat: torch.Tensor) -> None:
         self.memory.record(flat)
@@ -192,7 +195,8 @@ def sda(config: TrainConfig, device: torch.device) -> StrategyPart:
         def make(model: nn.Module, flat: torch.Tensor) -> Teacher:
             return AveragedTeacher(model, flat, k)
 
-    return Distillation(make, config.distill.lam, teacher_in_bf16(config, device), device)
+    return Distillation(make, config.distill.lam, teacher_in_bf16(config, device), device,
+                        Task(config.data.resolved_task))  # fmt: skip
 
 
 def sdv(config: TrainConfig, device: torch.device) -> StrategyPart:
@@ -201,7 +205,8 @@ def sdv(config: TrainConfig, device: torch.device) -> StrategyPart:
     def make(model: nn.Module, flat: torch.Tensor) -> Teacher:
         return VotingTeacher(model, flat, k)
 
-    return Distillation(make, config.distill.lam, teacher_in_bf16(config, device), device)
+    return Distillation(make, config.distill.lam, teacher_in_bf16(config, device), device,
+                        Task(config.data.resolved_task))  # fmt: skip
 
 
 def se(config: TrainConfig, device: torch.device) -> StrategyPart:

@@ -24,6 +24,7 @@ from trainer.models import (
     load_classifier,
     load_tokenizer,
 )
+from trainer.tasks import Task
 from trainer.tokenized import TokenizedSplit, tokenize_splits
 
 __all__ = ["Prepared", "prepare"]
@@ -44,6 +45,10 @@ class Prepared:
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id or 0
 
+    @property
+    def task(self) -> Task:
+        return Task(self.text_splits.task)
+
 
 def prepare(config: TrainConfig, cache_dir: Path | None = None) -> Prepared:
     """Resolve and check ``config``'s model, load and tokenize its data, load the model."""
@@ -53,5 +58,6 @@ def prepare(config: TrainConfig, cache_dir: Path | None = None) -> Prepared:
     text_splits = load_splits(config.data)
     tokenizer = load_tokenizer(model_path)
     splits, cache_hit = tokenize_splits(text_splits, tokenizer, config.data.max_length, cache_dir)
-    model = load_classifier(model_path, len(text_splits.label_names), config.seed)
+    task = Task(text_splits.task)
+    model = load_classifier(model_path, task.num_labels(text_splits.label_names), config.seed, task)
     return Prepared(model_path, text_splits, tokenizer, splits, cache_hit, model)

@@ -117,6 +117,12 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
             if isinstance(feature, datasets.ClassLabel):
                 names = dict(enumerate(feature.names))
                 frame[column] = frame[column].map(names).astype(object)
+            elif isinstance(getattr(feature, "feature", None), datasets.ClassLabel):
+                # a sequence of class labels (CoNLL-2003's ner_tags): a list of tag names
+                names = dict(enumerate(feature.feature.names))
+                frame[column] = [[names[int(i)] for i in row] for row in frame[column]]
+            elif isinstance(feature, (datasets.Sequence, list)):
+                frame[column] = [list(row) for row in frame[column]]  # arrays to lists
         raw[ours] = RawSplit(frame, f"the {theirs!r} split of hub dataset {label}")
     return raw
 
@@ -200,7 +206,12 @@ def _read_table(
     text = _read_text(path, encoding, key, fmt, header)
     if fmt == "jsonl":
         return _parse_jsonl(text, path)
-    frame = _parse_delimited(text, path, fmt, header)
+    if fmt == "conll":
+        return _parse_conll(text, path, columns or [])
+    # a headerless file naming more columns than its first row has: later rows carry
+    # optional trailing fields (the STS Benchmark's sources), read under those names
+    names = columns if not header and columns and len(columns) > _width(text, fmt) else None
+    frame = _parse_delimited(text, path, fmt, header, names)
     if frame is None:  # not even a header line: no rows, which validation reports
         return pd.DataFrame(columns=columns or [])
     if not header:
@@ -229,7 +240,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _parse_delimited(text: str, path: Path, fmt: str, header: bool) -> pd.DataFrame | None:
+def _width(text: str, fmt: str) -> int:
+    """The number of fields of a delimited file's first line."""
+    first = next(csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ","), [])
+    return len(first)
+
+
+def _parse_delimited(
+    text: str, path: Path, fmt: str, header: bool, names: list[str] | None = None
+) -> pd.DataFrame | None:
     """CSV/TSV as strings, every row kept, field counts checked.
 
     pandas guesses silently when a row has more fields than the header: if it is the
@@ -250,6 +269,7 @@ def _parse_delimited(text: str, path: Path, fmt: str, header: bool) -> pd.DataFr
                 sep=sep,
                 quoting=quoting,
                 header=0 if header else None,
+                names=names,
                 index_col=False,
                 dtype=str,
                 keep_default_na=False,  # "NA", "null", "" stay text; validation judges them
@@ -350,6 +370,33 @@ def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
             )
         records.append(record)
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+def _parse_conll(text: str, path: Path, columns: list[str]) -> pd.DataFrame:
+    """CoNLL-style columns: a word a line, its fields split on whitespace and named by
+    ``columns`` (CoNLL-2003: token, POS, tag), a blank line between sentences
+    (``-DOCSTART-`` lines skipped). One row per sentence, each column a list."""
+    sentences: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if current:
+                sentences.append(current)
+                current = []
+            continue
+        if len(fields) != len(columns):
+            raise DataError(
+                f"The file {path} must have {len(columns)} fields on every word's line, as "
+                f"'data.files.columns' names them ({columns}). Got {len(fields)} at line "
+                f"{number} (sentence {len(sentences)}, counted from 0) instead."
+            )
+        current.append(fields)
+    if current:
+        sentences.append(current)
+    return pd.DataFrame(
+        {name: [[word[i] for word in s] for s in sentences] for i, name in enumerate(columns)}
+    )
 
 
 def _column_files(path: Path, files: FileSource) -> list[str]:

@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from trainer.data.sources import read_splits
-from trainer.data.validation import check_labels, check_split, check_subset
+from trainer.data.validation import (
+    check_labels,
+    check_scores,
+    check_split,
+    check_subset,
+    check_tags,
+)
 from trainer.data_config import DataConfig
 from trainer.errors import DataError
 from trainer.messages import parameter_message
@@ -39,6 +45,7 @@ class TextSplits:
     label_names: list[str]
     has_pair: bool
     fingerprint: str
+    task: str = "classification"
 
 
 def load_splits(data: DataConfig) -> TextSplits:
@@ -61,13 +68,25 @@ def load_splits(data: DataConfig) -> TextSplits:
         missing or unseen in train, train has fewer than 2 classes, or a split is empty.
     """
     raws = read_splits(data)
-    # The built-in pair set names its second column itself.
-    pair = data.text_pair or ("text_pair" if data.name == "synthetic-pairs" else None)
+    task = data.resolved_task
+    # The built-in pair sets name their second column themselves.
+    paired = ("synthetic-pairs", "synthetic-similarity")
+    pair = data.text_pair or ("text_pair" if data.name in paired else None)
     frames = {
-        split: check_split(raw, data.text, pair, data.label, split) for split, raw in raws.items()
+        split: check_split(raw, data.text, pair, data.label, split, task)
+        for split, raw in raws.items()
     }
-    classes = _label_order(frames["train"]["label"])
-    check_labels(frames, raws, data.label, classes)
+    if task == "regression":
+        classes: list[str] = []
+        check_scores(frames["train"]["label"], data.label, raws["train"].origin)
+    elif task == "token_classification":
+        classes = sorted({tag for tags in frames["train"]["label"] for tag in tags})
+        check_tags(frames, raws, data.label, classes)
+    else:
+        classes = _label_order(frames["train"]["label"])
+        if data.task is None:  # inferred, not asked for: scores must not pass as classes
+            _refuse_scores_as_classes(classes, data.label, raws["train"].origin)
+        check_labels(frames, raws, data.label, classes)
     if data.test_from_train is not None and "test" in frames:
         raise DataError(
             parameter_message(
@@ -81,16 +100,20 @@ def load_splits(data: DataConfig) -> TextSplits:
         frames["train"] = _subset(every_row, data, raws["train"].origin)
         if data.test_from_train is not None:
             frames["test"] = _subset(every_row, data, raws["train"].origin, held_out=True)
-        check_subset(
-            frames["train"]["label"],
-            classes,
-            data.train_size,
-            data.subset_seed,
-            raws["train"].origin,
-        )
+        if task == "classification":
+            check_subset(
+                frames["train"]["label"],
+                classes,
+                data.train_size,
+                data.subset_seed,
+                raws["train"].origin,
+            )
     ids = {name: i for i, name in enumerate(classes)}
     for frame in frames.values():
-        frame["label"] = frame["label"].map(ids).astype("int64")
+        if task == "classification":
+            frame["label"] = frame["label"].map(ids).astype("int64")
+        elif task == "token_classification":
+            frame["label"] = [[ids[tag] for tag in tags] for tags in frame["label"]]
     return TextSplits(
         train=frames["train"],
         dev=frames["dev"],
@@ -98,7 +121,23 @@ def load_splits(data: DataConfig) -> TextSplits:
         label_names=classes,
         has_pair=pair is not None,
         fingerprint=_fingerprint(frames, classes),
+        task=task,
     )
+
+
+def _refuse_scores_as_classes(classes: list[str], label: str, origin: str) -> None:
+    """Labels that are numbers with fractions (STS-B's 3.8) read as classes would train a
+    classifier of hundreds of classes: the task must be said."""
+    fractions = [c for c in classes if _NUMBER.fullmatch(c) and not float(c).is_integer()]
+    if fractions:
+        raise DataError(
+            parameter_message(
+                "data.task",
+                f"must be given for the {label!r} column of {origin}, which holds numbers "
+                f"with fractions ({', '.join(fractions[:3])}, …): 'regression' predicts them "
+                "as scores, 'classification' makes each value a class",
+            )
+        )
 
 
 def _label_order(labels: pd.Series) -> list[str]:

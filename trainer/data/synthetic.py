@@ -13,6 +13,13 @@ Both sets are templated English reviews, built so that
 sentence's polarity is drawn independently of the label's, so either sentence alone says
 nothing about the label: a model has to read both.
 
+``synthetic-similarity`` (regression, like STS-B) scores two review sentences from 0 to 5
+by how much they share a subject and an opinion, plus noise, so a model has to read both
+and none is exact. ``synthetic-ner`` (token classification, like CoNLL-2003) tags templated
+sentences naming people, places and organisations in BIO (``B-PER``, ``I-LOC``, ``O``);
+names recur in new contexts and some companies are named after places, so tags need
+context.
+
 Each (set, split) has its own fixed seed and uses ``random.Random``, whose stream is
 stable across machines and Python versions, so every call returns the same frame.
 """
@@ -27,12 +34,15 @@ import pandas as pd
 from trainer.errors import DataError
 from trainer.messages import parameter_message
 
-SETS = ("synthetic-sentiment", "synthetic-pairs")
+SETS = ("synthetic-sentiment", "synthetic-pairs", "synthetic-similarity", "synthetic-ner")
+# each set's task (trainer/metrics.py): the two above are classification
+TASK_OF_SET = {"synthetic-similarity": "regression", "synthetic-ner": "token_classification"}
 SPLITS = ("train", "dev", "test")
 SIZES = {"train": 2000, "dev": 500, "test": 500}
 NOISE = 0.08  # probability that a label is flipped
 
-_SET_SEEDS = {"synthetic-sentiment": 1, "synthetic-pairs": 2}
+_SET_SEEDS = {"synthetic-sentiment": 1, "synthetic-pairs": 2, "synthetic-similarity": 3,
+              "synthetic-ner": 4}  # fmt: skip
 _SPLIT_SEEDS = {"train": 0, "dev": 1, "test": 2}
 
 # -- the words the templates draw from ---------------------------------------------
@@ -211,14 +221,106 @@ def _draw(
     return texts, labels
 
 
+# -- the sets of the other tasks ---------------------------------------------------
+
+_SCORE_NOISE = 0.4  # std of the noise on a similarity score (of 0–5)
+
+
+def _similarity_item(rng: random.Random) -> tuple[tuple[str, str], float]:
+    """Two sentences and their similarity: 2.5 for the same subject, 2.0 for the same
+    opinion, 0.5 when both are about a subject at all, noise of std 0.4; in [0, 5] by
+    steps of 0.2, as STS-B's annotators' means are."""
+    first_subject = rng.choice(SUBJECTS)
+    same_subject = rng.random() < 0.5
+    second_subject = first_subject if same_subject else rng.choice(SUBJECTS)
+    first_positive = rng.random() < 0.5
+    same_opinion = rng.random() < 0.5
+    second_positive = first_positive == same_opinion
+    first = _finish(rng, _opinion(rng, first_subject, first_positive))
+    second = _finish(rng, _opinion(rng, second_subject, second_positive), hedge=False)
+    score = 0.5 + 2.5 * (second_subject == first_subject) + 2.0 * same_opinion
+    score += rng.gauss(0, _SCORE_NOISE)
+    return (first, second), round(min(5.0, max(0.0, score)) * 5) / 5
+
+
+FIRST_NAMES = ("Alice", "Omar", "Mei", "John", "Sara", "Ivan", "Lena", "Kofi", "Ana", "Raj",
+               "Nora", "Tom", "Yuki", "Pedro", "Hana", "Emil")  # fmt: skip
+LAST_NAMES = ("Smith", "Khan", "Chen", "Novak", "Garcia", "Berg", "Okafor", "Rossi", "Singh",
+              "Mueller", "Tanaka", "Silva")  # fmt: skip
+PLACES = ("Paris", "Lagos", "Berlin", "Lima", "Osaka", "Toronto", "Cairo", "Oslo", "Madrid",
+          "Delhi", "Boston", "Vienna", "Sydney", "Nairobi")  # fmt: skip
+COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Vandelay", "Hooli", "Stark", "Wayne")
+COMPANY_KINDS = ("Corp", "Group", "Bank", "Airlines", "Motors", "Labs")
+# sentence templates: P a person, L a place, O an organisation, the rest plain words
+TEMPLATES = (
+    "P visited L last week .", "P works for O in L .", "O opened an office in L .",
+    "P and P met in L .", "the board of O named P chief executive .",
+    "P said the L plant of O will close .", "shares of O fell after P left .",
+    "P moved from L to L in the spring .", "O signed a deal with O on Monday .",
+    "the mayor of L thanked P .", "P wrote about O for a paper in L .",
+    "fans in L cheered as P won .",
+)  # fmt: skip
+
+
+def _entity(rng: random.Random, kind: str) -> tuple[list[str], str]:
+    """The words of one entity of a template slot and its type."""
+    if kind == "P":
+        words = [rng.choice(FIRST_NAMES)] + ([rng.choice(LAST_NAMES)] if rng.random() < 0.7 else [])
+        return words, "PER"
+    if kind == "L":
+        return [rng.choice(PLACES)], "LOC"
+    # a company, now and then named after a place: only the context says ORG
+    name = rng.choice(PLACES) if rng.random() < 0.15 else rng.choice(COMPANIES)
+    return [name] + ([rng.choice(COMPANY_KINDS)] if rng.random() < 0.6 else []), "ORG"
+
+
+def _entity_item(rng: random.Random) -> tuple[list[str], list[str]]:
+    """One tagged sentence: its words and their BIO tags (``O`` outside entities); one
+    word in twelve is an opinion word or a lower-cased name, noise around the entities."""
+    words, tags = [], []
+    for slot in rng.choice(TEMPLATES).split():
+        if slot in ("P", "L", "O"):
+            entity, kind = _entity(rng, slot)
+            words += entity
+            tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(entity) - 1)
+        else:
+            words.append(slot)
+            tags.append("O")
+        if rng.random() < 1 / 12:
+            words.append(rng.choice(POSITIVE + NEGATIVE))
+            tags.append("O")
+    words[0] = words[0][0].upper() + words[0][1:]
+    return words, tags
+
+
+def _draw_task(name: str, rng: random.Random, n: int, seen: set) -> tuple[list, list]:
+    """``n`` new items of a task set (texts, labels), none already in ``seen``: pairs and
+    scores for ``synthetic-similarity``, word lists and tag lists for ``synthetic-ner``."""
+    texts, labels = [], []
+    while len(texts) < n:
+        if name == "synthetic-similarity":
+            item, label = _similarity_item(rng)
+        else:
+            words, label = _entity_item(rng)
+            item = tuple(words)
+        if item in seen:
+            continue
+        seen.add(item)
+        texts.append(item)
+        labels.append(label)
+    return texts, labels
+
+
 def generate(name: str, split: str) -> pd.DataFrame:
     """Return one split of a built-in data set, the same rows on every call and machine.
 
     Parameters
     ----------
-    name : {"synthetic-sentiment", "synthetic-pairs"}
-        The set: single sentences (columns ``text``, ``label``) or sentence pairs (``text``,
-        ``text_pair``, ``label``; label 1 when the two sentences agree).
+    name : {"synthetic-sentiment", "synthetic-pairs", "synthetic-similarity", "synthetic-ner"}
+        The set: single sentences (columns ``text``, ``label``), sentence pairs (``text``,
+        ``text_pair``, ``label``; label 1 when the two sentences agree, or a similarity
+        score from 0 to 5), or sentences as word lists with a list of tags (``text``,
+        ``label``).
     split : {"train", "dev", "test"}
         2,000, 500 and 500 rows.
 
@@ -233,12 +335,18 @@ def generate(name: str, split: str) -> pd.DataFrame:
         raise DataError(
             parameter_message("split", f"must be one of {SPLITS}", split, of="generate")
         )
-    columns = ("text",) if name == "synthetic-sentiment" else ("text", "text_pair")
-    make = _sentence if name == "synthetic-sentiment" else _pair
     seen: set[tuple[str, ...]] = set()
     for current in SPLITS[: SPLITS.index(split) + 1]:
         rng = random.Random(1000 * _SET_SEEDS[name] + _SPLIT_SEEDS[current])
-        texts, labels = _draw(make, rng, SIZES[current], seen)
+        if name in TASK_OF_SET:
+            texts, labels = _draw_task(name, rng, SIZES[current], seen)
+        else:
+            make = _sentence if name == "synthetic-sentiment" else _pair
+            texts, labels = _draw(make, rng, SIZES[current], seen)
+    if name == "synthetic-ner":  # a list of words and a list of tags per row
+        return pd.DataFrame({"text": [list(t) for t in texts], "label": labels})
+    columns = ("text",) if name == "synthetic-sentiment" else ("text", "text_pair")
     frame = pd.DataFrame(texts, columns=list(columns))
-    frame["label"] = pd.array(labels, dtype="int64")
+    dtype = "float64" if name == "synthetic-similarity" else "int64"
+    frame["label"] = pd.array(labels, dtype=dtype)
     return frame

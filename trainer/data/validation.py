@@ -19,12 +19,19 @@ from trainer.messages import parameter_message
 
 
 def check_split(
-    raw: RawSplit, text: str, text_pair: str | None, label: str, split: str
+    raw: RawSplit,
+    text: str,
+    text_pair: str | None,
+    label: str,
+    split: str,
+    task: str = "classification",
 ) -> pd.DataFrame:
     """Check one split and return it as columns ``text`` [, ``text_pair``], ``label``.
 
-    Labels come back as stripped strings ("1", "entailment"), whatever their type in the
-    source, so that labels of files, hub splits and JSON compare equal across splits.
+    Classification labels come back as stripped strings ("1", "entailment"), whatever
+    their type in the source, so that labels of files, hub splits and JSON compare equal
+    across splits; regression labels as floats; token classification's ``text`` and
+    ``label`` as lists of words and of tags.
     """
     frame = raw.frame
     if len(frame) == 0:
@@ -39,12 +46,15 @@ def check_split(
                 f"The {theirs!r} column ('data.{ours}') is missing from {raw.origin}. "
                 f"Its columns are: {[str(c) for c in frame.columns]}.{raw.hint}"
             )
+    if task == "token_classification":
+        return _tagged_sentences(frame[text], frame[label], text, label, raw.origin)
     checked = {}
     for ours in ("text", "text_pair"):
         if ours in wanted:
             _check_text(frame[wanted[ours]], wanted[ours], raw.origin)
             checked[ours] = frame[wanted[ours]].astype(str).reset_index(drop=True)
-    checked["label"] = _label_strings(frame[label], label, raw.origin).reset_index(drop=True)
+    read = _label_numbers if task == "regression" else _label_strings
+    checked["label"] = read(frame[label], label, raw.origin).reset_index(drop=True)
     return pd.DataFrame(checked)
 
 
@@ -68,6 +78,38 @@ def check_labels(
             )
 
 
+def check_scores(scores: pd.Series, label: str, origin: str) -> None:
+    """A regression needs scores that vary: a constant target has nothing to learn."""
+    if scores.nunique() < 2:
+        raise DataError(
+            f"The {label!r} column of {origin} must hold at least 2 distinct scores to train a "
+            f"regression. Got only {sorted(scores.unique().tolist())} instead."
+        )
+
+
+def check_tags(
+    frames: dict[str, pd.DataFrame], raws: dict[str, RawSplit], label: str, tags: list[str]
+) -> None:
+    """Train must have two tags or more, and dev/test no tag that train lacks."""
+    if len(tags) < 2:
+        raise DataError(
+            f"The {label!r} column of {raws['train'].origin} must hold at least 2 distinct "
+            f"tags to train a tagger. Got only {tags} instead."
+        )
+    known = set(tags)
+    for split, frame in frames.items():
+        if split == "train":
+            continue
+        for n, sentence in enumerate(frame["label"]):
+            unseen = [tag for tag in sentence if tag not in known]
+            if unseen:
+                raise DataError(
+                    f"The {label!r} column of {raws[split].origin} must hold only tags that "
+                    f"occur in the train split ({raws['train'].origin}): {tags}. Got "
+                    f"{unseen[0]!r} at {SENTENCE.format(n)} instead."
+                )
+
+
 def check_subset(
     labels: pd.Series, classes: list[str], train_size: int, seed: int, origin: str
 ) -> None:
@@ -82,6 +124,88 @@ def check_subset(
                 "train_size or change subset_seed",
             )
         )
+
+
+# Where a token classification message points: sentences, as a reader yields them.
+SENTENCE = "sentence {} (counted from 0)"
+
+
+def _tagged_sentences(
+    words: pd.Series, tags: pd.Series, text: str, label: str, origin: str
+) -> pd.DataFrame:
+    """Each row a sentence: a non-empty list of non-empty words and as many tags."""
+    for n, (sentence, tagged) in enumerate(zip(words, tags, strict=True)):
+        at = SENTENCE.format(n)
+        if not isinstance(sentence, (list, tuple)) or not isinstance(tagged, (list, tuple)):
+            bad, column = (sentence, text) if not isinstance(sentence, (list, tuple)) else (
+                tagged, label)  # fmt: skip
+            raise DataError(
+                f"The {column!r} column of {origin} must hold a list (of words, or of tags) "
+                f"per sentence for token classification. Got {_describe(bad)} at {at} instead."
+            )
+        if not sentence:
+            raise DataError(
+                f"The {text!r} column of {origin} must hold at least one word per sentence. "
+                f"Got an empty sentence at {at} instead."
+            )
+        if len(sentence) != len(tagged):
+            raise DataError(
+                f"The {text!r} and {label!r} columns of {origin} must hold as many tags as "
+                f"words in every sentence. Got {len(sentence)} words and {len(tagged)} tags "
+                f"at {at} instead."
+            )
+        for word, tag in zip(sentence, tagged, strict=True):
+            if not isinstance(word, str) or not word.strip():
+                raise DataError(
+                    f"The {text!r} column of {origin} must hold non-empty words. Got "
+                    f"{_describe(word)} at {at} instead."
+                )
+            if not isinstance(tag, str) or not tag.strip():
+                raise DataError(
+                    f"The {label!r} column of {origin} must hold a tag (a string) for every "
+                    f"word. Got {_describe(tag)} at {at} instead."
+                )
+    return pd.DataFrame(
+        {
+            "text": [[w.strip() for w in s] for s in words],
+            "label": [[t.strip() for t in s] for s in tags],
+        }
+    )
+
+
+def _label_numbers(values: pd.Series, column: str, origin: str) -> pd.Series:
+    """Regression targets: numbers, or text that reads as one ("3.8", " 4 ")."""
+    numbers = values.map(_label_number, na_action=None)
+    bad = numbers.isna().to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataError(
+            f"The {column!r} column of {origin} must hold a number in every row (task: "
+            f"regression). Got {_describe_label(values.iloc[row])} at {ROW.format(row)} instead."
+        )
+    return numbers.astype("float64")
+
+
+def _label_number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Real):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _describe_label(value: object) -> str:
+    """A bad label as a message shows it: a word is quoted, not called a non-string."""
+    if isinstance(value, str) and value.strip():
+        return repr(value)
+    return _describe(value)
 
 
 def _check_text(values: pd.Series, column: str, origin: str) -> None:
