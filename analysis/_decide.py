@@ -58,6 +58,7 @@ class DecisionSettings:
 
     alpha: float = 0.05
     margin: float | None = None
+    split: str = "dev"  # the split the verdict is decided on (``decision.split``)
 
     def margin_for(self, metric: str) -> float:
         if self.margin is not None:

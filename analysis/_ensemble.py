@@ -101,6 +101,12 @@ def _metrics(outputs: np.ndarray, arrays: dict[str, Any], split: str) -> dict[st
     return score(np.asarray(outputs), labels, arrays.get(f"{split}_offsets"), tags)
 
 
+def _splits(arrays: dict[str, Any]) -> list[str]:
+    """The splits a trial's ``logits.npz`` holds labels of: dev, test, the extras."""
+    found = {key.removesuffix("_labels") for key in arrays if key.endswith("_labels")}
+    return [s for s in SPLITS if s in found] + sorted(found - set(SPLITS))
+
+
 def _vote_rows(members: pd.DataFrame) -> list[dict[str, Any]]:
     """VOTE of the student models, and of the averaged models where the members have them."""
     files = []
@@ -112,7 +118,7 @@ def _vote_rows(members: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for model, prefix in (("student", ""), ("averaged", "averaged_")):
         row: dict[str, Any] = {"model": model}
-        for split in SPLITS:
+        for split in _splits(files[0]):
             key = f"{prefix}{split}_logits"
             if not all(key in f and f"{split}_labels" in f for f in files):
                 continue
@@ -155,8 +161,8 @@ def _avg_row(members: pd.DataFrame) -> dict[str, Any] | None:
         ) from exc
     row: dict[str, Any] = {"model": "student"}
     out["label_names"] = np.asarray(result.get("label_names") or [])
-    for split in SPLITS:
-        if f"{split}_logits" in out and f"{split}_labels" in out:
+    for split in _splits(out):
+        if f"{split}_logits" in out:
             scores = _metrics(out[f"{split}_logits"], out, split)
             row.update({f"{split}_{m}": v for m, v in scores.items()})
     return row

@@ -8,6 +8,7 @@ that the statistics take as input.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 from trainer.errors import UserInputError
 from trainer.knobs import ordered_keys, parse_label
 from trainer.layout import ENSEMBLES_FILE, RESULTS_FILE, SWEEP_FILE, read_parquet_file
+from trainer.metrics import METRIC_NAMES
 from trainer.recorded import upgrade_table
 from trainer.strategies import HEADLINE, STRATEGY_KNOBS, knob
 
@@ -219,10 +221,23 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
     return df
 
 
+# A metric column: [averaged_]<split>_<metric>, the split without underscores
+# (trainer.data_config's split names), the metric one trainer.metrics knows.
+_METRIC_COLUMN = re.compile(
+    r"(?:averaged_)?[a-z][a-z0-9-]*_(" + "|".join(sorted(METRIC_NAMES, key=len)[::-1]) + r")"
+)
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    """The metric columns present: ``dev_accuracy``, ``averaged_test_mcc``, ..."""
-    heads = ("dev_", "test_", "averaged_dev_", "averaged_test_")
-    return [c for c in df.columns if c.startswith(heads)]
+    """The metric columns present: ``dev_accuracy``, ``averaged_test_mcc``,
+    ``de_entity_f1`` (an extra evaluation split), ..."""
+    return [c for c in df.columns if isinstance(c, str) and _METRIC_COLUMN.fullmatch(c)]
+
+
+def splits_of(df: pd.DataFrame) -> list[str]:
+    """The splits a table scores: dev and test first, then the extras by name."""
+    found = {c.removeprefix("averaged_").split("_", 1)[0] for c in metric_columns(df)}
+    return [s for s in SPLITS if s in found] + sorted(found - set(SPLITS))
 
 
 def long_metrics(df: pd.DataFrame) -> pd.DataFrame:

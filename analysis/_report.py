@@ -125,7 +125,7 @@ def build_report(
     rep.comparison = compare_to_vanilla(df)
     settings = settings or DecisionSettings()
     rep.decisions = decisions(df, settings=settings, races=races)
-    rep.selection = select(df, decided=rep.decisions)
+    rep.selection = select(df, settings=settings, decided=rep.decisions)
     rep.selection_yaml = selection_dict(rep.selection, rep.decisions, settings)
     rep.headline = headline_table(rep.selection, stats, rep.decisions)
     rep.decision_table = decision_view(rep.decisions)

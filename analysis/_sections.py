@@ -10,10 +10,12 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from analysis._compare import compare_to_vanilla
 from analysis._curves import curves, plot_size_curve
 from analysis._decide import DecisionSettings
 from analysis._ensemble import ensemble_summary
 from analysis._format import delta_ci
+from analysis._load import splits_of
 from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 from analysis._render import MARKDOWN, Block
 from analysis._report_tables import (
@@ -235,6 +237,15 @@ def decision_section(
             f"{margins or '—'}. Written to `selection.yaml`.",
         ),
     ]
+    if settings.split != "dev":
+        blocks.append(
+            Block(
+                "text",
+                f"**Split.** The spec decides on the `{settings.split}` split "
+                "(`decision.split`), not on dev: every verdict, pick and table of this "
+                f"section reads `{settings.split}`.",
+            )
+        )
     if raced:
         blocks.append(Block("text", RACE_NOTE))
     blocks += [
@@ -328,9 +339,11 @@ def dataset_section(
     plots: bool,
 ) -> list[Block]:
     """One dataset in detail: seed statistics per split, the paired comparison with
-    vanilla and (``plots``) its figures."""
+    vanilla (on dev, and on each extra evaluation split: a cross-lingual test set per
+    language) and (``plots``) its figures."""
     blocks = [Block("h2", f"Dataset {dataset} (primary metric: {metric})")]
-    for split in ("dev", "test"):
+    splits = splits_of(df[df["dataset"] == dataset])
+    for split in splits:
         part = stats[
             (stats["dataset"] == dataset) & (stats["metric"] == metric) & (stats["split"] == split)
         ]
@@ -345,17 +358,21 @@ def dataset_section(
             ),
             Block("table", stats_view(part)),
         ]
-    cmp = comparison[comparison["dataset"] == dataset]
-    blocks.append(Block("h3", f"Against vanilla, paired by seed (dev {metric})"))
-    if cmp.empty:
-        blocks.append(
-            Block(
-                "text",
-                "No vanilla run (or no other configuration) on this dataset: nothing to compare.",
+    extras = [s for s in splits if s not in ("dev", "test")]
+    compared = {"dev": comparison, **{s: compare_to_vanilla(df, split=s) for s in extras}}
+    for split, table in compared.items():
+        cmp = table[table["dataset"] == dataset]
+        blocks.append(Block("h3", f"Against vanilla, paired by seed ({split} {metric})"))
+        if cmp.empty:
+            blocks.append(
+                Block(
+                    "text",
+                    "No vanilla run (or no other configuration) on this dataset: nothing to "
+                    "compare.",
+                )
             )
-        )
-    else:
-        blocks.append(Block("table", compare_view(cmp)))
+        else:
+            blocks.append(Block("table", compare_view(cmp)))
     if plots:
         blocks += _figure_blocks(df, dataset, metric, selection, histories)
     return blocks

@@ -209,7 +209,7 @@ def decisions(
     for dataset in sorted(long["dataset"].astype(str).unique()):
         m = metric.get(dataset) if isinstance(metric, dict) else metric
         m = m or primaries.get(dataset, "accuracy")
-        cands, info = dataset_candidates(long, dataset, m, flags=flags)
+        cands, info = dataset_candidates(long, dataset, m, split=settings.split, flags=flags)
         if not any(c.is_vanilla for c in cands):
             continue
         race = (races or {}).get(dataset)
@@ -249,17 +249,19 @@ def select(
 
     Per dataset one row with ``scope == "best"`` (the chosen configuration: vanilla
     unless the verdict is ``better``) and one row per strategy (its pick), each with
-    ``n``, ``mean``, ``std``, ``sem`` on dev, its ``status`` against vanilla and the
+    ``n``, ``mean``, ``std``, ``sem`` on the decision's split (dev unless
+    ``settings.split`` says otherwise), its ``status`` against vanilla and the
     dataset's ``verdict``. The rule is :data:`RULE`. A ``metric`` (dataset or metric of a
     dict) not in ``df`` raises ValueError, as in :func:`decisions`.
     """
     check_metric_choice(df, metric)
+    settings = settings or DecisionSettings()
     decided = decided if decided is not None else decisions(df, metric=metric, settings=settings)
     long = long_metrics(df)
     rows = []
     for dataset, dd in decided.items():
         d = dd.decision
-        part = long[(long["dataset"] == dataset) & (long["split"] == "dev")
+        part = long[(long["dataset"] == dataset) & (long["split"] == settings.split)
                     & (long["metric"] == d.metric)]  # fmt: skip
         values: dict[str, list[float]] = {}
         for r in part.to_dict("records"):
@@ -306,7 +308,7 @@ def selection_dict(
     margins = {m: settings.margin_for(m) for m in DEFAULT_MARGINS}
     out: dict = {
         "rule": RULE,
-        "split": "dev",
+        "split": settings.split,
         "decision": {"alpha": settings.alpha, "margin": margins},
         "datasets": {},
     }

@@ -333,7 +333,10 @@ class RunDirOutcomes:
         if not rows:
             return []
         df = tidy(pd.DataFrame(rows))
-        cands, _ = dataset_candidates(long_metrics(df), dataset, metric, flags=seed_flags(df))
+        split = self.race.settings.split
+        cands, _ = dataset_candidates(
+            long_metrics(df), dataset, metric, split=split, flags=seed_flags(df)
+        )
         return cands
 
 

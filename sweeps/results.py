@@ -39,6 +39,7 @@ from trainer.layout import (
     trial_dir,
     trials_dir,
 )
+from trainer.metrics import METRIC_NAMES
 from trainer.recorded import same_config, upgrade_table, upgrade_trial
 from trainer.strategies import knob, settings_label
 
@@ -82,8 +83,12 @@ def make_row(
         for lib, ver in json.loads(versions).items():
             row[f"version_{lib}"] = ver
     for name, value in metrics.items():
-        head = name.split("/", 1)[0]
-        if head in ("dev", "test", "averaged") and isinstance(value, (int, float)):
+        # a model's metric on a split: "dev/accuracy", "averaged/test/mcc", "de/entity_f1"
+        if (
+            "/" in name
+            and name.rsplit("/", 1)[1] in METRIC_NAMES
+            and isinstance(value, (int, float))
+        ):
             row[name.replace("/", "_")] = value
     row.update(setting_columns(trial))
     if status == FAILED:

@@ -397,10 +397,16 @@ class DecisionSpec(_Strict):
         "(accuracy and macro_f1 0.01, mcc 0.02).",
     )
 
+    split: str = Field(
+        default="dev",
+        description="The split verdicts are decided on: dev, test, or an extra evaluation "
+        "split every dataset has (a cross-lingual test set: 'de').",
+    )
+
     def settings(self):
         from analysis._decide import DecisionSettings
 
-        return DecisionSettings(alpha=self.alpha, margin=self.margin)
+        return DecisionSettings(alpha=self.alpha, margin=self.margin, split=self.split)
 
 
 class RaceSpec(_Strict):
@@ -526,6 +532,7 @@ class SweepSpec(_Strict):
                 )
         self._check_grids()
         self._check_race()
+        self._check_decision_split()
         labels = [d.label for d in self.datasets]
         for i, label in enumerate(labels):
             if label in labels[:i]:
@@ -567,6 +574,26 @@ class SweepSpec(_Strict):
                     value=n,
                 )
         return self
+
+    def _check_decision_split(self) -> None:
+        """Every dataset scores the split verdicts are decided on."""
+        split = self.decision.split
+        for i, d in enumerate(self.datasets):
+            data = d.data
+            has_test = (
+                data.name is not None
+                or data.test_from_train is not None
+                or (data.files is not None and data.files.test is not None)
+                or (data.hub is not None and "test" in data.hub.splits)
+            )
+            has = {"dev", *(["test"] if has_test else []), *data.extra_splits}
+            if split not in has:
+                raise ParameterError(
+                    f"must name a split every dataset scores; datasets[{i}] ({d.label!r}) "
+                    f"has {sorted(has)}",
+                    key=("decision", "split"),
+                    value=split,
+                )
 
     def _check_grids(self) -> None:
         """Each swept key is read by one of the spec's strategies; a per-strategy list

@@ -5,13 +5,38 @@ dataset entry of a sweep spec)."""
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from trainer.fields import Seed, Strict
 from trainer.messages import NO_VALUE, ParameterError
+
+# The name of an extra evaluation split (a language of a cross-lingual test: "de"). It
+# becomes the prefix of result columns ("de_entity_f1"), so no underscore, and is none of
+# the splits every dataset has.
+_RESERVED_SPLITS = ("train", "dev", "test", "averaged")
+
+
+def _split_name(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", value):
+        raise ParameterError(
+            "must name each extra evaluation split in lower-case letters, digits and "
+            "hyphens, starting with a letter (it prefixes result columns: 'de_entity_f1')",
+            value=value,
+        )
+    if value in _RESERVED_SPLITS:
+        raise ParameterError(
+            f"must not name an extra evaluation split {value!r}: {list(_RESERVED_SPLITS)} are "
+            "every dataset's own",
+            value=value,
+        )
+    return value
+
+
+SplitName = Annotated[str, AfterValidator(_split_name)]
 
 
 class HubSource(Strict):
@@ -23,6 +48,11 @@ class HubSource(Strict):
     splits: dict[Literal["train", "dev", "test"], str] = Field(
         default_factory=lambda: {"train": "train", "dev": "validation"},
         description="Our split name -> the hub's split name.",
+    )
+    eval: dict[SplitName, str] = Field(
+        default_factory=dict,
+        description="Extra evaluation splits: our name -> the hub's split name, scored at "
+        "the final evaluation (a cross-lingual test set per language).",
     )
     revision: str | None = None
 
@@ -73,12 +103,17 @@ class FileSource(Strict):
     train: Path
     dev: Path
     test: Path | None = None
+    eval: dict[SplitName, Path] = Field(
+        default_factory=dict,
+        description="Extra evaluation splits by name, read like dev and scored at the final "
+        "evaluation: a cross-lingual test set per language ({de: de/test.txt, fr: …}).",
+    )
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "conll"] = "auto"
     header: bool = Field(default=True, description="False for headerless CSV/TSV (give `columns`).")
     columns: list[str] | None = Field(
         default=None, description="Column names for headerless files, in file order."
     )
-    per_split: dict[Literal["train", "dev", "test"], FileLayout] = Field(
+    per_split: dict[str, FileLayout] = Field(
         default_factory=dict,
         description="`header`/`columns` for a split whose file is laid out differently "
         "(AG News: a train subset with a header, the official test without one).",
@@ -89,6 +124,11 @@ class FileSource(Strict):
         "'latin-1', 'cp1252', 'utf-16'). The default is UTF-8 with an optional byte-order "
         "mark (MRPC's header starts with one). Parquet files carry their own encoding.",
     )
+
+    def paths(self) -> dict[str, Path]:
+        """Every split's file by split name: train, dev, test where given, the extras."""
+        given = {"train": self.train, "dev": self.dev, "test": self.test, **self.eval}
+        return {split: path for split, path in given.items() if path is not None}
 
     @field_validator("encoding")
     @classmethod
@@ -109,6 +149,12 @@ class FileSource(Strict):
 
     @model_validator(mode="after")
     def _layout(self) -> FileSource:
+        splits = ["train", "dev", "test", *self.eval]
+        for split in self.per_split:
+            if split not in splits:
+                raise ParameterError(
+                    f"must name splits of these files: {splits}", key=("per_split",), value=split
+                )
         if self.format == "conll":
             if not self.columns:
                 raise ParameterError(
@@ -124,9 +170,8 @@ class FileSource(Strict):
                     key=("columns",),
                     value=NO_VALUE,
                 )
-            for split in ("train", "dev", "test"):
-                path = getattr(self, split)
-                if path is not None and "{column}" not in str(path):
+            for split, path in self.paths().items():
+                if "{column}" not in str(path):
                     raise ParameterError(
                         "must contain '{column}' when 'format' is 'lines': it reads one file "
                         "per column, named by replacing '{column}' with each of 'columns'",
@@ -214,6 +259,12 @@ class DataConfig(Strict):
                 got=None if given else "none of them",
             )
         return self
+
+    @property
+    def extra_splits(self) -> tuple[str, ...]:
+        """The names of the extra evaluation splits (``files.eval`` or ``hub.eval``)."""
+        source = self.files or self.hub
+        return tuple(source.eval) if source is not None else ()
 
     @property
     def resolved_task(self) -> str:

@@ -71,10 +71,9 @@ def evaluate_weights(
     model.load_state_dict(state_dict)
     device = torch.device("cpu")
     out: dict[str, np.ndarray] = {}
-    for name in ("dev", "test"):
-        if name in splits:
-            out[f"{name}_logits"] = predict_logits(
-                model, splits[name], config.eval.batch_size, prepared.pad_id, device
-            )
-            out.update(target_arrays(name, splits[name]))
+    for name in prepared.text_splits.evaluated():
+        out[f"{name}_logits"] = predict_logits(
+            model, splits[name], config.eval.batch_size, prepared.pad_id, device
+        )
+        out.update(target_arrays(name, splits[name]))
     return out

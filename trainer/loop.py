@@ -94,11 +94,11 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device)
 
 
-# What an evaluation scores. The test split is scored once, by the final evaluation: the
-# learning curves, the race and Optuna read dev only, test is the split a selection is
-# confirmed on, and scoring it at every evaluation was a quarter of a short trial's time.
+# What an evaluation scores. The test split and the extra evaluation splits (cross-lingual
+# test sets) are scored once, by the final evaluation: the learning curves, the race and
+# Optuna read dev only, test is the split a selection is confirmed on, and scoring it at
+# every evaluation was a quarter of a short trial's time.
 _INTERMEDIATE_SPLITS = ("dev",)
-_FINAL_SPLITS = ("dev", "test")
 
 
 def _evaluate(models: dict[str, nn.Module], prepared, config, device, autocast, split_names):
@@ -251,6 +251,7 @@ def train(
     # -- data and model; the strategy's parts, which may change the model first -------
     prepared = prepare(config)
     splits, pad_id, model, task = prepared.splits, prepared.pad_id, prepared.model, prepared.task
+    final_splits = tuple(prepared.text_splits.evaluated())
     parts = build_parts(config, device)
     for part in parts.values():
         part.setup(model)
@@ -341,7 +342,7 @@ def train(
         model and optimizer state (~0.3 GB for MiniLM) only to delete it was the largest
         fixed cost of a short trial."""
         nonlocal last_logits, loss_count
-        names = _FINAL_SPLITS if final else _INTERMEDIATE_SPLITS
+        names = final_splits if final else _INTERMEDIATE_SPLITS
         metrics, last_logits = _evaluate(_eval_models(model, parts), prepared, config, device,
                                          autocast, names)  # fmt: skip
         train_loss = float(loss_sum) / loss_count if loss_count else None
@@ -435,14 +436,13 @@ def train(
 
     if not last_logits:  # resumed from a kept final checkpoint: nothing left to run
         _, last_logits = _evaluate(_eval_models(model, parts), prepared, config, device,
-                                   autocast, _FINAL_SPLITS)  # fmt: skip
+                                   autocast, final_splits)  # fmt: skip
 
     # -- outputs ---------------------------------------------------------------------
     final = history[-1]
     labels_out = {
         key: array
-        for name in ("dev", "test")
-        if name in splits
+        for name in final_splits
         for key, array in target_arrays(name, splits[name]).items()
     }
     if task.per_token:  # the tag of each id, for the seed ensembles' entity F1

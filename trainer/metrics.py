@@ -18,11 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trainer.data_config import TASKS
-
 __all__ = [
     "METRICS",
-    "TASKS",
+    "METRIC_NAMES",
     "classification_metrics",
     "regression_metrics",
     "score",
@@ -36,6 +34,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("pearson_spearman", "pearson", "spearman"),
     "token_classification": ("entity_f1", "token_accuracy"),
 }
+METRIC_NAMES: frozenset[str] = frozenset(name for names in METRICS.values() for name in names)
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

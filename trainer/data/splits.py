@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,13 @@ class TextSplits:
     has_pair: bool
     fingerprint: str
     task: str = "classification"
+    # the extra evaluation splits by name (cross-lingual test sets), checked like dev
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def evaluated(self) -> dict[str, pd.DataFrame]:
+        """Every split a final evaluation scores: dev, test where there is one, the extras."""
+        named = {"dev": self.dev, "test": self.test, **self.extra}
+        return {name: frame for name, frame in named.items() if frame is not None}
 
 
 def load_splits(data: DataConfig) -> TextSplits:
@@ -118,6 +125,7 @@ def load_splits(data: DataConfig) -> TextSplits:
         train=frames["train"],
         dev=frames["dev"],
         test=frames.get("test"),
+        extra={name: frames[name] for name in data.extra_splits},
         label_names=classes,
         has_pair=pair is not None,
         fingerprint=_fingerprint(frames, classes),
