@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_resume import Interrupted, _die_at_step_8
 
 from trainer import load_config, train
 from trainer.inference import predict_logits
@@ -48,15 +49,6 @@ def test_sda_k1_equals_sdv_k1_and_zero_lambda_equals_vanilla(task_config, tmp_pa
     assert _history(sda) != _history(vanilla)  # distillation does change training
     assert vanilla["task"] == load_config(task_config).data.resolved_task
     assert set(vanilla["metrics"]["dev"]) == set(METRICS[vanilla["task"]])
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _die_at_step_8(metrics, checkpoint_dir):
-    if metrics["step"] == 8:
-        raise Interrupted
 
 
 @pytest.mark.parametrize("strategy", ["sda", "noisytune+se"])

@@ -173,17 +173,23 @@ def _tagged_sentences(
     )
 
 
-def _label_numbers(values: pd.Series, column: str, origin: str) -> pd.Series:
-    """Regression targets: numbers, or text that reads as one ("3.8", " 4 ")."""
-    numbers = values.map(_label_number, na_action=None)
-    bad = numbers.isna().to_numpy()
+def _read_labels(values: pd.Series, read, what: str, column: str, origin: str) -> pd.Series:
+    """Each value ``read`` as a label (None: not one); the first that is not, refused."""
+    labels = values.map(read, na_action=None)
+    bad = labels.isna().to_numpy()
     if bad.any():
         row = int(bad.argmax())
         raise DataError(
-            f"The {column!r} column of {origin} must hold a number in every row (task: "
-            f"regression). Got {_describe_label(values.iloc[row])} at {ROW.format(row)} instead."
+            f"The {column!r} column of {origin} must hold {what} in every row. Got "
+            f"{_describe_label(values.iloc[row])} at {ROW.format(row)} instead."
         )
-    return numbers.astype("float64")
+    return labels
+
+
+def _label_numbers(values: pd.Series, column: str, origin: str) -> pd.Series:
+    """Regression targets: numbers, or text that reads as one ("3.8", " 4 ")."""
+    what = "a number (task: regression)"
+    return _read_labels(values, _label_number, what, column, origin).astype("float64")
 
 
 def _label_number(value: object) -> float | None:
@@ -219,15 +225,8 @@ def _check_text(values: pd.Series, column: str, origin: str) -> None:
 
 
 def _label_strings(values: pd.Series, column: str, origin: str) -> pd.Series:
-    labels = values.map(_label_string, na_action=None)
-    missing = labels.isna().to_numpy()
-    if missing.any():
-        row = int(missing.argmax())
-        raise DataError(
-            f"The {column!r} column of {origin} must hold a label (a string or a number) in "
-            f"every row. Got {_describe(values.iloc[row])} at {ROW.format(row)} instead."
-        )
-    return labels.astype(str)
+    what = "a label (a string or a number)"
+    return _read_labels(values, _label_string, what, column, origin).astype(str)
 
 
 def _label_string(value: object) -> str | None:
