@@ -115,3 +115,25 @@ def test_study2_rte_is_cut_to_four_configurations_on_the_full_training_set(tmp_p
     assert {t.config["data"]["train_size"] for t in trials} == {None}
     assert {t.config["optim"]["epochs"] for t in trials} == {3}
     assert spec.race.budget_trials == 20
+
+
+def test_the_companions_study_races_six_configurations_at_three_nested_sizes(tmp_path):
+    spec = load_spec(EXAMPLES / "noisytune-companions.yaml", data_dir=tmp_path)
+    assert [d.label for d in spec.datasets] == ["sst2@200", "sst2@500", "sst2@1000"]
+    assert {d.data.test_from_train_after for d in spec.datasets} == {1000}
+    trials = expand_grid(spec)
+    configs = {(t.dataset, t.strategy) for t in trials}
+    assert len(configs) == 3 * 6
+    recadam = next(t for t in trials if t.strategy == "noisytune+recadam")
+    assert recadam.config["recadam"] == {"gamma": 5000.0, "k": 0.1, "t0": 40,
+                                         "anneal": "sigmoid", "weight": 1.0}  # fmt: skip
+    assert next(t for t in trials if t.strategy == "mixout").settings == {"mixout.p": 0.7}
+    assert all(t.config["optim"]["max_steps"] == 120 for t in trials)
+
+
+def test_the_task_examples_say_their_task_and_metric(tmp_path):
+    expected = (("stsb.yaml", "regression", "pearson_spearman"),
+                ("conll-ner.yaml", "token_classification", "entity_f1"))  # fmt: skip
+    for name, task, metric in expected:
+        (dataset,) = load_spec(EXAMPLES / name, data_dir=tmp_path).datasets
+        assert (dataset.data.resolved_task, dataset.primary_metric) == (task, metric)
