@@ -221,7 +221,7 @@ def decisions(
             decision = decide(cands, metric=m, settings=settings)
         vanilla = next(c.id for c in cands if c.is_vanilla)
         confirmation = None
-        if decision.chosen != vanilla:
+        if decision.chosen != vanilla and settings.split != "test":  # nothing to confirm on
             confirmation = _confirmation(long, dataset, m, decision.chosen, vanilla,
                                          1 - settings.alpha)  # fmt: skip
         out[dataset] = DatasetDecision(dataset, decision, info, confirmation, race)

@@ -98,6 +98,15 @@ def test_each_split_is_reported_and_the_spec_may_decide_on_one():
     assert report.selection_yaml["split"] == "de"
 
 
+def test_a_verdict_decided_on_test_is_not_confirmed_on_test_again():
+    df = _table()
+    df["test_entity_f1"] = df["de_entity_f1"]
+    on_de = analysis.decisions(df, settings=analysis.DecisionSettings(split="de"))["ner"]
+    assert on_de.confirmation is not None and on_de.confirmation["outcome"] == "confirmed"
+    on_test = analysis.decisions(df, settings=analysis.DecisionSettings(split="test"))["ner"]
+    assert on_test.decision.verdict == "better" and on_test.confirmation is None
+
+
 def test_the_decision_split_must_be_one_every_dataset_scores(files):
     spec = {"name": "x", "model": "tiny-bert", "strategies": ["vanilla"], "seeds": 1,
             "datasets": [{"files": files, "text": "tokens", "label": "tags",
