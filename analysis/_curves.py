@@ -80,6 +80,7 @@ def plot_size_curve(table: pd.DataFrame, curve: str) -> object | None:
         return None
     from matplotlib import colormaps
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(12.0, 4.6), dpi=110, layout="constrained")
     delta_ax, ratio_ax = fig.subplots(1, 2)
@@ -109,6 +110,9 @@ def plot_size_curve(table: pd.DataFrame, curve: str) -> object | None:
         ax.set_xlabel("training-set size (rows, log scale)")
         ax.grid(True, alpha=0.3)
     ratio_ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.5, not 5×10⁻¹
+    ratio_ax.yaxis.set_major_formatter(plain)
+    ratio_ax.yaxis.set_minor_formatter(plain)
     delta_ax.set_ylabel(f"Δ dev {metric} against vanilla (paired, 95 % CI)")
     ratio_ax.set_ylabel("std ratio (configuration / vanilla; < 1 steadier)")
     delta_ax.set_title(f"{curve}: gain over vanilla by training-set size", fontsize=10)

@@ -289,9 +289,10 @@ class RunDirOutcomes:
     read once and kept: a finished result never changes.
     """
 
-    def __init__(self, run_dir: str, trials: Sequence[Any]) -> None:
+    def __init__(self, run_dir: str, trials: Sequence[Any], split: str = "dev") -> None:
         self.run_dir = run_dir
         self.trials = {t.key: t for t in trials}
+        self.split = split  # the split the race decides on (the spec's decision.split)
         self._rows: dict[str, dict[str, Any] | None] = {}  # key -> row (None: failed)
         self._failed_now: set[str] = set()
 
@@ -333,9 +334,8 @@ class RunDirOutcomes:
         if not rows:
             return []
         df = tidy(pd.DataFrame(rows))
-        split = self.race.settings.split
         cands, _ = dataset_candidates(
-            long_metrics(df), dataset, metric, split=split, flags=seed_flags(df)
+            long_metrics(df), dataset, metric, split=self.split, flags=seed_flags(df)
         )
         return cands
 
@@ -367,5 +367,5 @@ def seed_race(spec: Any, run_dir: str, trials: Sequence[Any]) -> tuple[SeedRace,
     r = spec.race
     view = RaceSpecView(start=r.start, step=r.step, max=r.max, budget_trials=r.budget_trials,
                         settings=spec.decision.settings())  # fmt: skip
-    outcomes = RunDirOutcomes(run_dir, trials)
+    outcomes = RunDirOutcomes(run_dir, trials, view.settings.split)
     return SeedRace(trials, view, outcomes.candidates_of), outcomes

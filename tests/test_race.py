@@ -178,6 +178,45 @@ def test_a_changed_race_is_refused_a_larger_budget_is_growth(tmp_path):
                           race={"start": 3, "step": 2, "max": 7, "budget_trials": 10}))  # fmt: skip
 
 
+def _fake_trial(run_dir: Path, trial) -> None:
+    """A finished trial directory, as the Ray trainable leaves it."""
+    from trainer import load_config
+    from trainer.layout import TRIAL_FILE, trial_dir
+
+    out = trial_dir(str(run_dir), trial.key)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TRIAL_FILE).write_text(json.dumps({"trial": trial.to_dict(), "trial_id": "t"}))
+    fake.fake_train(load_config(trial.config), out)
+
+
+def test_a_run_dirs_race_replays_from_its_trial_directories(tmp_path, monkeypatch):
+    """The path of `steadytune report` and of a resumed race, without Ray: the race read
+    back from the run directory's trial files, round by round."""
+    from sweeps.grid import expand_grid, plan_sweep
+    from sweeps.ledger import write_record
+    from sweeps.race import seed_race
+
+    monkeypatch.setenv("FAKE_TRAIN_SCORE", "race")
+    spec = load_spec(race_spec(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    write_record(str(run_dir), build_record(plan_sweep(spec)))
+    trials = expand_grid(spec)
+    for _ in range(len(trials)):
+        race, _outcomes = seed_race(spec, str(run_dir), trials)
+        wanted = [t for t in race.wanted_trials() if not (run_dir / "trials" / t.key).exists()]
+        if race.finished() or not wanted:
+            break
+        for trial in wanted:
+            _fake_trial(run_dir, trial)
+    settings, races = run_decisions(run_dir)
+    assert settings == spec.decision.settings()
+    (dataset_race,) = races.values()
+    assert dataset_race.done and dataset_race.decision is not None
+    poor = next(c for c in dataset_race.stopped if "noisytune" in c)
+    assert dataset_race.stopped[poor][0] == 3 and "eliminated" in dataset_race.stopped[poor][1]
+
+
 # -- on Ray Tune (slow) -----------------------------------------------------------
 def _finished_keys(run_dir: Path) -> set[str]:
     df = pd.read_parquet(run_dir / "results.parquet")
