@@ -228,6 +228,17 @@ _METRIC_COLUMN = re.compile(
 )
 
 
+def dataset_names(df: pd.DataFrame) -> list[str]:
+    """The datasets of ``df`` in reading order: by name, and a learning curve's sizes
+    smallest first (``sst2@200`` before ``sst2@1000``, which a plain sort inverts)."""
+
+    def reading_order(name: str) -> tuple[str, int]:
+        curve, _, size = name.rpartition("@")
+        return (curve, int(size)) if curve and size.isdigit() else (name, -1)
+
+    return sorted(df["dataset"].astype(str).unique(), key=reading_order)
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """The metric columns present: ``dev_accuracy``, ``averaged_test_mcc``,
     ``de_entity_f1`` (an extra evaluation split), ..."""

@@ -24,6 +24,7 @@ import pandas as pd
 from analysis._compare import compare_to_vanilla
 from analysis._curves import size_curves
 from analysis._decide import Decision, DecisionSettings
+from analysis._load import dataset_names
 from analysis._render import Block, render_body, render_html, render_markdown
 from analysis._report_tables import decision_view, headline_table
 from analysis._sections import (
@@ -150,7 +151,7 @@ def build_report(
         rep.selection, rep.decision_table, rep.decisions, settings,
         set(metric_of.values()), raced=bool(races),
     )  # fmt: skip
-    for dataset in sorted(df["dataset"].astype(str).unique()):
+    for dataset in dataset_names(df):
         rep.blocks += dataset_section(
             df, dataset, metric_of.get(dataset, "accuracy"), stats, rep.comparison,
             rep.selection, histories, plots,

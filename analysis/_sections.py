@@ -15,7 +15,7 @@ from analysis._curves import curves, plot_size_curve
 from analysis._decide import DecisionSettings
 from analysis._ensemble import ensemble_summary
 from analysis._format import delta_ci
-from analysis._load import splits_of
+from analysis._load import dataset_names, splits_of
 from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 from analysis._render import MARKDOWN, Block
 from analysis._report_tables import (
@@ -167,7 +167,7 @@ def header_section(
             "text",
             f"Generated {stamp}. {planned} ({len(df) - finished} trials in the table "
             f"unfinished); datasets: "
-            f"{', '.join(sorted(df['dataset'].astype(str).unique()))}."
+            f"{', '.join(dataset_names(df))}."
             + (f" Code: git {', '.join(commits)}." if commits else ""),
         ),
         *_intro_blocks(intro),
@@ -199,7 +199,7 @@ def headline_section(
         Block("table", headline),
     ]
     blocks += [Block("text", "**Verdict.** " + verdict_line(dd)) for dd in decided.values()]
-    undecided = sorted(set(df["dataset"].astype(str)) - set(decided))
+    undecided = [d for d in dataset_names(df) if d not in decided]
     if undecided:
         blocks.append(
             Block(

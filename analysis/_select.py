@@ -21,7 +21,7 @@ from analysis._decide import (
     count_flags,
     decide,
 )
-from analysis._load import long_metrics
+from analysis._load import dataset_names, long_metrics
 from analysis._names import check_metric_choice
 from analysis._tables import config_label, primary_metrics, t_interval
 from trainer import strategies
@@ -206,7 +206,7 @@ def decisions(
     flags = seed_flags(df)
     primaries = primary_metrics(df)
     out: dict[str, DatasetDecision] = {}
-    for dataset in sorted(long["dataset"].astype(str).unique()):
+    for dataset in dataset_names(long):
         m = metric.get(dataset) if isinstance(metric, dict) else metric
         m = m or primaries.get(dataset, "accuracy")
         cands, info = dataset_candidates(long, dataset, m, split=settings.split, flags=flags)

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis._load import CONFIG_COLUMNS, AnalysisError, attach_knobs, long_metrics
+from analysis._load import (
+    CONFIG_COLUMNS,
+    AnalysisError,
+    attach_knobs,
+    dataset_names,
+    long_metrics,
+)
 from analysis._names import check_names
 from trainer.knobs import parse_label, sort_value
 from trainer.strategies import HEADLINE, knob
@@ -192,15 +198,17 @@ def _knob_order(label: object) -> tuple:
 
 
 def sort_configs(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows ordered by dataset, strategy (vanilla first), knobs (K small first, then λ,
-    then the other settings), model (the student first)."""
+    """Rows ordered by dataset (reading order: a curve's sizes smallest first), strategy
+    (vanilla first), knobs (K small first, then λ, then the other settings), model (the
+    student first)."""
     from trainer.strategies import STRATEGIES
 
     order = {s: i for i, s in enumerate(STRATEGIES)}
+    datasets = {d: i for i, d in enumerate(dataset_names(df))}
     models = df["model"] if "model" in df else pd.Series("student", index=df.index)
     settings = df["settings"] if "settings" in df else pd.Series("", index=df.index)
     keys = [
-        (str(d), order.get(s, len(order)), _knob_order(label), int(m != "student"))
+        (datasets[str(d)], order.get(s, len(order)), _knob_order(label), int(m != "student"))
         for d, s, label, m in zip(df["dataset"], df["strategy"], settings, models, strict=True)
     ]
     ranked = sorted(range(len(keys)), key=keys.__getitem__)

@@ -105,5 +105,9 @@ def test_size_curves_say_the_gain_by_size_and_the_report_draws_them():
     report = analysis.build_report(df)
     headings = [b.content for b in report.blocks if b.kind == "h2"]
     assert "Learning curve sent: against vanilla by training-set size" in headings
+    # a curve's sizes read smallest first, not as strings sort ("sent@100" < "sent@50")
+    sections = [h.split()[1] for h in headings if h.startswith("Dataset ")]
+    assert sections == ["other", "sent@50", "sent@100", "sent@200"]
+    assert list(dict.fromkeys(analysis.seed_stats(df)["dataset"])) == sections
     assert any(b.kind == "figure" and b.name == "sent-sizes" for b in report.blocks)
     assert analysis.size_curves(df[df["curve"].isna()]).empty
