@@ -135,5 +135,9 @@ def test_the_task_examples_say_their_task_and_metric(tmp_path):
     expected = (("stsb.yaml", "regression", "pearson_spearman"),
                 ("conll-ner.yaml", "token_classification", "entity_f1"))  # fmt: skip
     for name, task, metric in expected:
-        (dataset,) = load_spec(EXAMPLES / name, data_dir=tmp_path).datasets
+        spec = load_spec(EXAMPLES / name, data_dir=tmp_path)
+        (dataset,) = spec.datasets
         assert (dataset.data.resolved_task, dataset.primary_metric) == (task, metric)
+        assert spec.race.budget_trials == 20  # the 45 minutes of docs/results-tasks.md
+        assert {t.strategy for t in expand_grid(spec)} == {"vanilla", "noisytune", "sda",
+                                                           "reinit"}  # fmt: skip
