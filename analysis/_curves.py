@@ -17,7 +17,8 @@ from analysis._names import check_name
 from analysis._tables import config_label, sort_configs
 
 CURVE_COLUMNS = (
-    "curve", "dataset", "size", "label", "model", "metric", "n_pairs", "mean", "vanilla_mean",
+    "curve", "dataset", "size", "label", "model", "split", "metric", "n_pairs", "mean",
+    "vanilla_mean",
     "mean_diff", "diff_ci_low", "diff_ci_high", "std_ratio",
 )  # fmt: skip
 
@@ -46,8 +47,8 @@ def size_curves(
     pandas.DataFrame
         One row per (curve, configuration, model, size), smallest size first, with the
         paired Δ against vanilla at that size (``mean_diff`` and its t interval), the
-        std ratio (configuration / vanilla: < 1 is steadier), the pairs and the metric
-        (each dataset's primary). Empty where the table has no curve.
+        std ratio (configuration / vanilla: < 1 is steadier), the pairs, the split and
+        the metric (each dataset's primary). Empty where the table has no curve.
     """
     names = curves(df)
     if not names:
@@ -61,6 +62,7 @@ def size_curves(
         curve=part["dataset"].map(sized["curve"]),
         size=part["dataset"].map(sized["data.train_size"]).astype(int),
         label=[config_label(r) for r in part.to_dict("records")],
+        split=split,
     )
     part = sort_configs(part)
     order = {label: i for i, label in enumerate(dict.fromkeys(part["label"]))}
@@ -100,7 +102,7 @@ def plot_size_curve(table: pd.DataFrame, curve: str) -> object | None:
                           **style)  # fmt: skip
         ratio = line["std_ratio"].replace(math.inf, np.nan)
         ratio_ax.plot(x, ratio, label=label, **style)
-    metric = part["metric"].iloc[0]
+    metric = f"{part['split'].iloc[0]} {part['metric'].iloc[0]}"
     delta_ax.axhline(0, color="0.3", linewidth=1)
     ratio_ax.axhline(1, color="0.3", linewidth=1)
     for ax in (delta_ax, ratio_ax):
@@ -113,7 +115,7 @@ def plot_size_curve(table: pd.DataFrame, curve: str) -> object | None:
     plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.5, not 5×10⁻¹
     ratio_ax.yaxis.set_major_formatter(plain)
     ratio_ax.yaxis.set_minor_formatter(plain)
-    delta_ax.set_ylabel(f"Δ dev {metric} against vanilla (paired, 95 % CI)")
+    delta_ax.set_ylabel(f"Δ {metric} against vanilla (paired, 95 % CI)")
     ratio_ax.set_ylabel("std ratio (configuration / vanilla; < 1 steadier)")
     delta_ax.set_title(f"{curve}: gain over vanilla by training-set size", fontsize=10)
     ratio_ax.set_title(f"{curve}: spread across seeds against vanilla's", fontsize=10)

@@ -232,9 +232,10 @@ def dataset_names(df: pd.DataFrame) -> list[str]:
     """The datasets of ``df`` in reading order: by name, and a learning curve's sizes
     smallest first (``sst2@200`` before ``sst2@1000``, which a plain sort inverts)."""
 
-    def reading_order(name: str) -> tuple[str, int]:
-        curve, _, size = name.rpartition("@")
-        return (curve, int(size)) if curve and size.isdigit() else (name, -1)
+    def reading_order(name: str) -> tuple[str, str, int]:
+        # "sst2@200", or "sst2@200 [optim.lr=2e-05]" where a shared setting is swept
+        sized = re.fullmatch(r"(.+)@(\d+)( \[.*\])?", name)
+        return (sized[1], sized[3] or "", int(sized[2])) if sized else (name, "", -1)
 
     return sorted(df["dataset"].astype(str).unique(), key=reading_order)
 
@@ -246,8 +247,10 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
 
 
 def splits_of(df: pd.DataFrame) -> list[str]:
-    """The splits a table scores: dev and test first, then the extras by name."""
-    found = {c.removeprefix("averaged_").split("_", 1)[0] for c in metric_columns(df)}
+    """The splits a table scores (a column of one with no value is none): dev and test
+    first, then the extras by name."""
+    scored = [c for c in metric_columns(df) if df[c].notna().any()]
+    found = {c.removeprefix("averaged_").split("_", 1)[0] for c in scored}
     return [s for s in SPLITS if s in found] + sorted(found - set(SPLITS))
 
 

@@ -128,7 +128,7 @@ def build_report(
     rep.decisions = decisions(df, settings=settings, races=races)
     rep.selection = select(df, settings=settings, decided=rep.decisions)
     rep.selection_yaml = selection_dict(rep.selection, rep.decisions, settings)
-    rep.headline = headline_table(rep.selection, stats, rep.decisions)
+    rep.headline = headline_table(rep.selection, stats, rep.decisions, settings.split)
     rep.decision_table = decision_view(rep.decisions)
     status_of = {
         (ds, a.id): a.status for ds, dd in rep.decisions.items() for a in dd.decision.assessments
@@ -156,7 +156,8 @@ def build_report(
             df, dataset, metric_of.get(dataset, "accuracy"), stats, rep.comparison,
             rep.selection, histories, plots,
         )  # fmt: skip
-    rep.curves = size_curves(df, rep.comparison)
+    on_split = rep.comparison if settings.split == "dev" else None  # the verdicts' split
+    rep.curves = size_curves(df, on_split, split=settings.split)
     rep.blocks += curves_section(df, rep.curves, plots)
     rep.blocks += ensembles_section(ensembles, df, metric_of)
     rep.blocks += missing_section(stats, rep.missing, set(races or {}), histories)

@@ -18,8 +18,10 @@ def headline_table(
     selection: pd.DataFrame,
     stats: pd.DataFrame,
     decided: dict[str, DatasetDecision],
+    split: str = "dev",
 ) -> pd.DataFrame:
-    """Per dataset: the verdict, vanilla, the chosen configuration and how it compares."""
+    """Per dataset: the verdict, vanilla, the chosen configuration and how it compares,
+    on the ``split`` the verdicts are decided on."""
     rows = []
     for sel in selection[selection["scope"] == "best"].to_dict("records"):
         ds, m = sel["dataset"], sel["metric"]
@@ -29,12 +31,12 @@ def headline_table(
             (stats["dataset"] == ds)
             & (stats["strategy"] == "vanilla")
             & (stats["model"] == "student")
-            & (stats["split"] == "dev")
+            & (stats["split"] == split)
             & (stats["metric"] == m)
         ]
         row = {
             "dataset": ds,
-            "metric": f"dev {m}",
+            "metric": f"{split} {m}",
             "verdict": d.verdict,
             "vanilla": mean_std(van["mean"].iloc[0], van["std"].iloc[0], van["n"].iloc[0])
             if len(van)
@@ -116,15 +118,15 @@ def selection_view(selection: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def confirmation_view(decided: dict[str, DatasetDecision]) -> pd.DataFrame:
-    """Per dataset with a test split, the chosen configuration's paired Δ on dev (where it
-    was chosen) beside its Δ on test; empty without a test split."""
+def confirmation_view(decided: dict[str, DatasetDecision], split: str = "dev") -> pd.DataFrame:
+    """Per dataset with a test split, the chosen configuration's paired Δ on ``split``
+    (where it was chosen) beside its Δ on test; empty without a test split."""
     return pd.DataFrame(
         [
             {
                 "dataset": ds,
                 "selected": dd.decision.chosen_label,
-                "Δ on dev (selection split)": delta_ci(
+                f"Δ on {split} (selection split)": delta_ci(
                     *(
                         getattr(dd.decision.assessment(dd.decision.chosen), k)
                         for k in ("delta", "ci_low", "ci_high", "n")

@@ -28,7 +28,7 @@ from analysis._report_tables import (
     selection_view,
     stats_view,
 )
-from analysis._select import CONFIRMED, CONTRADICTED, NOT_CONFIRMED, RULE, DatasetDecision
+from analysis._select import CONFIRMED, CONTRADICTED, NOT_CONFIRMED, DatasetDecision, rule
 from analysis._tables import config_label, cost_table
 
 RACE_NOTE = (
@@ -233,7 +233,7 @@ def decision_section(
         Block("h2", "Decision: strategy, K and λ"),
         Block(
             "text",
-            f"**Rule.** {RULE} α = {settings.alpha:g}; equivalence margins: "
+            f"**Rule.** {rule(settings.split)} α = {settings.alpha:g}; equivalence margins: "
             f"{margins or '—'}. Written to `selection.yaml`.",
         ),
     ]
@@ -253,16 +253,16 @@ def decision_section(
         Block("h3", "Every configuration against vanilla, with power"),
         Block(
             "text",
-            "Dev split, paired by seed. *detectable Δ*: the smallest |Δ| the paired t-test "
-            "would find with 80 % power at this n (at α/m, Holm's first step); *seeds to "
-            "resolve*: the seeds that would settle the observed Δ at its observed spread, "
-            "as better/worse or as equivalent. A status is from the tests, never from the "
-            "point estimate.",
+            f"The {settings.split} split, paired by seed. *detectable Δ*: the smallest |Δ| "
+            "the paired t-test would find with 80 % power at this n (at α/m, Holm's first "
+            "step); *seeds to resolve*: the seeds that would settle the observed Δ at its "
+            "observed spread, as better/worse or as equivalent. A status is from the "
+            "tests, never from the point estimate.",
         ),
     ]
     if len(decision_table):
         blocks.append(Block("table", decision_table))
-    confirmations = confirmation_view(decided)
+    confirmations = confirmation_view(decided, settings.split)
     if not confirmations.empty:
         blocks += [
             Block("h3", "Confirmation on the test split"),
@@ -342,7 +342,8 @@ def dataset_section(
     vanilla (on dev, and on each extra evaluation split: a cross-lingual test set per
     language) and (``plots``) its figures."""
     blocks = [Block("h2", f"Dataset {dataset} (primary metric: {metric})")]
-    splits = splits_of(df[df["dataset"] == dataset])
+    rows = df[df["dataset"] == dataset]
+    splits = splits_of(rows)
     for split in splits:
         part = stats[
             (stats["dataset"] == dataset) & (stats["metric"] == metric) & (stats["split"] == split)
@@ -359,7 +360,7 @@ def dataset_section(
             Block("table", stats_view(part)),
         ]
     extras = [s for s in splits if s not in ("dev", "test")]
-    compared = {"dev": comparison, **{s: compare_to_vanilla(df, split=s) for s in extras}}
+    compared = {"dev": comparison, **{s: compare_to_vanilla(rows, split=s) for s in extras}}
     for split, table in compared.items():
         cmp = table[table["dataset"] == dataset]
         blocks.append(Block("h3", f"Against vanilla, paired by seed ({split} {metric})"))
@@ -384,14 +385,15 @@ def curves_section(df: pd.DataFrame, table: pd.DataFrame, plots: bool) -> list[B
     blocks: list[Block] = []
     for curve in curves(df):
         part = table[table["curve"] == curve]
-        metric = part["metric"].iloc[0] if len(part) else "the primary metric"
+        metric = (f"{part['split'].iloc[0]} {part['metric'].iloc[0]}" if len(part)
+                  else "the primary metric")  # fmt: skip
         blocks += [
             Block("h2", f"Learning curve {curve}: against vanilla by training-set size"),
             Block(
                 "text",
                 f"Each size is a dataset of its own above, with its own verdict; the "
                 f"smaller training subsets lie inside the larger ones, and held-out test "
-                f"rows are the same for every size. Δ is paired by seed, on dev {metric}; "
+                f"rows are the same for every size. Δ is paired by seed, on {metric}; "
                 "a std ratio below 1 is steadier than vanilla. The NoisyTune paper's claim "
                 "is that its gain grows as the training set shrinks: read each "
                 "configuration's Δ from the largest size up.",

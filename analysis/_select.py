@@ -28,9 +28,25 @@ from trainer import strategies
 from trainer.knobs import ordered_keys, parse_label
 from trainer.strategies import HEADLINE, STRATEGIES, student_is_plain
 
-RULE = (
-    "Dev split, the dataset's primary metric, each configuration paired with vanilla by "
-    "seed. A configuration is better (worse) when the paired t-test, Holm-corrected over "
+
+def rule(split: str = "dev") -> str:
+    """The decision rule in words, for the split the verdicts are decided on."""
+    confirm = (
+        "The verdict is decided on the test split itself: no rows are left to confirm a choice on."
+        if split == "test"
+        else "Where the data has a test split, a chosen configuration is checked on it "
+        "against vanilla (paired by seed, its 1 − alpha interval): confirmed when the "
+        f"interval is above 0, contradicted when below, else not confirmed — a {split} gain "
+        "the held-out rows do not show may be the selection's own bias."
+    )
+    return (
+        f"The {split} split, the dataset's primary metric, each configuration paired with "
+        "vanilla by seed. " + _RULE_BODY + " " + confirm
+    )
+
+
+_RULE_BODY = (
+    "A configuration is better (worse) when the paired t-test, Holm-corrected over "
     "the dataset's configurations, rejects at alpha with Δ > 0 (< 0), and equivalent when "
     "the paired TOST against ±margin rejects at alpha. Verdict: better if any "
     "configuration is better; equivalent if every configuration that is not worse is "
@@ -40,12 +56,9 @@ RULE = (
     "(Brown–Forsythe, Holm) comes first, then the cheaper one (vanilla < SE < SDA, small "
     "K first < SDV; NoisyTune after the same strategy without it; the smaller λ), then "
     "the higher mean. Each strategy's K and λ are picked by the same rule within the "
-    "strategy, and the overall choice is one of those picks. Where the data has a test "
-    "split, a chosen configuration is checked on it against vanilla (paired by seed, its "
-    "1 − alpha interval): confirmed when the interval is above 0, contradicted when below, "
-    "else not confirmed — a dev gain the held-out rows do not show may be the selection's "
-    "own bias."
+    "strategy, and the overall choice is one of those picks."
 )
+RULE = rule()
 
 CONFIRMED, NOT_CONFIRMED, CONTRADICTED = "confirmed", "not confirmed", "contradicted"
 
@@ -293,7 +306,8 @@ def _plain(v: object) -> object:
     if isinstance(v, str) and v.isdigit():
         return int(v)
     if isinstance(v, float):
-        return round(v, 6) if math.isfinite(v) else None
+        # six significant digits: a learning rate of 1.5e-6 stays 1.5e-6, not 2e-06
+        return float(f"{v:.6g}") if math.isfinite(v) else None
     return v
 
 
@@ -307,7 +321,7 @@ def selection_dict(
     settings = settings or DecisionSettings()
     margins = {m: settings.margin_for(m) for m in DEFAULT_MARGINS}
     out: dict = {
-        "rule": RULE,
+        "rule": rule(settings.split),
         "split": settings.split,
         "decision": {"alpha": settings.alpha, "margin": margins},
         "datasets": {},

@@ -24,7 +24,7 @@ from typing import Any
 
 from sweeps.grid import SweepPlan
 from sweeps.rundir import is_remote
-from sweeps.spec import SweepSpec, spec_to_dict
+from sweeps.spec import DecisionSpec, SweepSpec, spec_to_dict
 from trainer.errors import ConfigError
 from trainer.layout import RESULT_FILE, SWEEP_FILE, trial_dir
 from trainer.recorded import without_added_nulls
@@ -204,9 +204,12 @@ def _race_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if after and added:  # a new configuration would change every round's Holm family
         changes.append(f"{len(added)} trial(s) added to a seed race (e.g. {added[0]}); a race "
                        "decides over the configurations it started with")  # fmt: skip
+    # a setting the recorded spec lacks was added since, and the run was decided by its
+    # default (``decision.split``: dev)
+    defaults = DecisionSpec().model_dump()
     decision_before, decision_after = (
-        old["spec"].get("decision") or {},
-        new["spec"].get("decision") or {},
+        {**defaults, **(old["spec"].get("decision") or {})},
+        {**defaults, **(new["spec"].get("decision") or {})},
     )
     for name in sorted(set(decision_before) | set(decision_after)):
         if decision_before.get(name) != decision_after.get(name):

@@ -153,6 +153,20 @@ class DatasetSpec(_Strict):
             value = {**value, "train_size": sizes, "data": {**data, "train_size": largest}}
         return value
 
+    @model_validator(mode="after")
+    def _curve_is_set_by_the_spec(self) -> DatasetSpec:
+        """``curve`` marks a size the spec expanded (and a recorded spec keeps); set by
+        hand on one dataset it would name a curve with no sizes."""
+        size = self.data.train_size
+        if self.curve is not None and (size is None or self.id != f"{self.curve}@{size}"):
+            raise ParameterError(
+                "is set by the spec for each size of a learning curve: give 'train_size' a "
+                "list of sizes instead",
+                key=("curve",),
+                value=self.curve,
+            )
+        return self
+
     @field_validator("k", mode="before")
     @classmethod
     def _k_list(cls, value: Any) -> Any:

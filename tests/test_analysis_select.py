@@ -235,3 +235,11 @@ def test_configurations_that_differ_only_in_a_setting_keep_their_own_labels():
     df = analysis.tidy(df)
     labels = {a.label for a in analysis.decisions(df)["d"].decision.assessments}
     assert labels == {"sda K=1 dλ=1 distill.average=window", "sda K=1 dλ=1 distill.average=ema"}
+
+
+def test_selection_yaml_keeps_a_small_setting_to_six_significant_digits():
+    """selection.yaml's settings are for --set: a λ of 1.5e-6 must not round to 2e-06."""
+    base = [0.70, 0.71, 0.72, 0.71, 0.70]
+    df = table({VANILLA: base, ("sda", 1, 1.5e-6, None): [v + 0.001 for v in base]})
+    data = analysis.selection_dict(analysis.select(df))
+    assert data["datasets"]["d"]["per_strategy"]["sda"]["settings"]["distill.lambda"] == 1.5e-6

@@ -337,6 +337,10 @@ def empty_sentence(tmp: Path) -> dict:
     return tagged_data(tmp, train=[*TAGGED[:2], ([], []), *TAGGED[2:]])
 
 
+def pair_of_tagged_sentences(tmp: Path) -> dict:
+    return {**tagged_data(tmp), "text_pair": "tokens"}
+
+
 def unseen_tag(tmp: Path) -> dict:
     return tagged_data(tmp, dev=[*TAGGED[:3], (["Acme", "grew"], ["B-ORG", "O"])])
 
@@ -578,6 +582,12 @@ CASES: list[Case] = [
     *dataset_case("empty sentence", "train.jsonl", empty_sentence, "sentence 2"),
     *dataset_case("dev tag unseen in train", "dev.jsonl", unseen_tag, "'B-ORG'", "sentence 3"),
     *dataset_case(
+        "a sentence pair to tag",
+        "'datasets[0].text_pair'",
+        pair_of_tagged_sentences,
+        "one sentence",
+    ),
+    *dataset_case(
         "CoNLL line short of fields", "train.txt", conll_short_line, "line 4", "sentence 1"
     ),
     *both(
@@ -591,6 +601,12 @@ CASES: list[Case] = [
         "'data.train_size' parameter must be at most the number of train rows",
         curve_beyond_the_file,
         "@1000000",
+    ),
+    *both(
+        "a learning curve named by hand",
+        "'datasets[0].curve'",
+        "list of sizes",
+        datasets=[{"name": "synthetic-sentiment", "curve": "mine", "max_length": 32}],
     ),
     *both(
         "learning-curve size twice",

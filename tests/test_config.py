@@ -71,3 +71,21 @@ def test_config_file_errors_name_the_file(tmp_path):
     wrong.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(wrong)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"data": {"name": "synthetic-similarity"}, "strategy": "recadam"},
+        {"data": {"name": "synthetic-ner"}, "strategy": "noisytune+mixout"},
+        {"data": {"name": "synthetic-sentiment"}, "recadam": {"gamma": 1.0}},
+    ],
+)
+def test_a_config_built_directly_fills_in_what_a_loaded_one_does(raw):
+    """Defaults that depend on other fields (a part's section, the task's metric) are the
+    same whether the config is loaded or built as ``TrainConfig(...)``."""
+    from trainer.config import TrainConfig
+
+    loaded = load_config(raw)
+    assert TrainConfig(**raw) == loaded
+    assert (loaded.recadam is None) == ("recadam" not in loaded.strategy)

@@ -96,6 +96,18 @@ def test_each_split_is_reported_and_the_spec_may_decide_on_one():
     headings = [b.content for b in report.blocks if b.kind == "h3"]
     assert "Against vanilla, paired by seed (de entity_f1)" in headings
     assert report.selection_yaml["split"] == "de"
+    # the headline, the rule and the learning curves speak of the split decided on
+    (headline,) = report.headline.to_dict("records")
+    vanilla_de = df.loc[df["strategy"] == "vanilla", "de_entity_f1"].mean()
+    assert headline["metric"] == "de entity_f1"
+    assert headline["vanilla"].startswith(f"{vanilla_de:.4f}")
+    assert report.selection_yaml["rule"].startswith("The de split")
+    # a split one dataset lacks is not reported for it
+    other = _table().assign(dataset="other", de_entity_f1=float("nan"))
+    both = analysis.build_report(pd.concat([df, other], ignore_index=True), plots=False)
+    sections = [b.content for b in both.blocks if b.kind in ("h2", "h3")]
+    at = sections.index("Dataset other (primary metric: entity_f1)")
+    assert not any("(de " in h or ", de " in h for h in sections[at:])
 
 
 def test_a_verdict_decided_on_test_is_not_confirmed_on_test_again():
@@ -117,3 +129,18 @@ def test_the_decision_split_must_be_one_every_dataset_scores(files):
     bad = {**files, "eval": {"de_at": files["dev"]}}
     with pytest.raises(ConfigError, match=r"'datasets\[0\].files.eval"):
         load_spec({**spec, "datasets": [{**spec["datasets"][0], "files": bad}]})
+
+
+def test_xlmr_holds_two_tokens_fewer_than_its_position_embeddings(tiny_config):
+    """XLM-R numbers positions from pad_token_id + 1: of its 514 embeddings, 512 hold
+    tokens, and a longer max_length is refused before any weights load."""
+    from trainer.models import check_model_limits, check_model_resolvable
+
+    def config(length: int):
+        data = {"name": "synthetic-ner", "max_length": length}
+        return load_config(merge({**tiny_config, "data": data}, {"model": "tiny-xlmr"}))
+
+    path = check_model_resolvable("tiny-xlmr", tiny_config["cache_dir"])
+    check_model_limits(config(512), path)
+    with pytest.raises(ConfigError, match=r"'data.max_length' parameter must be at most 512"):
+        check_model_limits(config(513), path)

@@ -79,6 +79,21 @@ def test_headerless_file_with_a_different_field_count_is_refused(tmp_path):
         load_splits(data)
 
 
+def test_trailing_fields_some_rows_carry_are_named_but_not_one_name_too_many(tmp_path):
+    """The STS Benchmark's test file: some rows carry two source fields more."""
+    rows = "x\t1.5\tA man.\tA man.\nx\t4.0\tA cat.\tA dog.\tsrc1\tsrc2\n"
+    files = _csv(tmp_path, rows, rows, suffix=".tsv")
+    names = ["genre", "label", "text", "text_pair", "source1", "source2"]
+    data = DataConfig(files={**files, "header": False, "columns": names}, text_pair="text_pair",
+                      task="regression")  # fmt: skip
+    splits = load_splits(data)
+    assert splits.train["text_pair"].tolist() == ["A man.", "A dog."]
+    too_many = DataConfig(files={**files, "header": False, "columns": [*names, "spare"]},
+                          text_pair="text_pair", task="regression")  # fmt: skip
+    with pytest.raises(DataError, match=r"train\.tsv must have 4 fields in every row"):
+        load_splits(too_many)
+
+
 def test_jsonl_and_json_extension(tmp_path):
     train = tmp_path / "train.jsonl"
     dev = tmp_path / "dev.json"

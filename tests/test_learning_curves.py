@@ -10,6 +10,7 @@ import pytest
 from test_analysis_tables import knob_columns
 
 import analysis
+from analysis._load import dataset_names
 from sweeps.grid import expand_grid
 from sweeps.spec import load_spec
 from trainer.data import load_splits
@@ -109,5 +110,7 @@ def test_size_curves_say_the_gain_by_size_and_the_report_draws_them():
     sections = [h.split()[1] for h in headings if h.startswith("Dataset ")]
     assert sections == ["other", "sent@50", "sent@100", "sent@200"]
     assert list(dict.fromkeys(analysis.seed_stats(df)["dataset"])) == sections
+    swept = dataset_names(df.assign(dataset=df["dataset"] + " [optim.lr=2e-05]"))
+    assert swept[1:] == [f"sent@{n} [optim.lr=2e-05]" for n in (50, 100, 200)]
     assert any(b.kind == "figure" and b.name == "sent-sizes" for b in report.blocks)
     assert analysis.size_curves(df[df["curve"].isna()]).empty

@@ -176,6 +176,12 @@ def test_a_changed_race_is_refused_a_larger_budget_is_growth(tmp_path):
     with pytest.raises(ConfigError, match=r"decision.alpha: 0.05 -> 0.01"):
         refuse_if_changed(str(tmp_path), old, record(decision={"alpha": 0.01},
                           race={"start": 3, "step": 2, "max": 7, "budget_trials": 10}))  # fmt: skip
+    # a race recorded before decision.split existed was decided on dev: it resumes
+    legacy = {**old, "spec": {**old["spec"], "decision": {"alpha": 0.05}}}
+    refuse_if_changed(str(tmp_path), legacy, old)
+    with pytest.raises(ConfigError, match=r"decision.split: 'dev' -> 'test'"):
+        refuse_if_changed(str(tmp_path), legacy, record(decision={"split": "test"},
+                          race={"start": 3, "step": 2, "max": 7, "budget_trials": 10}))  # fmt: skip
 
 
 def _fake_trial(run_dir: Path, trial) -> None:

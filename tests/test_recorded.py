@@ -41,26 +41,34 @@ def _leaves(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def _added_and_not_none(known: set[str]) -> dict[str, list[str]]:
+def _added_and_not_none(known: set[str], sources: list[dict]) -> dict[str, list[str]]:
     """Strategy -> the settings its default config holds that ``known`` lacks and that
-    are not None."""
+    are not None, over every data source of ``sources``."""
     found = {}
     for strategy in json.loads(BASELINE.read_text())["strategies"]:
         extra = {"optim": {"layer_decay": 0.9}} if "llrd" in strategy else {}
-        raw = {"data": {"name": "synthetic-sentiment"}, "strategy": strategy, **extra}
-        leaves = _leaves(config_to_dict(load_config(raw)))
-        bad = [k for k, v in leaves.items() if k not in known and v is not None]
-        if bad:
-            found[strategy] = bad
+        for data in sources:
+            raw = {"data": data, "strategy": strategy, **extra}
+            leaves = _leaves(config_to_dict(load_config(raw)))
+            bad = [k for k, v in leaves.items() if k not in known and v is not None]
+            if bad:
+                found.setdefault(strategy, []).extend(bad)
     return found
 
 
-def test_every_setting_added_since_0_1_0_is_none_for_the_strategies_it_had():
+def test_every_setting_added_since_0_1_0_is_none_for_the_strategies_it_had(tmp_path):
     """The rule ``same_config`` rests on, over every setting of every 0.1.0 strategy's
     config: a setting that did not exist then is None (off) in their configs now, so a
     trial recorded then still matches. A new section belongs to its part and is None
     where the strategy lacks it (``trainer/catalog.py``, ``optional_section``)."""
     known = set(json.loads(BASELINE.read_text())["settings"])
-    assert _added_and_not_none(known) == {}
+    table = tmp_path / "t.tsv"
+    table.write_text("text\tlabel\na\tx\nb\ty\n")
+    sources = [{"name": "synthetic-sentiment"},
+               {"files": {"train": str(table), "dev": str(table), "test": str(table)}},
+               {"hub": {"path": "glue", "name": "sst2"}}]  # fmt: skip
+    assert _added_and_not_none(known, sources) == {}
     # the check sees a setting with a default: take one out of the record of 0.1.0
-    assert all("optim.lr" in bad for bad in _added_and_not_none(known - {"optim.lr"}).values())
+    for left_out in ("optim.lr", "data.files.encoding"):
+        found = _added_and_not_none(known - {left_out}, sources)
+        assert found and all(left_out in bad for bad in found.values())

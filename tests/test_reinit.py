@@ -52,6 +52,15 @@ def test_exactly_the_top_layers_and_pooler_are_redrawn_with_the_models_initializ
             assert after[name].std().item() == pytest.approx(model.config.initializer_range, 0.2)
 
 
+def test_a_model_shorter_than_its_config_is_refused_not_half_redrawn(load):
+    model = load()
+    layers = len(model.base_model.encoder.layer)
+    before = _params(model)
+    with pytest.raises(RuntimeError, match=f"has {layers} encoder layers"):
+        reinit_top_layers(model, layers + 1, seed=0)
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
 def test_seeded_and_leaves_the_global_stream_alone(load):
     a, b, c = load(), load(), load()
     torch.manual_seed(0)

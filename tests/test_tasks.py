@@ -114,6 +114,9 @@ def test_entity_f1_is_seqevals_and_a_constant_score_correlates_zero():
     flat = regression_metrics(np.full((4, 1), 2.5), np.array([1.0, 2.0, 3.0, 4.0]))
     assert flat == {"pearson_spearman": 0.0, "pearson": 0.0, "spearman": 0.0}
     assert score(np.array([[1.0], [2.0], [4.0]]), np.array([1.0, 2.0, 3.0]))["spearman"] == 1.0
+    diverged = regression_metrics(np.array([[np.inf], [np.inf], [-np.inf], [np.nan]]),
+                                  np.array([1.0, 2.0, 3.0, 4.0]))  # fmt: skip
+    assert diverged == flat  # non-finite outputs are 0: a constant, not NaN
 
 
 def test_a_tagger_distils_and_learns_only_on_labelled_tokens():
@@ -133,3 +136,30 @@ def test_a_tagger_distils_and_learns_only_on_labelled_tokens():
     )
     assert task.loss(student, labels) == task.loss(other_student, labels)
     assert task.distillation(student, teacher, labels) > 0
+
+
+def test_tagged_sentences_read_the_same_from_jsonl_and_parquet(tmp_path):
+    """Parquet hands a list column back as NumPy arrays; they are the same sentences."""
+    import pandas as pd
+
+    from trainer.data import load_splits
+    from trainer.data_config import DataConfig
+
+    sentences = pd.DataFrame({"tokens": [["Ana", "met", "Tom"], ["Oslo", "grew"]] * 4,
+                              "tags": [["B-PER", "O", "B-PER"], ["B-LOC", "O"]] * 4})  # fmt: skip
+    splits = {}
+    for fmt in ("jsonl", "parquet"):
+        files = {}
+        for split in ("train", "dev"):
+            path = tmp_path / f"{split}.{fmt}"
+            if fmt == "jsonl":
+                sentences.to_json(path, orient="records", lines=True)
+            else:
+                sentences.to_parquet(path)
+            files[split] = str(path)
+        data = DataConfig.model_validate({"files": files, "text": "tokens", "label": "tags",
+                                          "task": "token_classification"})  # fmt: skip
+        splits[fmt] = load_splits(data)
+    assert splits["parquet"].train["text"].tolist() == sentences["tokens"].tolist()
+    assert splits["parquet"].train.equals(splits["jsonl"].train)
+    assert splits["parquet"].label_names == splits["jsonl"].label_names

@@ -123,8 +123,9 @@ class DistillConfig(Strict):
 
 
 class RecAdamConfig(Strict):
-    """RecAdam (Chen et al. 2020): the task step scaled by λ(t), annealed from 0 to 1, and
-    a pull of (1 − λ(t))·γ toward the weights training starts from (trainer/recadam.py).
+    """RecAdam (Chen et al. 2020): the task step scaled by λ(t), annealed from 0 to w
+    (``weight``), and a pull of (w − λ(t))·γ toward the weights training starts from
+    (trainer/recadam.py).
     The defaults are the authors' (``run_glue_with_RecAdam.py``)."""
 
     gamma: NonNegative = Field(
@@ -252,7 +253,7 @@ def _check_llrd(config: TrainConfig) -> None:
 
 
 def _check_recadam(config: TrainConfig) -> None:
-    """RecAdam's pull moves θ by lr·(1 − λ(t))·γ of its distance to the anchor each step:
+    """RecAdam's pull moves θ by lr·(w − λ(t))·γ ≤ lr·γ of its distance to the anchor each step:
     above 1 it overshoots the anchor (and above 2 diverges), which no setting means."""
     if config.recadam is not None and config.optim.lr * config.recadam.gamma > 1:
         raise ParameterError(

@@ -122,6 +122,13 @@ class CheckpointConfig(Strict):
     )
 
 
+def _settle(model: BaseModel, name: str, value: object) -> None:
+    """Set a field of a frozen model while it is validated (an after-validator filling in
+    a default that depends on other fields). Returning a copy instead is honoured by
+    ``model_validate`` but silently dropped by ``TrainConfig(...)``."""
+    object.__setattr__(model, name, value)
+
+
 class _Settings(Strict):
     """Everything one trial needs but the strategies' sections (see :data:`TrainConfig`)."""
 
@@ -169,7 +176,9 @@ class _Settings(Strict):
                 update[name] = model()
             elif not used and getattr(self, name) is not None:
                 update[name] = None
-        return self.model_copy(update=update) if update else self
+        for name, value in update.items():
+            _settle(self, name, value)
+        return self
 
     @model_validator(mode="after")
     def _metric_of_the_task(self) -> _Settings:
@@ -179,9 +188,7 @@ class _Settings(Strict):
         if "primary_metric" not in self.eval.model_fields_set:
             default = TASK_METRICS[task][0]
             if metric != default:
-                return self.model_copy(
-                    update={"eval": self.eval.model_copy(update={"primary_metric": default})}
-                )
+                _settle(self, "eval", self.eval.model_copy(update={"primary_metric": default}))
         elif metric not in TASK_METRICS[task]:
             raise ParameterError(
                 f"must be a metric of the task {task!r}: {list(TASK_METRICS[task])}",

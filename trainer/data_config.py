@@ -49,10 +49,11 @@ class HubSource(Strict):
         default_factory=lambda: {"train": "train", "dev": "validation"},
         description="Our split name -> the hub's split name.",
     )
-    eval: dict[SplitName, str] = Field(
-        default_factory=dict,
+    eval: dict[SplitName, str] | None = Field(
+        default=None,
         description="Extra evaluation splits: our name -> the hub's split name, scored at "
-        "the final evaluation (a cross-lingual test set per language).",
+        "the final evaluation (a cross-lingual test set per language). None: none (a "
+        "setting added after 0.1.0 is None where unused, so older trials still match).",
     )
     revision: str | None = None
 
@@ -103,10 +104,11 @@ class FileSource(Strict):
     train: Path
     dev: Path
     test: Path | None = None
-    eval: dict[SplitName, Path] = Field(
-        default_factory=dict,
+    eval: dict[SplitName, Path] | None = Field(
+        default=None,
         description="Extra evaluation splits by name, read like dev and scored at the final "
-        "evaluation: a cross-lingual test set per language ({de: de/test.txt, fr: …}).",
+        "evaluation: a cross-lingual test set per language ({de: de/test.txt, fr: …}). "
+        "None: none.",
     )
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "conll"] = "auto"
     header: bool = Field(default=True, description="False for headerless CSV/TSV (give `columns`).")
@@ -127,7 +129,7 @@ class FileSource(Strict):
 
     def paths(self) -> dict[str, Path]:
         """Every split's file by split name: train, dev, test where given, the extras."""
-        given = {"train": self.train, "dev": self.dev, "test": self.test, **self.eval}
+        given = {"train": self.train, "dev": self.dev, "test": self.test, **(self.eval or {})}
         return {split: path for split, path in given.items() if path is not None}
 
     @field_validator("encoding")
@@ -149,7 +151,7 @@ class FileSource(Strict):
 
     @model_validator(mode="after")
     def _layout(self) -> FileSource:
-        splits = ["train", "dev", "test", *self.eval]
+        splits = ["train", "dev", "test", *(self.eval or {})]
         for split in self.per_split:
             if split not in splits:
                 raise ParameterError(
@@ -184,8 +186,10 @@ class FileSource(Strict):
 
 
 TASKS = ("classification", "regression", "token_classification")
-# the built-in sets whose task is not classification (trainer/data/synthetic.py)
-_TASK_OF_SET = {"synthetic-similarity": "regression", "synthetic-ner": "token_classification"}
+# The built-in generated sets (trainer/data/synthetic.py makes them) and the task of
+# those that are not classification.
+SETS = ("synthetic-sentiment", "synthetic-pairs", "synthetic-similarity", "synthetic-ner")
+TASK_OF_SET = {"synthetic-similarity": "regression", "synthetic-ner": "token_classification"}
 
 
 class DataConfig(Strict):
@@ -194,10 +198,7 @@ class DataConfig(Strict):
     Exactly one of ``name`` (a built-in generated set), ``hub`` or ``files``.
     """
 
-    name: (
-        Literal["synthetic-sentiment", "synthetic-pairs", "synthetic-similarity", "synthetic-ner"]
-        | None
-    ) = None
+    name: Literal[SETS] | None = None  # type: ignore[valid-type]
     hub: HubSource | None = None
     files: FileSource | None = None
     task: Literal[TASKS] | None = Field(  # type: ignore[valid-type]
@@ -260,19 +261,30 @@ class DataConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _a_tagged_example_is_one_sentence(self) -> DataConfig:
+        if self.text_pair is not None and self.resolved_task == "token_classification":
+            raise ParameterError(
+                "must be left out for token classification: a tagged example is one "
+                "sentence of words",
+                key=("text_pair",),
+                value=self.text_pair,
+            )
+        return self
+
     @property
     def extra_splits(self) -> tuple[str, ...]:
         """The names of the extra evaluation splits (``files.eval`` or ``hub.eval``)."""
         source = self.files or self.hub
-        return tuple(source.eval) if source is not None else ()
+        return tuple(source.eval or ()) if source is not None else ()
 
     @property
     def resolved_task(self) -> str:
         """The task: as given, else as the source says, else classification."""
         if self.task is not None:
             return self.task
-        if self.name in _TASK_OF_SET:
-            return _TASK_OF_SET[self.name]
+        if self.name in TASK_OF_SET:
+            return TASK_OF_SET[self.name]
         if self.files is not None and self.files.format == "conll":
             return "token_classification"
         return "classification"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Knob", "format_value", "parse_label"]
+__all__ = ["Knob", "format_value", "is_unset", "parse_label"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,11 @@ def _attribute(model: Any, key: str) -> str:
         if key in (name, field.alias):
             return name
     raise AttributeError(key)
+
+
+def is_unset(value: Any) -> bool:
+    """A knob left unset: None in a config, NaN in a results table's column."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def format_value(value: Any) -> str:

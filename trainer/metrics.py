@@ -63,15 +63,16 @@ def regression_metrics(outputs: np.ndarray, labels: np.ndarray) -> dict[str, flo
     enters the statistics as the failure it is."""
     from scipy.stats import pearsonr, spearmanr
 
-    scores = np.nan_to_num(np.asarray(outputs, dtype=np.float64).reshape(len(labels), -1)[:, 0])
+    raw = np.asarray(outputs, dtype=np.float64).reshape(len(labels), -1)[:, 0]
+    scores = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
     labels = np.asarray(labels, dtype=np.float64)
     if np.ptp(scores) == 0 or np.ptp(labels) == 0:
         pearson = spearman = 0.0
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a near-constant input: a small correlation
-            pearson = float(pearsonr(scores, labels).statistic)
-            spearman = float(spearmanr(scores, labels).statistic)
+            pearson = float(np.nan_to_num(pearsonr(scores, labels).statistic))
+            spearman = float(np.nan_to_num(spearmanr(scores, labels).statistic))
     return {
         "pearson_spearman": (pearson + spearman) / 2,
         "pearson": pearson,

@@ -108,6 +108,12 @@ def check_model_resolvable(name: str, cache_dir: Path) -> str:
     return path
 
 
+# RoBERTa's family numbers positions from pad_token_id + 1: XLM-R's 514 position
+# embeddings hold 512 tokens.
+_POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert",
+                            "data2vec-text"}  # fmt: skip
+
+
 def check_model_limits(config: TrainConfig, model_path: str) -> None:
     """Refuse what the model cannot run, from its config alone: a ``data.max_length`` it
     has no position embeddings for, and what the strategy's parts check against the model
@@ -118,11 +124,13 @@ def check_model_limits(config: TrainConfig, model_path: str) -> None:
     """
     model_config = _model_config(model_path)
     limit = getattr(model_config, "max_position_embeddings", None)
+    if limit is not None and getattr(model_config, "model_type", "") in _POSITIONS_AFTER_PADDING:
+        limit -= (getattr(model_config, "pad_token_id", None) or 0) + 1
     if limit is not None and config.data.max_length > limit:
         raise ConfigError(
             parameter_message(
                 "data.max_length",
-                f"must be at most {limit} for model {config.model!r} (its max_position_embeddings)",
+                f"must be at most {limit} for model {config.model!r} (its position embeddings)",
                 config.data.max_length,
             )
         )

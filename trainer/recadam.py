@@ -2,7 +2,8 @@
 Fine-tuning Deep Pretrained Language Models with Less Forgetting*).
 
 Fine-tuning with RecAdam optimizes λ(t)·Loss_task + (1 − λ(t))·γ/2·‖θ − θ*‖², with the
-weights the run starts from θ* as the anchor and λ(t) annealed from 0 to 1, as the
+weights the run starts from θ* as the anchor and λ(t) annealed from 0 to w (1 unless
+``recadam.weight`` says; the pull is then (w − λ(t))·γ), as the
 authors' optimizer does it (``Sanyuan-Chen/RecAdam``, ``RecAdam.py``): not as a loss term
 but inside the update, like AdamW's decoupled weight decay. For each encoder parameter,
 at optimizer step t (1-based):
@@ -20,8 +21,11 @@ around t0: for t ≪ t0 the encoder is held at θ* while the head trains.
 
 The loop's optimizer stays torch's fused AdamW (the same optimizer state and the same
 numbers as ``vanilla`` where λ(t) ≡ 1); this part then rewrites the encoder's step from
-the step AdamW took: d = θ_AdamW − θ_t·(1 − lr·wd) is Adam's own step, recovered exactly,
-and the three lines above are applied to it. The anchor is taken when training starts,
+the step AdamW took: d = θ_AdamW − θ_t·(1 − lr·wd) is Adam's own step, recovered up to
+rounding (bit-for-bit where nothing is rewritten: ``constant`` with w = 1), and the three
+lines above are applied to it. Torch's Adam divides by √v̂ + ε where the authors' (the
+Hugging Face AdamW of 2020) divide by √v + ε and fold √(1 − β₂ᵗ) into the step size: the
+two differ only in how much ε weighs over the first steps. The anchor is taken when training starts,
 after the modifiers before it in the name: ``noisytune+recadam`` anchors to the perturbed
 weights (docs/decisions.md, "What RecAdam and Mixout anchor to").
 """

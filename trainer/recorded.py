@@ -11,10 +11,9 @@ different config, never reused.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from trainer.knobs import parse_label
+from trainer.knobs import is_unset, parse_label
 from trainer.strategies import settings_label
 
 
@@ -45,10 +44,6 @@ LEGACY_KNOB_NAMES = {
 }
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def upgrade_trial(data: dict[str, Any]) -> dict[str, Any]:
     """A trial spec (``TrialSpec.to_dict()``) as this version writes it: 0.1.0's three
     knob fields folded into ``settings`` under their dotted keys."""
@@ -58,7 +53,7 @@ def upgrade_trial(data: dict[str, Any]) -> dict[str, Any]:
     settings = dict(data.get("settings") or {})
     for old, new in LEGACY_KNOB_NAMES.items():
         value = data.pop(old, None)
-        if not _missing(value):
+        if not is_unset(value):
             settings.setdefault(new, value)
     return {**data, "settings": settings}
 
@@ -75,7 +70,7 @@ def upgrade_table(frame: Any) -> Any:
     for row in frame.to_dict("records"):
         values: dict[str, Any] = dict(parse_label(row.get("settings") or ""))
         for key in (LEGACY_KNOB_NAMES[c] for c in legacy):
-            if not _missing(row.get(key)):
+            if not is_unset(row.get(key)):
                 values[key] = row[key]
         labels.append(settings_label(values))
     return frame.assign(settings=labels)

@@ -47,7 +47,12 @@ def _encoder_layers(model: nn.Module) -> nn.ModuleList:
 def reinit_top_layers(model: nn.Module, layers: int, seed: int) -> list[str]:
     """Re-draw the top ``layers`` encoder layers and the pooler of ``model`` in place with
     its own initializer; returns the names of the re-drawn parameters."""
-    stack = _encoder_layers(model)  # layers <= len(stack): trainer.strategies checked it
+    stack = _encoder_layers(model)
+    if layers > len(stack):  # the catalog checked `layers` against the model's config
+        raise RuntimeError(
+            f"{type(model).__name__} has {len(stack)} encoder layers where its config "
+            f"says at least {layers}: re-initialising the top {layers} would miss"
+        )
     modules = list(stack[len(stack) - layers :])
     pooler = getattr(model.base_model, "pooler", None)
     if pooler is not None:

@@ -16,7 +16,6 @@ imports neither torch nor anything that does.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from trainer.catalog import BASES, MODIFIERS, PARTS, Part, split
-from trainer.knobs import Knob, make_label, sort_value
+from trainer.knobs import Knob, is_unset, make_label, sort_value
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -157,10 +156,6 @@ def plain_strategy(strategy: str) -> str:
     return "+".join(modifiers) or "vanilla"
 
 
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def cost_rank(
     strategy: str, settings: Mapping[str, Any] | None = None, model: str = "student"
 ) -> tuple:
@@ -171,7 +166,7 @@ def cost_rank(
     modifiers, base = split(strategy)
     settings = settings or {}
     k, lam = settings.get("distill.k"), settings.get("distill.lambda")
-    k_rank = 0.0 if _missing(k) else sort_value(k)[1]
-    lam_rank = -1.0 if _missing(lam) else float(lam)  # type: ignore[arg-type]
+    k_rank = 0.0 if is_unset(k) else sort_value(k)[1]
+    lam_rank = -1.0 if is_unset(lam) else float(lam)  # type: ignore[arg-type]
     extra = sum(MODIFIERS[m].cost for m in modifiers)
     return (BASES[base].cost, k_rank, extra, lam_rank, int(model != "student"))

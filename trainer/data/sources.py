@@ -103,11 +103,11 @@ def _read_hub(hub: HubSource) -> dict[str, RawSplit]:
             + _offline_advice()
         ) from exc
     raw = {}
-    for ours, theirs in {**hub.splits, **hub.eval}.items():
+    for ours, theirs in {**hub.splits, **(hub.eval or {})}.items():
         if theirs not in loaded:
             raise DataError(
                 parameter_message(
-                    f"data.hub.{'eval' if ours in hub.eval else 'splits'}.{ours}",
+                    f"data.hub.{'eval' if ours in (hub.eval or {}) else 'splits'}.{ours}",
                     f"must name a split of {label}: {sorted(loaded)}",
                     theirs,
                 )
@@ -214,9 +214,13 @@ def _read_table(
         return _parse_jsonl(text, path)
     if fmt == "conll":
         return _parse_conll(text, path, columns or [])
-    # a headerless file naming more columns than its first row has: later rows carry
-    # optional trailing fields (the STS Benchmark's sources), read under those names
-    names = columns if not header and columns and len(columns) > _width(text, fmt) else None
+    # a headerless file naming more columns than its first row has, as many as its widest
+    # row: later rows carry optional trailing fields (the STS Benchmark's sources), read
+    # under those names; one name too many is refused below, like one too few
+    names = None
+    if not header and columns:
+        widths = _widths(text, fmt)
+        names = columns if widths[0] < len(columns) == max(widths) else None
     frame = _parse_delimited(text, path, fmt, header, names)
     if frame is None:  # not even a header line: no rows, which validation reports
         return pd.DataFrame(columns=columns or [])
@@ -246,10 +250,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _width(text: str, fmt: str) -> int:
-    """The number of fields of a delimited file's first line."""
-    first = next(csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ","), [])
-    return len(first)
+def _widths(text: str, fmt: str) -> list[int]:
+    """The number of fields of each line of a delimited file, read as it is parsed."""
+    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    rows = csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",", quoting=quoting)
+    return [len(row) for row in rows] or [0]
 
 
 def _parse_delimited(

@@ -176,10 +176,11 @@ def _subset(
     if wanted > len(train):
         if held_out:
             left = len(train) - start
+            after = ("the largest learning-curve size" if data.test_from_train_after
+                     else "the 'data.train_size' subset")  # fmt: skip
             message = parameter_message(
                 "data.test_from_train",
-                f"must be at most the {max(left, 0)} train rows of {origin} that the "
-                "'data.train_size' subset leaves",
+                f"must be at most the {max(left, 0)} train rows of {origin} that {after} leaves",
                 data.test_from_train,
             )
         else:

@@ -31,12 +31,10 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from trainer.data_config import SETS, TASK_OF_SET
 from trainer.errors import DataError
 from trainer.messages import parameter_message
 
-SETS = ("synthetic-sentiment", "synthetic-pairs", "synthetic-similarity", "synthetic-ner")
-# each set's task (trainer/metrics.py): the two above are classification
-TASK_OF_SET = {"synthetic-similarity": "regression", "synthetic-ner": "token_classification"}
 SPLITS = ("train", "dev", "test")
 SIZES = {"train": 2000, "dev": 500, "test": 500}
 NOISE = 0.08  # probability that a label is flipped

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
+import numpy as np
 import pandas as pd
 
 from trainer.data.sources import ROW, RawSplit
@@ -126,6 +127,10 @@ def check_subset(
         )
 
 
+def _as_list(value: object) -> object:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
 # Where a token classification message points: sentences, as a reader yields them.
 SENTENCE = "sentence {} (counted from 0)"
 
@@ -133,7 +138,9 @@ SENTENCE = "sentence {} (counted from 0)"
 def _tagged_sentences(
     words: pd.Series, tags: pd.Series, text: str, label: str, origin: str
 ) -> pd.DataFrame:
-    """Each row a sentence: a non-empty list of non-empty words and as many tags."""
+    """Each row a sentence: a non-empty list of non-empty words and as many tags.
+    (Parquet hands list columns back as NumPy arrays: read as the lists they are.)"""
+    words, tags = words.map(_as_list), tags.map(_as_list)
     for n, (sentence, tagged) in enumerate(zip(words, tags, strict=True)):
         at = SENTENCE.format(n)
         if not isinstance(sentence, (list, tuple)) or not isinstance(tagged, (list, tuple)):
