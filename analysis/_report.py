@@ -146,7 +146,7 @@ def build_report(
     rep.warnings = trust_warnings(df)
 
     rep.blocks += header_section(df, title, intro, expected_keys, rep.missing)
-    rep.blocks += headline_section(df, rep.headline, rep.decisions)
+    rep.blocks += headline_section(df, rep.headline, rep.decisions, settings.split)
     rep.blocks += decision_section(
         rep.selection, rep.decision_table, rep.decisions, settings,
         set(metric_of.values()), raced=bool(races),

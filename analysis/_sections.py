@@ -184,7 +184,10 @@ def header_section(
 
 
 def headline_section(
-    df: pd.DataFrame, headline: pd.DataFrame, decided: dict[str, DatasetDecision]
+    df: pd.DataFrame,
+    headline: pd.DataFrame,
+    decided: dict[str, DatasetDecision],
+    split: str = "dev",
 ) -> list[Block]:
     """The answer first: per dataset the verdict and the selected configuration against
     vanilla, then the warnings that say when not to trust it."""
@@ -193,7 +196,7 @@ def headline_section(
         Block(
             "text",
             "Per dataset, the configuration selected by the rule below against vanilla "
-            "(dev split, the dataset's primary metric). Δ > 0 and std ratio < 1 are the "
+            f"({split} split, the dataset's primary metric). Δ > 0 and std ratio < 1 are the "
             "papers' claim: higher mean, smaller variance.",
         ),
         Block("table", headline),
@@ -268,7 +271,8 @@ def decision_section(
             Block("h3", "Confirmation on the test split"),
             Block(
                 "text",
-                "The configuration was selected on dev, so its dev Δ is biased upwards; the "
+                f"The configuration was selected on {settings.split}, so its "
+                f"{settings.split} Δ is biased upwards; the "
                 "paired Δ on the test split, which played no part in the selection, is the "
                 "unbiased estimate of its gain.",
             ),

@@ -4,6 +4,7 @@ XLM-R generated here loads through the same model code as BERT."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 
@@ -13,6 +14,7 @@ import pytest
 from test_analysis_tables import knob_columns
 
 import analysis
+from sweeps.cli.report import print_headline
 from sweeps.results import make_row
 from sweeps.spec import load_spec
 from trainer import load_config, train
@@ -102,6 +104,10 @@ def test_each_split_is_reported_and_the_spec_may_decide_on_one():
     assert headline["metric"] == "de entity_f1"
     assert headline["vanilla"].startswith(f"{vanilla_de:.4f}")
     assert report.selection_yaml["rule"].startswith("The de split")
+    assert any("(de split, the dataset's primary metric)" in b.content for b in report.blocks)
+    shown = io.StringIO()
+    print_headline(report, shown)
+    assert "vs vanilla (de)" in shown.getvalue()
     # a split one dataset lacks is not reported for it
     other = _table().assign(dataset="other", de_entity_f1=float("nan"))
     both = analysis.build_report(pd.concat([df, other], ignore_index=True), plots=False)

@@ -59,7 +59,8 @@ def print_headline(report, stream=None) -> None:
 
     console = Console(file=stream or sys.stdout)
     console.width = max(console.width, 150)  # the table is wide; wrapping it is worse
-    table = Table(title="steadytune: verdict and selected configuration vs vanilla (dev)")
+    split = (report.selection_yaml or {}).get("split", "dev")
+    table = Table(title=f"steadytune: verdict and selected configuration vs vanilla ({split})")
     for col in report.headline.columns:
         table.add_column(str(col), overflow="fold")
     from rich.markup import escape
