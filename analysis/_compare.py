@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis._exact import two_sided_p
 from analysis._load import CONFIG_COLUMNS, attach_knobs, long_metrics
 from analysis._names import check_metric_choice
 from analysis._tables import config_label, sort_configs, t_interval
@@ -98,8 +99,8 @@ def paired_test(x: Sequence[float], y: Sequence[float], confidence: float = 0.95
         warnings.simplefilter("ignore", RuntimeWarning)  # zero-variance differences
         if np.any(d != d[0]):
             out["t_p"] = float(stats.ttest_rel(x, y).pvalue)
-        elif d[0] != 0:
-            out["t_p"] = 0.0  # every pair moves by the same nonzero amount
+        elif d[0] != 0:  # every pair moves by the same amount: no spread for a t-test
+            out["t_p"] = float(two_sided_p(n))  # the exact sign-flip p (analysis._exact)
         else:
             out["t_p"] = 1.0  # identical runs
         if np.any(d != 0):

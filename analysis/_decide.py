@@ -9,7 +9,11 @@ a :class:`Decision` out, no pandas and no files.
   seed: same data order and head initialisation) on the seeds both have.
 * ``better`` / ``worse``: the paired t-test (``scipy.stats.ttest_rel``), Holm-corrected
   over the dataset's candidates (``analysis.holm``), rejects
-  at the level α in the direction of Δ.
+  at the level α in the direction of Δ. ``better`` tests Δ = ``decision.min_gain``
+  (default 0) and needs Δ above it. Seeds whose differences are all equal (a discrete
+  metric's tie) get the exact sign-flip test (``analysis._exact``), never p = 0. A race
+  tests Holm's j-th step at its look's group-sequential boundary for α/(m − j)
+  (``analysis._sequential.Boundary``).
 * ``equivalent``: the paired two one-sided tests against ±margin
   (``statsmodels.stats.weightstats.ttost_paired``) reject at α.
 * The dataset's verdict: ``better`` if a candidate is better (the chosen one is the best
@@ -17,8 +21,8 @@ a :class:`Decision` out, no pandas and no files.
   ``worse``) is equivalent (an intersection–union test: each at α, no correction); else
   ``unresolved``, naming the leading contender and the seeds that would resolve it.
   Vanilla is chosen unless the verdict is ``better``.
-* Choosing among candidates: the leader (highest mean Δ) and every candidate not
-  significantly different from it (paired, Holm) are equally good; among those a
+* Choosing among candidates: the leader (highest mean Δ) and every candidate shown
+  equivalent to it (paired TOST against ±margin) are equally good; among those a
   candidate with *evidence* of a smaller std than vanilla (Brown–Forsythe,
   ``scipy.stats.levene(center="median")``, Holm-corrected, ratio < 1) is preferred; then
   the cheaper one (``trainer.strategies.cost_rank``), then the higher mean. A smaller
@@ -37,6 +41,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from analysis._failures import Failures, blocks_better, failures
+from analysis._sequential import SINGLE_LOOK, Boundary
 
 VERDICTS = ("better", "equivalent", "unresolved")
 STATUSES = ("better", "worse", "equivalent", "unresolved")
@@ -59,6 +66,18 @@ class DecisionSettings:
     alpha: float = 0.05
     margin: float | None = None
     split: str = "dev"  # the split the verdict is decided on (``decision.split``)
+    min_gain: float = 0.0  # ``better`` means better by more than this (``decision.min_gain``)
+    # ``better`` needs the failure rate shown below this (None: not shown above vanilla's)
+    max_failure_rate: float | None = None
+    # (dataset, settings) of datasets decided otherwise: a report over several runs
+    # decides each dataset by its own spec's ``decision:`` (``of``)
+    by_dataset: tuple[tuple[str, DecisionSettings], ...] = ()
+
+    def of(self, dataset: str) -> DecisionSettings:
+        """The settings ``dataset`` is decided by (a report's "rte [optim.lr=2e-05]" is
+        the spec's dataset ``rte``)."""
+        own = dict(self.by_dataset)
+        return own.get(dataset) or own.get(dataset.split(" [", 1)[0], self)
 
     def margin_for(self, metric: str) -> float:
         if self.margin is not None:
@@ -114,6 +133,8 @@ class Assessment:
     status: str = "unresolved"
     flags: dict[str, int] = field(default_factory=dict)
     eliminated: bool = False
+    failures: Failures | None = None  # its collapsed and diverged seeds
+    held_back: str = ""  # why a Δ shown better is not ``better`` (its failures)
 
 
 @dataclass
@@ -133,6 +154,7 @@ class Decision:
     contender: str | None = None  # the leading unresolved candidate (verdict unresolved)
     seeds_to_resolve: float = math.nan
     flags: dict[str, int] = field(default_factory=dict)  # flag -> seeds, over candidates
+    vanilla_failures: Failures | None = None
 
     def assessment(self, cid: str) -> Assessment:
         return next(a for a in self.assessments if a.id == cid)
@@ -147,7 +169,23 @@ def _holm(p: Sequence[float]) -> np.ndarray:
     return holm(p)
 
 
-def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -> dict:
+def step_down(p: Sequence[float], alpha: float, boundary: Boundary = SINGLE_LOOK) -> np.ndarray:
+    """Holm's step-down, each step at the look's boundary: the j-th smallest of the m
+    p-values (0-based) is rejected at ``boundary.now(alpha / (m − j))`` while every
+    smaller one was (NaN never is). At a single look this is Holm at α exactly."""
+    p = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0)
+    m = len(p)
+    rejected = np.zeros(m, dtype=bool)
+    for j, i in enumerate(np.argsort(p, kind="stable")):
+        if not p[i] < boundary.now(alpha / (m - j)):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def paired_tests(
+    x: np.ndarray, y: np.ndarray, *, margin: float, level: float, min_gain: float = 0.0
+) -> dict:
     """Paired tests of each row of ``x`` against the same row of ``y`` (seeds in
     columns, at least 2), vectorised over rows: a race looks often, and one call per
     candidate would cost more than the whole decision.
@@ -163,10 +201,15 @@ def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -
     thousands) runs it at every round. ``tests/test_decide.py`` pins every output to
     ``ttest_rel``, ``ttost_paired`` and ``scipy.stats.t.ppf`` to 1e-10.
 
-    A row whose differences are all equal has no spread: ``p`` is 0 (or 1 when they are
-    all zero) and ``tost_p`` 0 or 1 by whether that difference is inside the margin.
+    A row whose differences are all equal has no spread: the t statistic is infinite, so
+    that row gets the exact sign-flip test's results instead (``analysis._exact``): ``p``
+    2^(1−n) (1 when every difference is 0), ``tost_p`` 2^(−n) when the difference is
+    inside the margin (else 1), and an interval that is unbounded until the test can
+    reject. ``p_gain``: the two-sided p of mean(x − y) = ``min_gain`` (``p`` when 0).
     """
     from scipy import special
+
+    from analysis import _exact as exact
 
     d = x - y
     n = d.shape[1]
@@ -177,6 +220,7 @@ def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -
     with np.errstate(divide="ignore", invalid="ignore"):
         se = sd / math.sqrt(n)
         p = 2 * special.stdtr(df, -np.abs(mean / se))
+        p_gain = 2 * special.stdtr(df, -np.abs((mean - min_gain) / se))
         if math.isfinite(margin):
             above_low = special.stdtr(df, -(mean + margin) / se)  # H1: mean > −margin
             below_high = special.stdtr(df, (mean - margin) / se)  # H1: mean < +margin
@@ -184,9 +228,11 @@ def paired_tests(x: np.ndarray, y: np.ndarray, *, margin: float, level: float) -
         else:
             tost = np.full(len(d), np.nan)
         half = special.stdtrit(df, 1 - level / 2) * se
-    p = np.where(flat, np.where(mean == 0, 1.0, 0.0), p)
-    tost = np.where(flat, np.where(np.abs(mean) < margin, 0.0, 1.0), tost)
-    return {"delta": mean, "sd": sd, "p": p, "tost_p": tost,
+    p = np.where(flat, np.where(mean == 0, 1.0, exact.two_sided_p(n)), p)
+    p_gain = np.where(flat, np.where(mean == min_gain, 1.0, exact.two_sided_p(n)), p_gain)
+    tost = np.where(flat, np.where(np.abs(mean) < margin, exact.one_sided_p(n), 1.0), tost)
+    half = np.where(flat, exact.half_width(n, level), half)
+    return {"delta": mean, "sd": sd, "p": p, "p_gain": p_gain, "tost_p": tost,
             "ci_low": mean - half, "ci_high": mean + half}  # fmt: skip
 
 
@@ -212,16 +258,21 @@ def _bf_p(x: np.ndarray, y: np.ndarray) -> float:
     return float(special.fdtrc(dfn, dfd, (between / dfn) / (within / dfd)))
 
 
-def _seeds_for(effect: float, alpha: float, alternative: str) -> float:
+SEED_COUNTS = np.arange(2, MAX_SEEDS_REPORTED + 1)  # the n "seeds to resolve" searches
+
+
+def _seeds_for(effect: float, alpha: float | np.ndarray, alternative: str) -> float:
     """Total seeds for 80 % power at ``effect`` (in sd units of the paired differences),
-    from ``TTestPower.power`` over n = 2 … 1000; inf beyond."""
+    from ``TTestPower.power`` over n = 2 … 1000; inf beyond. ``alpha``: one level, or
+    the level at each n of :data:`SEED_COUNTS` (a race tests a look at n seeds at that
+    look's boundary, not at the current one's)."""
     from statsmodels.stats.power import TTestPower
 
     if not effect > 0:
         return math.inf
     if not math.isfinite(effect):
         return 2.0
-    n = np.arange(2, MAX_SEEDS_REPORTED + 1)
+    n = SEED_COUNTS
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         power = TTestPower().power(effect, n, alpha, alternative=alternative)
@@ -263,21 +314,23 @@ def assess(
     *,
     metric: str,
     settings: DecisionSettings,
-    level: float | None = None,
+    boundary: Boundary = SINGLE_LOOK,
     family_size: int | None = None,
     eliminated: Iterable[str] = (),
     power: bool = True,
 ) -> list[Assessment]:
-    """Every non-vanilla candidate against vanilla, with its status at ``level``.
+    """Every non-vanilla candidate against vanilla, with its status at this look.
 
-    ``level`` defaults to α (a race passes its look's nominal level); ``family_size`` is
-    the Holm family's size (default: the candidates given; a race keeps the size it
-    started with). ``eliminated`` candidates (stopped by a race, tested on the seeds
-    they got) keep their status but are never chosen. ``power``: also the minimum
-    detectable effect and the seeds to resolve (a race's interim looks skip them; nothing
-    else depends on them).
+    ``boundary`` turns a local level into this look's nominal one (α itself for a
+    decision made once; a race passes its look's, ``analysis._sequential``);
+    ``family_size`` is the Holm family's size (default: the candidates given; a race
+    keeps the size it started with). ``eliminated`` candidates (stopped by a race,
+    tested on the seeds they got) keep their status but are never chosen. ``power``:
+    also the minimum detectable effect and the seeds to resolve (a race's interim looks
+    skip them; nothing else depends on them).
     """
-    level = settings.alpha if level is None else level
+    alpha, gain = settings.alpha, settings.min_gain
+    level = boundary.now(alpha)
     margin = settings.margin_for(metric)
     vanilla = next(c for c in candidates if c.is_vanilla)
     out_ids = set(eliminated)
@@ -297,25 +350,36 @@ def assess(
             a.std_ratio = (
                 a.std / a.vanilla_std if a.vanilla_std > 0 else (1.0 if a.std == 0 else math.inf)
             )
+        a.failures = failures(c.flags, sorted(c.values), vanilla.flags,
+                              sorted(set(c.values) & set(vanilla.values)), alpha)  # fmt: skip
         rows.append(a)
-    for a, res in zip(rows, tests_against(vanilla, others, margin=margin, level=level),
-                      strict=True):  # fmt: skip
+    claims = []  # per candidate, the p of the one claim its Δ could support
+    tests = tests_against(vanilla, others, margin=margin, level=level, min_gain=gain)
+    for a, res in zip(rows, tests, strict=True):
+        claims.append(1.0)
         if res is None:
             continue
         a.sd_diff, a.p, a.tost_p = res["sd"], res["p"], res["tost_p"]
         a.ci_low, a.ci_high = res["ci_low"], res["ci_high"]
+        # better: by more than min_gain; worse: below 0; in between no claim is possible
+        claims[-1] = res["p_gain"] if a.delta > gain else (res["p"] if a.delta < 0 else 1.0)
         if power:
-            a.mde = _mde(a.n, a.sd_diff, level / m)
-    # Holm over the whole family; a candidate without data is a hypothesis not rejected
-    p_family = [a.p for a in rows] + [1.0] * (m - len(rows))
-    for a, ph in zip(rows, _holm(p_family)[: len(rows)], strict=True):
+            a.mde = _mde(a.n, a.sd_diff, boundary.now(alpha / m))
+    # Holm over the whole family (a candidate without data: a hypothesis not rejected),
+    # each step at this look's boundary for its share of α
+    p_family = claims + [1.0] * (m - len(rows))
+    rejected = step_down(p_family, alpha, boundary)
+    for a, ph, hit in zip(rows, _holm(p_family)[: len(rows)], rejected, strict=False):
         a.p_holm = float(ph)
-        if ph < level:
+        a.held_back = ""
+        if hit and a.delta > 0:
+            a.held_back = blocks_better(a.failures, alpha, settings.max_failure_rate)
+        if hit and not a.held_back:
             a.status = "better" if a.delta > 0 else "worse"
         elif a.tost_p < level:
             a.status = "equivalent"
         if power:
-            _resolution(a, level / m, level, margin)
+            _resolution(a, alpha, m, boundary, margin, gain)
     for a, (x, y) in zip(rows, pairs, strict=True):
         a.bf_p = math.nan if a.eliminated else _bf_p(x, y)
     for a, bh in zip(rows, _holm([a.bf_p for a in rows]), strict=True):
@@ -324,25 +388,41 @@ def assess(
     return rows
 
 
-def _resolution(a: Assessment, alpha_diff: float, alpha_equiv: float, margin: float) -> None:
-    """Seeds that would resolve the observed Δ at its observed spread (NaN: resolved)."""
+def _resolution(
+    a: Assessment, alpha: float, m: int, boundary: Boundary, margin: float, gain: float
+) -> None:
+    """Seeds that would resolve the observed Δ at its observed spread (NaN: resolved),
+    each n tested at the level a look at n seeds would use (the first Holm step's, α/m,
+    for better/worse; α for equivalence)."""
     if a.status != "unresolved" or a.n < 2 or not math.isfinite(a.sd_diff):
         return
     if a.sd_diff == 0:
         a.seeds_needed, a.resolves_as = float(a.n), ""
         return
-    routes = [(_seeds_for(abs(a.delta) / a.sd_diff, alpha_diff, "two-sided"),
-               "better" if a.delta > 0 else "worse")]  # fmt: skip
+    routes = []
+    shift = gain if a.delta > 0 else 0.0
+    if abs(a.delta) > shift:
+        routes.append((_seeds_for((abs(a.delta) - shift) / a.sd_diff,
+                                  boundary.at_n(SEED_COUNTS, alpha / m), "two-sided"),
+                       "better" if a.delta > 0 else "worse"))  # fmt: skip
     if abs(a.delta) < margin:
-        routes.append(
-            (_seeds_for((margin - abs(a.delta)) / a.sd_diff, alpha_equiv, "larger"), "equivalent")
-        )
+        routes.append((_seeds_for((margin - abs(a.delta)) / a.sd_diff,
+                                  boundary.at_n(SEED_COUNTS, alpha), "larger"),
+                       "equivalent"))  # fmt: skip
+    if not routes:
+        a.seeds_needed, a.resolves_as = math.inf, ""
+        return
     n, how = min(routes)
     a.seeds_needed, a.resolves_as = (n if n <= MAX_SEEDS_REPORTED else math.inf), how
 
 
 def tests_against(
-    ref: Candidate, others: Sequence[Candidate], *, margin: float, level: float
+    ref: Candidate,
+    others: Sequence[Candidate],
+    *,
+    margin: float,
+    level: float,
+    min_gain: float = 0.0,
 ) -> list[dict[str, float] | None]:
     """:func:`paired_tests` of each of ``others`` against ``ref`` on their common seeds,
     one vectorised call per set of common seeds (in a race: one set); None for a
@@ -355,7 +435,7 @@ def tests_against(
             groups.setdefault(tuple(sorted(set(c.values) & set(ref.values))), []).append(i)
     for idx in groups.values():
         x, y = np.stack([pairs[i][0] for i in idx]), np.stack([pairs[i][1] for i in idx])
-        res = paired_tests(x, y, margin=margin, level=level)
+        res = paired_tests(x, y, margin=margin, level=level, min_gain=min_gain)
         for j, i in enumerate(idx):
             out[i] = {name: float(values[j]) for name, values in res.items()}
     return out
@@ -375,18 +455,25 @@ def p_against(ref: Candidate, others: Sequence[Candidate]) -> list[tuple[float, 
     return out
 
 
-def _equally_good(leader: Candidate, pool: Sequence[Candidate], level: float) -> list[Candidate]:
-    """The leader and the candidates of ``pool`` not significantly different from it."""
+def _equally_good(
+    leader: Candidate, pool: Sequence[Candidate], level: float, margin: float
+) -> list[Candidate]:
+    """The leader and the candidates of ``pool`` shown equivalent to it (paired TOST
+    against ±margin at ``level``): "not significantly different" is not "as good", the
+    same rule the verdict's ``equivalent`` follows."""
     others = [c for c in pool if c.id != leader.id]
-    p = [v for _, v in p_against(leader, others)]
-    p_holm = _holm([1.0 if math.isnan(v) else v for v in p]) if others else []
-    return [leader] + [c for c, ph in zip(others, p_holm, strict=True) if not ph < level]
+    tests = tests_against(leader, others, margin=margin, level=level)
+    return [leader] + [
+        c for c, t in zip(others, tests, strict=True) if t is not None and t["tost_p"] < level
+    ]
 
 
-def choose(pool: Sequence[Candidate], by_id: Mapping[str, Assessment], level: float) -> Candidate:
-    """The best of ``pool``: the leader by mean Δ (vanilla's Δ is 0), the equally good
-    ones with it, those with evidence of a smaller std first, then the cheaper, then the
-    higher mean."""
+def choose(
+    pool: Sequence[Candidate], by_id: Mapping[str, Assessment], level: float, margin: float
+) -> Candidate:
+    """The best of ``pool``: the leader by mean Δ (vanilla's Δ is 0) and those shown
+    equivalent to it, those with evidence of a smaller std first, then the cheaper, then
+    the higher mean."""
 
     def delta(c: Candidate) -> float:
         if c.is_vanilla:
@@ -395,7 +482,7 @@ def choose(pool: Sequence[Candidate], by_id: Mapping[str, Assessment], level: fl
         return -math.inf if math.isnan(d) else d
 
     leader = max(pool, key=lambda c: (delta(c), [-v for v in c.cost], c.id))
-    tied = _equally_good(leader, pool, level)
+    tied = _equally_good(leader, pool, level, margin)
     steady = [c for c in tied if not c.is_vanilla and by_id[c.id].steadier]
     tied = steady or tied
     return min(tied, key=lambda c: (c.cost, -delta(c), c.id))
@@ -415,19 +502,19 @@ def decide(
     *,
     metric: str,
     settings: DecisionSettings | None = None,
-    level: float | None = None,
+    boundary: Boundary = SINGLE_LOOK,
     family_size: int | None = None,
     eliminated: Iterable[str] = (),
     power: bool = True,
 ) -> Decision:
     """The verdict of one dataset (module docstring). Needs a vanilla candidate."""
     settings = settings or DecisionSettings()
-    level = settings.alpha if level is None else level
+    level = boundary.now(settings.alpha)
     margin = settings.margin_for(metric)
     if not any(c.is_vanilla for c in candidates):
         raise ValueError("a decision needs vanilla among the candidates")
     gone = set(eliminated)
-    rows = assess(candidates, metric=metric, settings=settings, level=level,
+    rows = assess(candidates, metric=metric, settings=settings, boundary=boundary,
                   family_size=family_size, eliminated=gone, power=power)  # fmt: skip
     by_id = {a.id: a for a in rows}
     vanilla = next(c for c in candidates if c.is_vanilla)
@@ -439,7 +526,7 @@ def decide(
     for group, members in groups.items():
         alive = [c for c in members if c.is_vanilla or c.id not in gone] or members
         better = [c for c in alive if not c.is_vanilla and by_id[c.id].status == "better"]
-        picks[group] = choose(better or alive, by_id, level)
+        picks[group] = choose(better or alive, by_id, level, margin)
     better_picks = [
         c
         for c in picks.values()
@@ -447,15 +534,20 @@ def decide(
     ]
     # a candidate without pairs could be anything: it keeps the verdict open
     contenders = [a for a in rows if not a.eliminated and a.status != "worse"]
+    vanilla_seeds = sorted(vanilla.values)
     base = dict(metric=metric, alpha=settings.alpha, margin=margin, level=level,
                 assessments=rows, flags=flags,
+                vanilla_failures=failures(vanilla.flags, vanilla_seeds, vanilla.flags,
+                                          vanilla_seeds, settings.alpha),
                 picks={g: c.id for g, c in picks.items()})  # fmt: skip
     if better_picks:
-        chosen = choose(better_picks, by_id, level)
+        chosen = choose(better_picks, by_id, level, margin)
         a = by_id[chosen.id]
         return Decision(verdict="better", chosen=chosen.id, chosen_label=chosen.label,
                         reason=f"{chosen.label} beats vanilla by {a.delta:+.4f} "
-                        f"(paired, Holm p={a.p_holm:.3g}, n={a.n})", **base)  # fmt: skip
+                        + (f"(more than the minimum gain {settings.min_gain:g}) "
+                           if settings.min_gain else "")
+                        + f"(paired, Holm p={a.p_holm:.3g}, n={a.n})", **base)  # fmt: skip
     if not rows:
         return Decision(verdict="unresolved", chosen=vanilla.id, chosen_label=vanilla.label,
                         reason="nothing to compare with vanilla", **base)  # fmt: skip
@@ -479,6 +571,11 @@ def decide(
                         reason=why, **base)  # fmt: skip
     open_ = [a for a in contenders if a.status == "unresolved"] or contenders
     lead = max(open_, key=lambda a: -math.inf if math.isnan(a.delta) else a.delta)
+    if lead.held_back:
+        return Decision(verdict="unresolved", chosen=vanilla.id, chosen_label=vanilla.label,
+                        reason=f"{lead.label} is ahead of vanilla (Δ {lead.delta:+.4f}, "
+                        f"n={lead.n}) but not better: {lead.held_back}",
+                        contender=lead.id, **base)  # fmt: skip
     need = lead.seeds_needed
     if lead.n < 2:
         need_txt = "more seeds paired with vanilla"

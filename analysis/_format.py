@@ -19,7 +19,7 @@ def number(v: Any, digits: int = 4) -> str:
     if _missing(v):
         return "—"
     if isinstance(v, float) and math.isinf(v):
-        return "∞"
+        return "∞" if v > 0 else "−∞"
     return f"{v:.{digits}f}"
 
 

@@ -116,11 +116,11 @@ def load(source: str | Path) -> pd.DataFrame:
         raise AnalysisError(f"{file} cannot be read as parquet: {exc}") from exc
     df = tidy(df, run_dir)
     paths = df["logits_path"] if "logits_path" in df else [None] * len(df)
-    df["one_class_on_dev"] = [_predicts_one_class(path) for path in paths]
+    df["one_class_on_dev"] = [predicts_one_class(path) for path in paths]
     return df
 
 
-def _predicts_one_class(logits_path: str | float | None) -> bool | None:
+def predicts_one_class(logits_path: str | float | None) -> bool | None:
     """Whether a trial's student predicts one value for all of dev: the same class for
     every example (or the same tag for every word), or the same score (None where its
     ``logits.npz`` is not here). Such a trial is the constant predictor: its metrics

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from analysis._decide import MAX_SEEDS_REPORTED
+from analysis._failures import Failures
 from analysis._format import delta_ci, intervals, mean_std, number, p_value, seed_list, signed
 from analysis._select import DatasetDecision
 
@@ -47,7 +48,7 @@ def headline_table(
             "p (t, Holm)": "—",
             "std ratio": "—",
             "p (Brown–Forsythe, Holm)": "—",
-            "Δ on test (unbiased)": "—",
+            "Δ on test (same seeds)": "—",
         }
         shown = d.chosen if d.verdict == "better" else d.contender
         if shown is not None:
@@ -62,11 +63,16 @@ def headline_table(
             })  # fmt: skip
         if dd.confirmation:
             c = dd.confirmation
-            row["Δ on test (unbiased)"] = (
+            row["Δ on test (same seeds)"] = (
                 delta_ci(c["delta"], c["ci_low"], c["ci_high"], c["n"]) + f": {c['outcome']}"
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def failed_cell(f: Failures | None) -> str:
+    """``1/9 (≤ 0.41)``: failed seeds of all, and the upper bound on the rate."""
+    return "—" if f is None else f"{f.failed}/{f.seeds} (≤ {f.upper:.2f})"
 
 
 def decision_view(decided: dict[str, DatasetDecision]) -> pd.DataFrame:
@@ -91,6 +97,8 @@ def decision_view(decided: dict[str, DatasetDecision]) -> pd.DataFrame:
                 "std ratio": number(a.std_ratio, 2),
                 "p (BF, Holm)": p_value(a.bf_p_holm),
                 "steadier": "yes" if a.steadier else "",
+                f"failed seeds (rate ≤, {100 * (1 - d.alpha):g} %)": failed_cell(a.failures),
+                "held back": a.held_back,
             }  # fmt: skip
             if dd.race is not None:
                 config = a.id.rsplit(":", 1)[0]
@@ -132,7 +140,7 @@ def confirmation_view(decided: dict[str, DatasetDecision], split: str = "dev") -
                         for k in ("delta", "ci_low", "ci_high", "n")
                     )
                 ),
-                "Δ on test (unbiased) [CI]": delta_ci(
+                "Δ on test (same seeds) [CI]": delta_ci(
                     dd.confirmation["delta"],
                     dd.confirmation["ci_low"],
                     dd.confirmation["ci_high"],

@@ -129,9 +129,14 @@ def verdict_line(dd: DatasetDecision) -> str:
     line = f"{dd.dataset}: {d.verdict.upper()} — use {d.chosen_label}. {d.reason}."
     if d.flags:
         line += " Seeds " + ", ".join(f"{k}: {v}" for k, v in sorted(d.flags.items())) + "."
+    shown = d.chosen if d.verdict == "better" else d.contender
+    if shown is not None and d.assessment(shown).failures and d.vanilla_failures:
+        mine, vanilla = d.assessment(shown), d.vanilla_failures
+        line += (f" Failed seeds (collapsed or diverged): {mine.label} "
+                 f"{mine.failures.text(d.alpha)}; vanilla {vanilla.text(d.alpha)}.")  # fmt: skip
     if dd.confirmation:
         c = dd.confirmation
-        line += (f" Test split (held out from the choice): Δ "
+        line += (f" Test split (same seeds' models, rows held out from the choice): Δ "
                  f"{delta_ci(c['delta'], c['ci_low'], c['ci_high'], c['n'])}, "
                  f"{c['outcome']}{_CONFIRMATION_ADVICE[c['outcome']]}.")  # fmt: skip
     if dd.race is not None:
@@ -221,6 +226,31 @@ def trust_warnings(df: pd.DataFrame) -> list[str]:
     return [w for w in (diverged_warning(df), one_class_warning(df)) if w]
 
 
+def _levels(
+    decided: Mapping[str, DatasetDecision], settings: DecisionSettings, metrics: set[str]
+) -> str:
+    """α, the equivalence margin and any minimum gain as each dataset was decided: one
+    clause when every dataset shares them, else one per dataset (a report over runs whose
+    specs set them differently)."""
+
+    def terms(alpha: float, margin: str, gain: float) -> str:
+        return f"α = {alpha:g}; equivalence margin {margin}" + (
+            f"; minimum gain {gain:g}" if gain else ""
+        )
+
+    per = {
+        dataset: terms(dd.decision.alpha, f"{dd.decision.metric} ±{dd.decision.margin:g}",
+                       settings.of(dataset).min_gain)
+        for dataset, dd in decided.items()
+    }  # fmt: skip
+    if not per:
+        margins = ", ".join(f"{m} ±{settings.margin_for(m):g}" for m in sorted(metrics))
+        return terms(settings.alpha, margins or "—", settings.min_gain)
+    if len(set(per.values())) == 1:
+        return next(iter(per.values()))
+    return "per dataset: " + "; ".join(f"{d}: {t}" for d, t in per.items())
+
+
 def decision_section(
     selection: pd.DataFrame,
     decision_table: pd.DataFrame,
@@ -231,13 +261,12 @@ def decision_section(
 ) -> list[Block]:
     """How the choice was made: the rule, what it chose, every configuration's tests and
     power, and the chosen one's check on the test split."""
-    margins = ", ".join(f"{m} ±{settings.margin_for(m):g}" for m in sorted(metrics))
     blocks = [
         Block("h2", "Decision: strategy, K and λ"),
         Block(
             "text",
-            f"**Rule.** {rule(settings.split)} α = {settings.alpha:g}; equivalence margins: "
-            f"{margins or '—'}. Written to `selection.yaml`.",
+            f"**Rule.** {rule(settings.split)} {_levels(decided, settings, metrics)}. "
+            "Written to `selection.yaml`.",
         ),
     ]
     if settings.split != "dev":
@@ -268,13 +297,14 @@ def decision_section(
     confirmations = confirmation_view(decided, settings.split)
     if not confirmations.empty:
         blocks += [
-            Block("h3", "Confirmation on the test split"),
+            Block("h3", "Check on the test split (the same seeds' models)"),
             Block(
                 "text",
                 f"The configuration was selected on {settings.split}, so its "
-                f"{settings.split} Δ is biased upwards; the "
-                "paired Δ on the test split, which played no part in the selection, is the "
-                "unbiased estimate of its gain.",
+                f"{settings.split} Δ is biased upwards. The paired Δ on the test split "
+                "re-scores the same seeds' models on rows that played no part in the "
+                "selection: it removes the bias of the rows, not of the seeds — a lucky "
+                "seed helps on both splits. Fresh seeds would be the independent check.",
             ),
             Block("table", confirmations),
         ]

@@ -47,12 +47,15 @@ def rule(split: str = "dev") -> str:
 
 _RULE_BODY = (
     "A configuration is better (worse) when the paired t-test, Holm-corrected over "
-    "the dataset's configurations, rejects at alpha with Δ > 0 (< 0), and equivalent when "
-    "the paired TOST against ±margin rejects at alpha. Verdict: better if any "
+    "the dataset's configurations, rejects at alpha with Δ > 0 (< 0) — better by more "
+    "than the minimum gain where the spec sets one (decision.min_gain) — and equivalent "
+    "when the paired TOST against ±margin rejects at alpha; seeds whose differences are "
+    "all equal (a tie on a discrete metric) are tested by the exact sign-flip test, "
+    "whose p is never below 2^(1−n). Verdict: better if any "
     "configuration is better; equivalent if every configuration that is not worse is "
     "equivalent; else unresolved. Vanilla is chosen unless the verdict is better. Among "
-    "equally good configurations (the leader by mean Δ and those not significantly "
-    "different from it) one with a significantly smaller std than vanilla "
+    "equally good configurations (the leader by mean Δ and those shown equivalent to it "
+    "by the paired TOST) one with a significantly smaller std than vanilla "
     "(Brown–Forsythe, Holm) comes first, then the cheaper one (vanilla < SE < SDA, small "
     "K first < SDV; NoisyTune after the same strategy without it; the smaller λ), then "
     "the higher mean. Each strategy's K and λ are picked by the same rule within the "
@@ -231,12 +234,12 @@ def decisions(
             # the race replays from results rows; the report also reads the logits
             decision.flags = count_flags(cands)
         else:
-            decision = decide(cands, metric=m, settings=settings)
+            decision = decide(cands, metric=m, settings=settings.of(dataset))
         vanilla = next(c.id for c in cands if c.is_vanilla)
         confirmation = None
         if decision.chosen != vanilla and settings.split != "test":  # nothing to confirm on
             confirmation = _confirmation(long, dataset, m, decision.chosen, vanilla,
-                                         1 - settings.alpha)  # fmt: skip
+                                         1 - settings.of(dataset).alpha)  # fmt: skip
         out[dataset] = DatasetDecision(dataset, decision, info, confirmation, race)
     return out
 
@@ -352,7 +355,10 @@ def selection_dict(
         d = dd.decision
         ds = out["datasets"][dataset]
         ds["reason"] = d.reason
+        ds["alpha"] = d.alpha
         ds["margin"] = d.margin
+        if settings.of(dataset).min_gain:
+            ds["min_gain"] = settings.of(dataset).min_gain
         if d.verdict == "unresolved" and d.contender:
             ds["contender"] = dd.info[d.contender]["label"]
             ds["seeds_to_resolve"] = (
@@ -360,6 +366,16 @@ def selection_dict(
             )
         if d.flags:
             ds["flagged_seeds"] = dict(d.flags)
+        # failed (collapsed or diverged) seeds of the chosen configuration or the
+        # contender, and of vanilla, with the upper bound on each rate
+        shown = d.chosen if d.verdict == "better" else d.contender
+        counted = [(a.label, a.failures) for a in d.assessments if a.id == shown]
+        ds["failed_seeds"] = {
+            label: {"failed": f.failed, "seeds": f.seeds, "rate_upper": _plain(f.upper)}
+            for label, f in [*counted, ("vanilla", d.vanilla_failures)] if f is not None
+        }  # fmt: skip
+        if settings.of(dataset).max_failure_rate is not None:
+            ds["max_failure_rate"] = settings.of(dataset).max_failure_rate
         if dd.confirmation:
             c = dd.confirmation
             ds["test_confirmation"] = {

@@ -17,12 +17,18 @@ this gives on simulated seeds rather than trusting the asymptotics.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
 # ρ = 3 spends little early (a look at a third of the seeds spends α/27) yet lets a large
 # effect stop a race halfway; docs/analysis.md ("Racing seeds") says why this one.
 SPENDING_RHO = 3.0
+# A race's eliminations spend an α of their own, linearly (ρ = 1, Pocock-like: a look at
+# a fifth of the seeds may spend a fifth of it). Eliminating a configuration that is not
+# worse loses power but claims nothing to a user, so it may spend early; testing it at α
+# every round (F-Race's practice) would spend α once per look.
+ELIMINATION_RHO = 1.0
 
 
 def spent(alpha: float, fractions: np.ndarray, rho: float = SPENDING_RHO) -> np.ndarray:
@@ -32,19 +38,25 @@ def spent(alpha: float, fractions: np.ndarray, rho: float = SPENDING_RHO) -> np.
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def nominal_levels(alpha: float, looks: tuple[int, ...], rho: float = SPENDING_RHO) -> tuple:
+@functools.lru_cache(maxsize=256)
+def nominal_levels(
+    alpha: float, looks: tuple[int, ...], rho: float = SPENDING_RHO, total: int | None = None
+) -> tuple:
     """Two-sided nominal p-value thresholds, one per look, for seed counts ``looks``.
 
     ``looks`` is increasing (e.g. ``(3, 5, 7, 9)``); a single look gets α itself. The
-    result is deterministic (the CDF's quasi-Monte Carlo stream is seeded) and cached.
+    information fraction of a look is n / ``total`` (default: the last look's n), and the
+    last look spends all the α left: ``looks`` cut short after look k with ``total`` the
+    planned maximum gives the levels of a race that stops there (a budget stop) — the
+    same levels as planned before k, and at k all that is left. The result is
+    deterministic (the CDF's quasi-Monte Carlo stream is seeded) and cached.
     """
     from scipy.optimize import brentq
     from scipy.stats import multivariate_normal, norm
 
     if not looks or list(looks) != sorted(set(looks)) or looks[0] < 1:
         raise ValueError(f"looks must be increasing seed counts >= 1, got {looks}")
-    t = np.asarray(looks, dtype=float) / looks[-1]
+    t = np.asarray(looks, dtype=float) / max(total or looks[-1], looks[-1])
     cumulative = spent(alpha, t, rho)
 
     def inside(limits: np.ndarray) -> float:
@@ -69,3 +81,41 @@ def nominal_levels(alpha: float, looks: tuple[int, ...], rho: float = SPENDING_R
 
         bounds.append(0.0 if gap(0.0) > 0 else brentq(gap, 0.0, 12.0, xtol=1e-5))
     return tuple(float(2 * norm.sf(c)) for c in bounds)
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The nominal levels of one look: at which p a test of local level α rejects there.
+
+    A decision made once (a grid) tests at α itself: :data:`SINGLE_LOOK`. A race's look
+    ``k`` of ``looks`` tests at the group-sequential boundary of α — and Holm's step-down
+    over a race's configurations tests its j-th smallest p at the boundary *of α/(m − j)*
+    (the graphical group-sequential Holm procedure, Maurer & Bretz 2013), which is not the
+    boundary of α divided by m (at m = 4 that would cross at 0.0139 per hypothesis, not
+    0.0125). ``final``: the race ends at this look (``max`` or a budget stop), which then
+    spends all the α its earlier looks left.
+    """
+
+    looks: tuple[int, ...] = ()
+    k: int = 0
+    final: bool = False
+    rho: float = SPENDING_RHO
+
+    def now(self, alpha: float) -> float:
+        """This look's level for a test of local level ``alpha``."""
+        if not self.looks:
+            return alpha
+        cut = self.looks[: self.k + 1] if self.final else self.looks
+        return nominal_levels(alpha, cut, self.rho, self.looks[-1])[self.k]
+
+    def at_n(self, n: np.ndarray, alpha: float) -> np.ndarray:
+        """The level a look at ``n`` seeds would use (the first look with at least n;
+        beyond the last, the last's: what "seeds to resolve" is computed at)."""
+        n = np.asarray(n)
+        if not self.looks:
+            return np.full(n.shape, alpha, dtype=float)
+        levels = np.asarray(nominal_levels(alpha, self.looks, self.rho))
+        return levels[np.minimum(np.searchsorted(self.looks, n), len(self.looks) - 1)]
+
+
+SINGLE_LOOK = Boundary()

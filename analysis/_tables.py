@@ -57,15 +57,20 @@ def config_label(
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Student-t confidence interval of the mean (NaN for fewer than 2 values)."""
+    """Student-t confidence interval of the mean (NaN for fewer than 2 values); values
+    that are all equal get the exact sign-flip interval (``analysis._exact``), unbounded
+    at small n rather than a point."""
     from scipy import stats
+
+    from analysis._exact import half_width
 
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return (math.nan, math.nan)
     sem = stats.sem(x)
     if sem == 0:
-        return (float(x.mean()), float(x.mean()))
+        half = float(half_width(len(x), 1 - confidence))
+        return (float(x.mean()) - half, float(x.mean()) + half)
     low, high = stats.t.interval(confidence, len(x) - 1, loc=x.mean(), scale=sem)
     return (float(low), float(high))
 

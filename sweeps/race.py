@@ -7,13 +7,14 @@ decision rule of ``analysis._decide`` runs on the finished seeds, at the round's
 group-sequential level (``analysis._sequential``), and
 
 * a configuration significantly worse than the current leader (paired on their common
-  seeds, Holm over the comparisons with the leader, at ``decision.alpha`` per round: an
-  elimination error is not a claim of "better" and has its own rate, as in F-Race)
-  stops; vanilla, the reference, never does;
+  seeds, Holm over the comparisons with the leader, each step at the round's boundary
+  of an elimination α spent linearly over the looks, ``ELIMINATION_RHO``: testing at α
+  every round would spend it once per look) stops; vanilla, the reference, never does;
 * the survivors get the next ``step`` seeds;
 * the dataset's race ends when its verdict is resolved (``better`` with a single
   surviving configuration, or ``equivalent``), at ``max`` seeds, or when the next round
-  would pass ``budget_trials``.
+  would pass ``budget_trials``. The round a race ends at — by ``max`` or by the budget —
+  is its last look and spends all the α the earlier looks left.
 
 Everything here is Ray-free and a pure function of the outcomes: :meth:`SeedRace.plan`
 replays the rounds from the finished trials, so a driver killed mid-race and started
@@ -24,10 +25,11 @@ again takes exactly the same decisions and never runs a trial twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analysis._decide import Candidate, Decision, DecisionSettings, decide, p_against
+from analysis._sequential import ELIMINATION_RHO, Boundary
 
 ELIMINATED = "eliminated"
 
@@ -93,10 +95,15 @@ def schedule(start: int, step: int, maximum: int) -> tuple[int, ...]:
 
 
 def _leader_eliminations(
-    candidates: Sequence[Candidate], decision: Decision, gone: set[str], alpha: float
+    candidates: Sequence[Candidate],
+    decision: Decision,
+    gone: set[str],
+    alpha: float,
+    boundary: Boundary,
 ) -> dict[str, str]:
-    """Alive non-vanilla candidates significantly worse than the leader (Holm)."""
-    from analysis._decide import _holm
+    """Alive non-vanilla candidates significantly worse than the leader (Holm's
+    step-down at the look's boundary)."""
+    from analysis._decide import _holm, step_down
 
     by_id = {a.id: a for a in decision.assessments}
     alive = [c for c in candidates if c.is_vanilla or c.id not in gone]
@@ -110,10 +117,11 @@ def _leader_eliminations(
     if not rivals:
         return {}
     tests = p_against(leader, rivals)
-    p_holm = _holm([1.0 if p != p else p for _, p in tests])
+    p = [1.0 if p != p or diff >= 0 else p for diff, p in tests]
     out = {}
-    for c, (diff, _), ph in zip(rivals, tests, p_holm, strict=True):
-        if ph < alpha and diff < 0:
+    for c, (diff, _), ph, hit in zip(rivals, tests, _holm(p), step_down(p, alpha, boundary),
+                                     strict=True):  # fmt: skip
+        if hit:
             out[c.id] = f"behind {leader.label} by {diff:+.4f} (Holm p={ph:.2g})"
     return out
 
@@ -140,10 +148,7 @@ def race_dataset(
     ``with_power``: give the last look's decision its power numbers (the report shows
     them; a simulation of many races does not need them).
     """
-    from analysis._sequential import nominal_levels
-
     looks = schedule(start, step, min(maximum, len(seeds)))
-    levels = nominal_levels(settings.alpha, looks)
     race = DatasetRace(configs=list(configs), seeds=list(seeds))
     alive = list(configs)
     gone: set[str] = set()
@@ -153,9 +158,6 @@ def race_dataset(
         # stopped configurations stay in the decision with the seeds they got
         want = {c: list(seeds[: race.stopped[c][0] if c in race.stopped else n]) for c in configs}
         new = sum(n - (looks[k - 1] if k else 0) for _ in alive)
-        if budget_trials is not None and used + new > budget_trials and k > 0:
-            race.done, race.ended = True, f"budget of {budget_trials} trials reached"
-            break
         candidates = candidates_at(want)
         if candidates is None:
             race.wanted = {c: want[c][looks[k - 1] if k else 0 :] for c in alive}
@@ -167,18 +169,30 @@ def race_dataset(
         # a stopped configuration keeps the values of its own seeds (paired on those)
         if family is None:
             family = sum(1 for c in candidates if not c.is_vanilla)
-        decision = decide(candidates, metric=metric, settings=settings, level=levels[k],
+        boundary = Boundary(looks, k, final=k == len(looks) - 1)
+        decision = decide(candidates, metric=metric, settings=settings, boundary=boundary,
                           family_size=family, eliminated=gone, power=False)  # fmt: skip
-        newly = _leader_eliminations(candidates, decision, gone, settings.alpha)
+        # eliminations save the rounds after this one: the last look makes none
+        newly = {} if boundary.final else _leader_eliminations(
+            candidates, decision, gone, settings.alpha, replace(boundary, rho=ELIMINATION_RHO)
+        )  # fmt: skip
+        left = len(alive) - len(_stopped(candidates, alive, vanilla, gone | set(newly)))
+        if not boundary.final and _over_budget(budget_trials, used, looks, k, left):
+            # the next round would pass the budget: this look is the race's last, and
+            # spends all the α left (decided again at that level)
+            boundary, newly = Boundary(looks, k, final=True), {}
+            decision = decide(candidates, metric=metric, settings=settings,
+                              boundary=boundary, family_size=family, eliminated=gone,
+                              power=False)  # fmt: skip
+            race.ended = f"budget of {budget_trials} trials reached"
         gone |= set(newly)
-        race.looks.append(Look(n=n, level=levels[k], decision=decision, eliminated=newly))
-        last = (candidates, levels[k], set(gone - set(newly)))
-        for config in list(alive):
-            mine = [c for c in candidates if config_of(c.id) == config]
-            if config != vanilla and mine and all(c.id in gone for c in mine):
-                alive.remove(config)
-                why = "; ".join(newly[c.id] for c in mine if c.id in newly)
-                race.stopped[config] = (n, f"{ELIMINATED} after {n} seeds: {why}")
+        level = boundary.now(settings.alpha)
+        race.looks.append(Look(n=n, level=level, decision=decision, eliminated=newly))
+        last = (candidates, boundary, set(gone - set(newly)))
+        for config, mine in _stopped(candidates, alive, vanilla, gone).items():
+            alive.remove(config)
+            why = "; ".join(newly[c.id] for c in mine if c.id in newly)
+            race.stopped[config] = (n, f"{ELIMINATED} after {n} seeds: {why}")
         survivors = [c for c in alive if c != vanilla]
         verdict = decision.verdict
         if verdict == "better" and survivors == [config_of(decision.chosen)]:
@@ -187,18 +201,40 @@ def race_dataset(
             race.done, race.ended = True, "equivalent"
         elif n == looks[-1]:
             race.done, race.ended = True, f"{verdict} at the maximum of {n} seeds"
+        elif boundary.final:
+            race.done = True  # by the budget (race.ended says so)
         if race.done:
             break
     if race.done:
         for config in alive:
             race.stopped.setdefault(config, (race.looks[-1].n if race.looks else 0, race.ended))
     if with_power and race.looks:  # the last look with its power numbers (for the report)
-        candidates, level, before = last
+        candidates, boundary, before = last
         race.looks[-1].decision = decide(
-            candidates, metric=metric, settings=settings, level=level, family_size=family,
-            eliminated=before,
+            candidates, metric=metric, settings=settings, boundary=boundary,
+            family_size=family, eliminated=before,
         )  # fmt: skip
     return race
+
+
+def _stopped(
+    candidates: Sequence[Candidate], alive: Sequence[str], vanilla: str, gone: set[str]
+) -> dict[str, list[Candidate]]:
+    """The alive configurations (not vanilla) all of whose models are in ``gone``, with
+    their models."""
+    out = {}
+    for config in alive:
+        mine = [c for c in candidates if config_of(c.id) == config]
+        if config != vanilla and mine and all(c.id in gone for c in mine):
+            out[config] = mine
+    return out
+
+
+def _over_budget(budget: int | None, used: int, looks: Sequence[int], k: int, alive: int) -> bool:
+    """Whether the round after look ``k``, for ``alive`` configurations, passes the budget."""
+    if budget is None or k + 1 >= len(looks):
+        return False
+    return used + alive * (looks[k + 1] - looks[k]) > budget
 
 
 @dataclass
@@ -302,6 +338,9 @@ class RunDirOutcomes:
 
     def row(self, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(ended, its row if it finished)."""
+        from pathlib import Path
+
+        from analysis._load import predicts_one_class, resolve_path
         from sweeps.results import FAILED, trial_row
         from trainer.layout import trial_dir
 
@@ -311,6 +350,11 @@ class RunDirOutcomes:
         if row is None and key not in self._failed_now:
             return False, None
         finished = row is not None and row["status"] != FAILED
+        if finished:
+            # a collapsed seed is an outcome the race counts, as the report does: read
+            # from its logits once, like the rest of a finished row
+            logits = resolve_path(row.get("logits_path"), Path(self.run_dir))
+            row = {**row, "one_class_on_dev": predicts_one_class(logits)}
         self._rows[key] = row if finished else None
         return True, self._rows[key]
 
@@ -333,16 +377,19 @@ class RunDirOutcomes:
         metric = self.trials[keys[0]].primary_metric
         if not rows:
             return []
-        df = tidy(pd.DataFrame(rows))
+        df = tidy(pd.DataFrame(rows), self.run_dir)
         cands, _ = dataset_candidates(
             long_metrics(df), dataset, metric, split=self.split, flags=seed_flags(df)
         )
         return cands
 
 
-def run_decisions(run_dir: str | Any) -> tuple[DecisionSettings | None, dict[str, DatasetRace]]:
+def run_decisions(
+    run_dir: str | Any,
+) -> tuple[DecisionSettings | None, list[str], dict[str, DatasetRace]]:
     """A run directory's decision settings (its spec's ``decision:``; None without a
-    recorded spec) and, for a raced run, each dataset's race replayed from its trials."""
+    recorded spec), the datasets they decide, and, for a raced run, each dataset's race
+    replayed from its trials."""
     from sweeps.grid import expand_grid
     from sweeps.ledger import read_record
     from sweeps.spec import load_spec
@@ -352,13 +399,15 @@ def run_decisions(run_dir: str | Any) -> tuple[DecisionSettings | None, dict[str
         record = read_record(str(run_dir))
         spec = load_spec(record["spec"]) if record is not None else None
     except ConfigError:
-        return None, {}
+        return None, [], {}
     if spec is None:
-        return None, {}
+        return None, [], {}
+    trials = expand_grid(spec)
+    datasets = sorted({t.dataset for t in trials})
     if spec.race is None:
-        return spec.decision.settings(), {}
-    race, _ = seed_race(spec, str(run_dir), expand_grid(spec))
-    return race.race.settings, race.plan()
+        return spec.decision.settings(), datasets, {}
+    race, _ = seed_race(spec, str(run_dir), trials)
+    return race.race.settings, datasets, race.plan()
 
 
 def seed_race(spec: Any, run_dir: str, trials: Sequence[Any]) -> tuple[SeedRace, RunDirOutcomes]:

@@ -417,10 +417,25 @@ class DecisionSpec(_Strict):
         "split every dataset has (a cross-lingual test set: 'de').",
     )
 
+    min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0,
+        description="'better' means better than vanilla by more than this, in units of the "
+        "primary metric (tested: Δ = min_gain rejected with Δ above it). Default 0.",
+    )
+
+    max_failure_rate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="'better' only for a configuration whose rate of failed seeds (collapsed "
+        "or diverged) is shown below this (one-sided 1 - alpha bound): 0.1 needs 29 seeds "
+        "without a failure. Default: only not shown above vanilla's (docs/analysis.md).",
+    )
+
     def settings(self):
         from analysis._decide import DecisionSettings
 
-        return DecisionSettings(alpha=self.alpha, margin=self.margin, split=self.split)
+        return DecisionSettings(alpha=self.alpha, margin=self.margin, split=self.split,
+                                min_gain=self.min_gain,
+                                max_failure_rate=self.max_failure_rate)  # fmt: skip
 
 
 class RaceSpec(_Strict):

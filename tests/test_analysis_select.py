@@ -65,7 +65,7 @@ def test_equally_good_configs_go_to_the_cheaper_not_the_smaller_std():
 
 def test_k_all_is_the_most_expensive_and_numbers_sort_numerically():
     base = np.linspace(0.70, 0.76, 6)
-    same = list(base + 0.05)
+    same = list(base + 0.05 + _noise(6, 3))  # equal runs: shown equivalent to each other
     df = table({VANILLA: list(base), ("sda", "all", 1.0, None): same,
                 ("sda", "10", 1.0, None): same, ("sda", "2", 1.0, None): same})  # fmt: skip
     assert _sel(df)["distill.k"] == "2"  # 2 < 10 < all
@@ -150,7 +150,8 @@ def test_test_split_confirms_the_chosen_configuration():
     assert dd.confirmation["delta"] == pytest.approx(0.02)
     assert dd.confirmation["n"] == 6
     assert dd.confirmation["outcome"] == "confirmed"
-    assert "Test split (held out from the choice): Δ +0.0200" in verdict_line(dd)
+    line = verdict_line(dd)
+    assert "Test split (same seeds' models, rows held out from the choice): Δ +0.0200" in line
 
 
 @pytest.mark.parametrize(
@@ -173,7 +174,7 @@ def test_a_dev_gain_the_test_split_does_not_show_is_said_so(test_gain, outcome, 
     line = verdict_line(dd)
     assert f", {outcome} (" in line and advice in line
     headline = analysis.build_report(df, plots=False).headline
-    assert headline.iloc[0]["Δ on test (unbiased)"].endswith(f": {outcome}")
+    assert headline.iloc[0]["Δ on test (same seeds)"].endswith(f": {outcome}")
     data = analysis.selection_dict(analysis.select(df, decided=decided), decided)
     assert data["datasets"]["d"]["test_confirmation"]["outcome"] == outcome
 

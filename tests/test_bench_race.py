@@ -107,7 +107,9 @@ def test_sweep_trial_accounting(race):
             assert all(n in looks for n in r["seeds"].values())
             assert r["race_trials"] == sum(r["seeds"].values()) <= r["grid_trials"]
             assert r["seeds"]["vanilla"] == r["last_n"] == max(r["seeds"].values())
-            assert all(r["seeds"][c] < r["last_n"] for c in r["eliminated"])
+            # eliminated at or before the look that ended the race, never at the last one
+            assert all(r["seeds"][c] <= r["last_n"] for c in r["eliminated"])
+            assert all(r["seeds"][c] < opts.maximum for c in r["eliminated"])
             assert "vanilla" not in r["eliminated"]
         # a clearly worse configuration is dropped early, so the race saves trials
         assert any(r["race_trials"] < r["grid_trials"] for r in rows)
@@ -167,6 +169,8 @@ def test_summary_targets(race):
     assert bad["targets"] == {
         "false_better_rate<=0.05": False,
         "false_better_rate_grid<=0.05": True,
+        "false_better_rate_every_scenario<=0.05": False,
+        "false_better_rate_grid_every_scenario<=0.05": True,
         "power_loss<=0.03": False,
         "race_never_more_trials_than_grid": False,
         "clearly_better_trials_ratio<=0.5": False,
@@ -196,5 +200,26 @@ def test_command_prints_json_lines(race, capsys, monkeypatch):
                 "trials_ratio_by_scenario", "trials_ratio", "targets"):  # fmt: skip
         assert key in summary, key
     assert set(summary["trials_ratio_by_scenario"]) == {"null", "clearly-better"}
-    assert len(summary["targets"]) == 5
+    assert len(summary["targets"]) == 7
     assert all(v is None or isinstance(v, bool) for v in summary["targets"].values())
+
+
+def test_the_adversarial_scenarios_draw_what_they_say(race):
+    opts = race.Options(maximum=15, fail_rate=0.01)
+    ties = race.SCENARIOS["ties"]
+    scores, _ = race.draw(ties, np.random.default_rng(0), opts)
+    steps = scores * 277
+    assert np.allclose(steps, np.round(steps)) and ties.start == 2  # RTE's grid, from 2 seeds
+    tail = race.SCENARIOS["hidden-tail"]
+    failed = np.mean([race.draw(tail, np.random.default_rng(s), opts)[1] for s in range(400)],
+                     axis=(0, 2))  # fmt: skip
+    assert failed[1] == pytest.approx(1 / 8, abs=0.015) and failed[2:].max() < 0.03
+    # c1's true Δ counts its collapses: 7/8 · 0.815 + 1/8 · 0.5 against 0.99 · 0.8 + 0.01 · 0.5
+    assert tail.deltas(0.01)["c1"] == pytest.approx(0.775625 - 0.797)
+    assert tail.deltas(0.01)["c2"] == 0.0
+    flat = race.SCENARIOS["uncorrelated"]
+    draws = np.stack([race.draw(flat, np.random.default_rng(s), race.Options(fail_rate=0))[0]
+                      for s in range(300)])  # fmt: skip
+    assert abs(np.corrcoef(draws[:, 0].ravel(), draws[:, 1].ravel())[0, 1]) < 0.05
+    near = race.SCENARIOS["many-near-equal"]
+    assert len(near.configs) == 10 and max(map(abs, near.deltas().values())) <= 0.005 + 1e-12

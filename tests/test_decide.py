@@ -22,6 +22,7 @@ from analysis._decide import (
     decide,
     paired_tests,
 )
+from analysis._sequential import Boundary
 from trainer.strategies import cost_rank
 
 ALPHA = 0.05
@@ -97,9 +98,20 @@ def test_paired_tests_constant_differences():
     yy = np.vstack([y] * len(x))
     res = paired_tests(x, yy, margin=MARGIN, level=0.05)
     assert list(res["sd"][:5]) == [0.0] * 5
-    assert list(res["p"][:5]) == [1.0, 0.0, 0.0, 0.0, 0.0]
-    assert list(res["tost_p"][:5]) == [0.0, 0.0, 0.0, 1.0, 1.0]
-    assert list(res["ci_low"][:5]) == consts and list(res["ci_high"][:5]) == consts
+    # the exact sign-flip test, not an infinite t: 2 of the 2^5 sign patterns are as extreme
+    for i, c in enumerate(consts):
+        flips = stats.permutation_test(
+            (x[i], y), lambda a, b: np.mean(a - b), permutation_type="samples",
+            alternative="two-sided", n_resamples=np.inf,
+        )  # fmt: skip
+        assert res["p"][i] == pytest.approx(flips.pvalue if c else 1.0, rel=1e-9)
+    assert list(res["p"][:5]) == [1.0] + [2**-4] * 4
+    assert list(res["tost_p"][:5]) == [2**-5, 2**-5, 2**-5, 1.0, 1.0]
+    # 2^-4 > 0.05: at 5 seeds nothing can be excluded; at 7 the test can reject
+    assert np.isinf(res["ci_low"][:5]).all() and np.isinf(res["ci_high"][:5]).all()
+    seven = paired_tests(np.full((1, 7), 0.8 + 2**-8), np.full((1, 7), 0.8), margin=MARGIN,
+                         level=0.05)  # fmt: skip
+    assert seven["p"][0] == 2**-6 and seven["ci_low"][0] == seven["ci_high"][0] == 2**-8
     # the row with spread is untouched by the flat rows' special case
     assert res["p"][5] == pytest.approx(stats.ttest_rel(noisy, y).pvalue, rel=1e-10)
     assert res["tost_p"][5] == pytest.approx(ttost_paired(noisy, y, -MARGIN, MARGIN)[0])
@@ -240,9 +252,11 @@ def test_smaller_std_without_evidence_does_not_win(groups):
     rng = np.random.default_rng(21)
     n = 6
     v = 0.80 + 0.01 * standardized(rng, n)
-    cheap = cand("cheap", v + 0.030 + 0.004 * standardized(rng, n), groups[0], cost_rank("se"))
-    # steadier-looking, a little higher mean, but dearer: and only 6 seeds of evidence
-    steady = 0.80 + 0.031 + 0.006 * standardized(rng, n)
+    cheap_values = v + 0.030 + 0.004 * standardized(rng, n)
+    cheap = cand("cheap", cheap_values, groups[0], cost_rank("se"))
+    # the same seeds' runs a little higher and shrunk towards their mean: steadier-looking,
+    # dearer, shown equivalent to the cheap one, and only 6 seeds of evidence on the std
+    steady = cheap_values.mean() + 0.7 * (cheap_values - cheap_values.mean()) + 0.001
     dear = cand(
         "dear", steady, groups[1], cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0})
     )
@@ -253,9 +267,27 @@ def test_smaller_std_without_evidence_does_not_win(groups):
     assert a_dear.delta > a_cheap.delta
     assert a_dear.std < a_cheap.std and a_dear.std_ratio < 1
     assert a_dear.bf_p_holm >= ALPHA and not a_dear.steadier and not a_cheap.steadier
-    assert stats.ttest_rel(values_of(cheap), steady).pvalue > ALPHA  # equally good
+    assert ttost_paired(cheap_values, steady, -MARGIN, MARGIN)[0] < ALPHA  # equally good
     assert d.verdict == "better"
     assert d.chosen == "cheap"
+
+
+def test_not_significantly_different_is_not_equally_good():
+    """Two winners whose difference is neither significant nor shown inside the margin:
+    the leader is chosen, however cheap the other (issue 27: absence of a difference is
+    not equivalence, here as in the verdict)."""
+    rng = np.random.default_rng(21)
+    n = 6
+    v = 0.80 + 0.01 * standardized(rng, n)
+    cheap_values = v + 0.030 + 0.004 * standardized(rng, n)
+    steady = 0.80 + 0.031 + 0.006 * standardized(rng, n)
+    cheap = cand("cheap", cheap_values, "se", cost_rank("se"))
+    dear = cand("dear", steady, "sda", cost_rank("sda", {"distill.k": 1, "distill.lambda": 1.0}))
+    d = decide([vanilla(v), cheap, dear], metric="accuracy")
+    assert d.assessment("cheap").status == d.assessment("dear").status == "better"
+    assert stats.ttest_rel(cheap_values, steady).pvalue > ALPHA  # not different ...
+    assert ttost_paired(cheap_values, steady, -MARGIN, MARGIN)[0] >= ALPHA  # ... nor the same
+    assert d.verdict == "better" and d.chosen == "dear"
 
 
 @pytest.mark.parametrize("groups", [("sda", "sda"), ("se", "sda")])
@@ -429,7 +461,9 @@ def test_settings_margin_and_alpha():
     wide = _run(vals, settings=DecisionSettings(margin=0.05))
     assert wide.margin == 0.05 and wide.verdict == "equivalent"
     assert _run(vals, settings=DecisionSettings(alpha=0.1)).verdict == "better"
-    assert _run(vals, level=0.1).verdict == "better"  # a race look's level replaces α
+    # a race look's boundary replaces α
+    look = Boundary((3, 5), 1, final=True)
+    assert _run(vals, boundary=look).level == look.now(ALPHA) < ALPHA
 
 
 def test_a_one_class_vanilla_is_never_equivalent():
@@ -442,7 +476,58 @@ def test_a_one_class_vanilla_is_never_equivalent():
     d = decide([base, same], metric="accuracy")
     assert d.verdict == "unresolved" and "one class on every seed" in d.reason
     # one seed that learned is a real run: the comparison stands as before
-    learned = Candidate("vanilla", "vanilla", "vanilla", {0: 0.5, 1: 0.5, 2: 0.8}, (0,),
-                        is_vanilla=True, flags={0: "one class", 1: "one class"})  # fmt: skip
-    close = Candidate("sda", "SDA", "sda", {0: 0.5, 1: 0.5, 2: 0.8}, (2, 1.0))
+    runs = {0: 0.5, 1: 0.5, 2: 0.8, 3: 0.79, 4: 0.81}  # 5 seeds: 3 equal ones show nothing
+    learned = Candidate("vanilla", "vanilla", "vanilla", runs, (0,), is_vanilla=True,
+                        flags={0: "one class", 1: "one class"})  # fmt: skip
+    close = Candidate("sda", "SDA", "sda", dict(runs), (2, 1.0))
     assert decide([learned, close], metric="accuracy").verdict == "equivalent"
+
+
+# -- issue 27: ties, a minimum gain, the level "seeds to resolve" is computed at ----------
+def test_tied_differences_are_not_better():
+    """Three seeds each one RTE dev example better (+1/277): the differences have no
+    spread, and a t-test's p = 0 passed any level; the exact sign-flip p is 0.25."""
+    v = [0.6101, 0.6318, 0.5993]
+    one_up = cand("up", [x + 1 / 277 for x in v])
+    d = decide([vanilla(v), one_up], metric="accuracy")
+    a = d.assessment("up")
+    assert a.p == pytest.approx(0.25) and a.status == "unresolved" and d.verdict == "unresolved"
+    assert math.isinf(a.ci_low) and math.isinf(a.ci_high)  # nothing excluded at 3 seeds
+    # two seeds (race.start 2): 0.5
+    two = decide([vanilla(v[:2]), cand("up", [x + 1 / 277 for x in v[:2]])], metric="accuracy")
+    assert two.assessment("up").p == pytest.approx(0.5) and two.verdict == "unresolved"
+
+
+def test_min_gain_tests_against_the_gain():
+    v = 0.80 + 0.01 * standardized(np.random.default_rng(8), 10)
+    up = cand("up", v + 0.012 + 0.003 * standardized(np.random.default_rng(9), 10))
+    assert decide([vanilla(v), up], metric="accuracy").verdict == "better"
+    wanted = DecisionSettings(min_gain=0.01)
+    d = decide([vanilla(v), up], metric="accuracy", settings=wanted)
+    a = d.assessment("up")
+    # Δ 0.012 is above 0.01 but not shown to be: p of Δ = 0.01 is large
+    expect = stats.ttest_1samp(values_of(up) - v, 0.01).pvalue
+    assert d.verdict != "better" and a.p_holm == pytest.approx(expect, rel=1e-9)
+    assert a.p < ALPHA  # shown above 0 all the same
+    far = cand("far", v + 0.03 + 0.003 * standardized(np.random.default_rng(9), 10))
+    d = decide([vanilla(v), far], metric="accuracy", settings=wanted)
+    assert d.verdict == "better" and "minimum gain 0.01" in d.reason
+
+
+def test_seeds_to_resolve_use_the_level_of_the_look_at_that_many_seeds():
+    rng = np.random.default_rng(12)
+    v = 0.80 + 0.01 * standardized(rng, 5)
+    gain = cand("g", v + 0.006 + 0.008 * standardized(rng, 5))
+    looks = (3, 5, 7, 9, 11, 13, 15)
+    look = Boundary(looks, 1)
+    d = decide([vanilla(v), gain], metric="accuracy", boundary=look)
+    a = d.assessment("g")
+    assert a.status == "unresolved" and a.resolves_as == "better"
+    n = int(a.seeds_needed)
+    effect = a.delta / a.sd_diff
+    level_at = look.at_n(np.array([n - 1, n]), ALPHA)
+    power = TTestPower().power(effect, np.array([n - 1, n]), level_at)
+    assert power[1] >= 0.8 > power[0]  # the smallest n with 80 % power at its look's level
+    # at the current look's (much stricter) level it would have said more seeds
+    at_now = _seeds_for(effect, look.now(ALPHA), "two-sided")
+    assert at_now > n

@@ -330,7 +330,7 @@ def _start_sweep(tmp: Path, name: str, dashboard: bool) -> Driver:
         assert driver.proc.poll() is None, driver.tail()
         return len(list(trials.glob("*/checkpoint/state.json"))) >= 2
 
-    if _wait_until(running, 50, 0.3) is None:
+    if _wait_until(running, 120, 0.3) is None:  # generous: a loaded 2-core CI machine
         driver.end()
         pytest.fail(f"the trials did not start in time\n{driver.tail()}")
     return driver

@@ -16,7 +16,9 @@ import test_sweep_fake as fake
 import yaml
 from test_sweep_ray import ROOT, kill_driver_when, resume_here
 
-from analysis._decide import Candidate, DecisionSettings
+from analysis._compare import holm
+from analysis._decide import Candidate, DecisionSettings, step_down
+from analysis._sequential import Boundary, nominal_levels
 from sweeps.driver import run_sweep
 from sweeps.ledger import build_record, refuse_if_changed
 from sweeps.race import planned_keys, race_dataset, run_decisions, schedule
@@ -120,6 +122,41 @@ def test_budget_ends_a_race():
     assert trials_used(r) <= 14
 
 
+def test_a_budget_stop_spends_all_the_alpha_left():
+    """The look a budget makes the last is tested at the level that spends what the
+    earlier looks left, not at its interim level (issue 27: RTE's last look was at
+    0.0016, 3 % of α)."""
+    looks = schedule(3, 2, 15)
+    table = values({"vanilla": 0.80, "a": 0.81, "b": 0.80}, seed=0)
+    # 3 configurations: 9 trials at 3 seeds, 15 at 5, 21 at 7; a budget of 20 ends at 5
+    r = race(table, budget_trials=20)
+    assert r.ended == "budget of 20 trials reached" and r.looks[-1].n == 5
+    last = nominal_levels(0.05, looks[:2], total=15)[-1]
+    interim = nominal_levels(0.05, looks)[1]
+    assert r.looks[-1].level == pytest.approx(last) and last > 5 * interim
+    assert r.looks[0].level == pytest.approx(nominal_levels(0.05, looks)[0])  # as planned
+    # what spends it: the same seeds at the interim level do not show 'a' better
+    assert r.decision.verdict == "better" and r.decision.chosen == "a:student"
+    unbudgeted = race(
+        table, maximum=15, at=candidates(table, lambda w: max(map(len, w.values())) <= 5)
+    )
+    assert unbudgeted.looks[-1].n == 5 and unbudgeted.looks[-1].decision.verdict != "better"
+
+
+def test_the_boundary_of_a_holm_step_is_the_boundary_of_its_share_of_alpha():
+    """Holm's first step over m = 4 tests at the boundary of α/4, not the boundary of α
+    divided by 4 (Maurer & Bretz 2013)."""
+    look = Boundary(schedule(3, 2, 15), 2)
+    assert look.now(0.05 / 4) != pytest.approx(look.now(0.05) / 4, rel=0.01)
+    p = [look.now(0.05 / 4) * 0.99, 0.9, 0.9, 0.9]
+    assert list(step_down(p, 0.05, look)) == [True, False, False, False]
+    p[0] = look.now(0.05 / 4) * 1.01
+    assert not step_down(p, 0.05, look).any()
+    # at one look it is Holm's own step-down
+    q = [0.004, 0.02, 0.03, 0.2]
+    assert list(step_down(q, 0.05)) == list(holm(q) < 0.05)
+
+
 # -- the spec ---------------------------------------------------------------------
 def race_spec(storage: Path, **over) -> dict:
     raw = yaml.safe_load((ROOT / "examples" / "race.yaml").read_text())
@@ -215,7 +252,7 @@ def test_a_run_dirs_race_replays_from_its_trial_directories(tmp_path, monkeypatc
             break
         for trial in wanted:
             _fake_trial(run_dir, trial)
-    settings, races = run_decisions(run_dir)
+    settings, _, races = run_decisions(run_dir)
     assert settings == spec.decision.settings()
     (dataset_race,) = races.values()
     assert dataset_race.done and dataset_race.decision is not None
@@ -231,7 +268,7 @@ def _finished_keys(run_dir: Path) -> set[str]:
 
 
 def _race_outcome(run_dir: Path) -> dict:
-    settings, races = run_decisions(run_dir)
+    settings, _, races = run_decisions(run_dir)
     assert settings is not None
     return {ds: (r.ended, r.stopped, r.decision.verdict, r.decision.chosen)
             for ds, r in races.items()}  # fmt: skip

@@ -90,17 +90,32 @@ class Decided(TypedDict):
 def decided_by_spec(run_dirs: Sequence[str | Path]) -> Decided:
     """``analysis.write_report``'s ``settings``, ``races`` and ``race_keys`` for some run
     directories: how their sweeps decided, which only the recorded specs say (analysis
-    reads results, never a spec). The first recorded ``decision:`` counts; each raced
-    dataset's race is replayed from its trials, with the trial keys it gave."""
+    reads results, never a spec). Each dataset is decided by the ``decision:`` of the run
+    that ran it (the first run's also for results no spec names); the runs must decide
+    on one split, which the report's tables read. Each raced dataset's race is replayed
+    from its trials, with the trial keys it gave."""
+    from dataclasses import replace
+
     from sweeps.race import planned_keys, run_decisions
+    from trainer.errors import ConfigError
 
     settings: DecisionSettings | None = None
+    own: dict[str, DecisionSettings] = {}
     races: dict[str, DatasetRace] = {}
     for run_dir in run_dirs:
-        found, raced = run_decisions(run_dir)
+        found, datasets, raced = run_decisions(run_dir)
+        if found is not None and settings is not None and found.split != settings.split:
+            raise ConfigError(
+                f"{run_dir}: decides on the '{found.split}' split (decision.split), the "
+                f"runs before it on '{settings.split}'; report them separately"
+            )
         settings = settings or found
+        if found is not None:
+            own.update((d, own.get(d, found)) for d in datasets)
         races.update(raced)
     race_keys = [k for r in races.values() for k in planned_keys(r)]
+    if settings is not None:
+        settings = replace(settings, by_dataset=tuple(sorted(own.items())))
     return Decided(settings=settings, races=races, race_keys=race_keys)
 
 
