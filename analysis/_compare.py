@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis._exact import two_sided_p
+from analysis._exact import flat, two_sided_p
 from analysis._load import CONFIG_COLUMNS, attach_knobs, long_metrics
 from analysis._names import check_metric_choice
 from analysis._tables import config_label, sort_configs, t_interval
@@ -97,10 +97,10 @@ def paired_test(x: Sequence[float], y: Sequence[float], confidence: float = 0.95
     out["diff_ci_low"], out["diff_ci_high"] = t_interval(d, confidence)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # zero-variance differences
-        if np.any(d != d[0]):
+        if not flat(d, np.abs(np.concatenate([x, y])).max())[0]:
             out["t_p"] = float(stats.ttest_rel(x, y).pvalue)
-        elif d[0] != 0:  # every pair moves by the same amount: no spread for a t-test
-            out["t_p"] = float(two_sided_p(n))  # the exact sign-flip p (analysis._exact)
+        elif not flat(np.array([d.mean(), 0.0]))[0]:  # every pair moves by one amount:
+            out["t_p"] = float(two_sided_p(n))  # no spread for a t-test; the exact p
         else:
             out["t_p"] = 1.0  # identical runs
         if np.any(d != 0):

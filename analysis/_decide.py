@@ -216,7 +216,8 @@ def paired_tests(
     df = n - 1
     mean = d.mean(axis=1)
     sd = d.std(axis=1, ddof=1)
-    flat = sd == 0
+    flat = exact.flat(d, np.maximum(np.abs(x).max(axis=1), np.abs(y).max(axis=1)))
+    sd = np.where(flat, 0.0, sd)  # float rounding is no spread (analysis._exact.FLAT)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = sd / math.sqrt(n)
         p = 2 * special.stdtr(df, -np.abs(mean / se))
@@ -228,8 +229,10 @@ def paired_tests(
         else:
             tost = np.full(len(d), np.nan)
         half = special.stdtrit(df, 1 - level / 2) * se
-    p = np.where(flat, np.where(mean == 0, 1.0, exact.two_sided_p(n)), p)
-    p_gain = np.where(flat, np.where(mean == min_gain, 1.0, exact.two_sided_p(n)), p_gain)
+    zero = exact.flat(np.stack([mean, np.zeros_like(mean)], axis=1))
+    at_gain = exact.flat(np.stack([mean, np.full_like(mean, min_gain)], axis=1))
+    p = np.where(flat, np.where(zero, 1.0, exact.two_sided_p(n)), p)
+    p_gain = np.where(flat, np.where(at_gain, 1.0, exact.two_sided_p(n)), p_gain)
     tost = np.where(flat, np.where(np.abs(mean) < margin, exact.one_sided_p(n), 1.0), tost)
     half = np.where(flat, exact.half_width(n, level), half)
     return {"delta": mean, "sd": sd, "p": p, "p_gain": p_gain, "tost_p": tost,
@@ -316,7 +319,7 @@ def assess(
     settings: DecisionSettings,
     boundary: Boundary = SINGLE_LOOK,
     family_size: int | None = None,
-    eliminated: Iterable[str] = (),
+    eliminated: Mapping[str, str] | None = None,
     power: bool = True,
 ) -> list[Assessment]:
     """Every non-vanilla candidate against vanilla, with its status at this look.
@@ -324,8 +327,10 @@ def assess(
     ``boundary`` turns a local level into this look's nominal one (α itself for a
     decision made once; a race passes its look's, ``analysis._sequential``);
     ``family_size`` is the Holm family's size (default: the candidates given; a race
-    keeps the size it started with). ``eliminated`` candidates (stopped by a race,
-    tested on the seeds they got) keep their status but are never chosen. ``power``:
+    keeps the size it started with). ``eliminated``: candidates a race stopped, each
+    with the status it had at the look it stopped at. Their data no longer grows, and
+    testing them again at a later, looser look would spend their α twice, so they keep
+    that status, take no part in this look's rejections and are never chosen. ``power``:
     also the minimum detectable effect and the seeds to resolve (a race's interim looks
     skip them; nothing else depends on them).
     """
@@ -333,7 +338,7 @@ def assess(
     level = boundary.now(alpha)
     margin = settings.margin_for(metric)
     vanilla = next(c for c in candidates if c.is_vanilla)
-    out_ids = set(eliminated)
+    out_ids = dict(eliminated or {})
     others = [c for c in candidates if not c.is_vanilla]
     m = max(family_size or len(others), 1)
     rows: list[Assessment] = []
@@ -363,6 +368,8 @@ def assess(
         a.ci_low, a.ci_high = res["ci_low"], res["ci_high"]
         # better: by more than min_gain; worse: below 0; in between no claim is possible
         claims[-1] = res["p_gain"] if a.delta > gain else (res["p"] if a.delta < 0 else 1.0)
+        if a.eliminated:
+            claims[-1] = 1.0  # tested at the look it stopped at, not again
         if power:
             a.mde = _mde(a.n, a.sd_diff, boundary.now(alpha / m))
     # Holm over the whole family (a candidate without data: a hypothesis not rejected),
@@ -378,6 +385,8 @@ def assess(
             a.status = "better" if a.delta > 0 else "worse"
         elif a.tost_p < level:
             a.status = "equivalent"
+        if a.eliminated:
+            a.status = out_ids[a.id]
         if power:
             _resolution(a, alpha, m, boundary, margin, gain)
     for a, (x, y) in zip(rows, pairs, strict=True):
@@ -396,23 +405,32 @@ def _resolution(
     for better/worse; α for equivalence)."""
     if a.status != "unresolved" or a.n < 2 or not math.isfinite(a.sd_diff):
         return
-    if a.sd_diff == 0:
-        a.seeds_needed, a.resolves_as = float(a.n), ""
-        return
+    from analysis._exact import seeds_to_reject
+
     routes = []
     shift = gain if a.delta > 0 else 0.0
+    diff_levels = boundary.at_n(SEED_COUNTS, alpha / m)
+    equiv_levels = boundary.at_n(SEED_COUNTS, alpha)
+    # equal differences (no spread): the exact test's seeds, if they stay equal
     if abs(a.delta) > shift:
-        routes.append((_seeds_for((abs(a.delta) - shift) / a.sd_diff,
-                                  boundary.at_n(SEED_COUNTS, alpha / m), "two-sided"),
-                       "better" if a.delta > 0 else "worse"))  # fmt: skip
+        n = (
+            seeds_to_reject(diff_levels, SEED_COUNTS)
+            if a.sd_diff == 0
+            else _seeds_for((abs(a.delta) - shift) / a.sd_diff, diff_levels, "two-sided")
+        )
+        routes.append((n, "better" if a.delta > 0 else "worse"))  # fmt: skip
     if abs(a.delta) < margin:
-        routes.append((_seeds_for((margin - abs(a.delta)) / a.sd_diff,
-                                  boundary.at_n(SEED_COUNTS, alpha), "larger"),
-                       "equivalent"))  # fmt: skip
+        n = (
+            seeds_to_reject(equiv_levels, SEED_COUNTS, sides=1)
+            if a.sd_diff == 0
+            else _seeds_for((margin - abs(a.delta)) / a.sd_diff, equiv_levels, "larger")
+        )
+        routes.append((n, "equivalent"))  # fmt: skip
     if not routes:
         a.seeds_needed, a.resolves_as = math.inf, ""
         return
     n, how = min(routes)
+    n = boundary.look_at(n)  # a race decides at its looks only
     a.seeds_needed, a.resolves_as = (n if n <= MAX_SEEDS_REPORTED else math.inf), how
 
 
@@ -504,7 +522,7 @@ def decide(
     settings: DecisionSettings | None = None,
     boundary: Boundary = SINGLE_LOOK,
     family_size: int | None = None,
-    eliminated: Iterable[str] = (),
+    eliminated: Mapping[str, str] | None = None,
     power: bool = True,
 ) -> Decision:
     """The verdict of one dataset (module docstring). Needs a vanilla candidate."""
@@ -513,7 +531,7 @@ def decide(
     margin = settings.margin_for(metric)
     if not any(c.is_vanilla for c in candidates):
         raise ValueError("a decision needs vanilla among the candidates")
-    gone = set(eliminated)
+    gone = dict(eliminated or {})
     rows = assess(candidates, metric=metric, settings=settings, boundary=boundary,
                   family_size=family_size, eliminated=gone, power=power)  # fmt: skip
     by_id = {a.id: a for a in rows}

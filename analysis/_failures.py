@@ -40,7 +40,7 @@ class Failures:
         return self.failed / self.seeds if self.seeds else math.nan
 
     def text(self, alpha: float) -> str:
-        """ "1 of 9 seeds failed (rate ≤ 0.41, 95 %)"."""
+        """ "1 of 9 seeds failed (rate ≤ 0.43, 95 %)"."""
         return (
             f"{self.failed} of {self.seeds} seeds failed "
             f"(rate ≤ {self.upper:.2f}, {100 * (1 - alpha):g} %)"

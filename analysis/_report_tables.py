@@ -71,7 +71,7 @@ def headline_table(
 
 
 def failed_cell(f: Failures | None) -> str:
-    """``1/9 (≤ 0.41)``: failed seeds of all, and the upper bound on the rate."""
+    """``1/9 (≤ 0.43)``: failed seeds of all, and the upper bound on the rate."""
     return "—" if f is None else f"{f.failed}/{f.seeds} (≤ {f.upper:.2f})"
 
 

@@ -17,6 +17,7 @@ this gives on simulated seeds rather than trusting the asymptotics.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,13 @@ class Boundary:
             return np.full(n.shape, alpha, dtype=float)
         levels = np.asarray(nominal_levels(alpha, self.looks, self.rho))
         return levels[np.minimum(np.searchsorted(self.looks, n), len(self.looks) - 1)]
+
+    def look_at(self, n: float) -> float:
+        """The seed count of the first look with at least ``n`` seeds (``n`` itself
+        beyond the last look, or for a decision made once): where a race would see it."""
+        if not self.looks or not math.isfinite(n) or n > self.looks[-1]:
+            return n
+        return float(self.looks[int(np.searchsorted(self.looks, n))])
 
 
 SINGLE_LOOK = Boundary()

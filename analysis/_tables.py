@@ -62,13 +62,13 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     at small n rather than a point."""
     from scipy import stats
 
-    from analysis._exact import half_width
+    from analysis._exact import flat, half_width
 
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return (math.nan, math.nan)
     sem = stats.sem(x)
-    if sem == 0:
+    if flat(x, np.abs(x).max())[0]:
         half = float(half_width(len(x), 1 - confidence))
         return (float(x.mean()) - half, float(x.mean()) + half)
     low, high = stats.t.interval(confidence, len(x) - 1, loc=x.mean(), scale=sem)

@@ -24,7 +24,7 @@ again takes exactly the same decisions and never runs a trial twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -97,7 +97,7 @@ def schedule(start: int, step: int, maximum: int) -> tuple[int, ...]:
 def _leader_eliminations(
     candidates: Sequence[Candidate],
     decision: Decision,
-    gone: set[str],
+    gone: Collection[str],
     alpha: float,
     boundary: Boundary,
 ) -> dict[str, str]:
@@ -151,7 +151,7 @@ def race_dataset(
     looks = schedule(start, step, min(maximum, len(seeds)))
     race = DatasetRace(configs=list(configs), seeds=list(seeds))
     alive = list(configs)
-    gone: set[str] = set()
+    gone: dict[str, str] = {}  # stopped candidate id -> its status at the look it stopped
     family: int | None = None
     used = 0
     for k, n in enumerate(looks):
@@ -176,7 +176,7 @@ def race_dataset(
         newly = {} if boundary.final else _leader_eliminations(
             candidates, decision, gone, settings.alpha, replace(boundary, rho=ELIMINATION_RHO)
         )  # fmt: skip
-        left = len(alive) - len(_stopped(candidates, alive, vanilla, gone | set(newly)))
+        left = len(alive) - len(_stopped(candidates, alive, vanilla, {*gone, *newly}))
         if not boundary.final and _over_budget(budget_trials, used, looks, k, left):
             # the next round would pass the budget: this look is the race's last, and
             # spends all the α left (decided again at that level)
@@ -185,10 +185,10 @@ def race_dataset(
                               boundary=boundary, family_size=family, eliminated=gone,
                               power=False)  # fmt: skip
             race.ended = f"budget of {budget_trials} trials reached"
-        gone |= set(newly)
+        gone.update((cid, decision.assessment(cid).status) for cid in newly)
         level = boundary.now(settings.alpha)
         race.looks.append(Look(n=n, level=level, decision=decision, eliminated=newly))
-        last = (candidates, boundary, set(gone - set(newly)))
+        last = (candidates, boundary, {c: s for c, s in gone.items() if c not in newly})
         for config, mine in _stopped(candidates, alive, vanilla, gone).items():
             alive.remove(config)
             why = "; ".join(newly[c.id] for c in mine if c.id in newly)
@@ -218,7 +218,7 @@ def race_dataset(
 
 
 def _stopped(
-    candidates: Sequence[Candidate], alive: Sequence[str], vanilla: str, gone: set[str]
+    candidates: Sequence[Candidate], alive: Sequence[str], vanilla: str, gone: Collection[str]
 ) -> dict[str, list[Candidate]]:
     """The alive configurations (not vanilla) all of whose models are in ``gone``, with
     their models."""

@@ -487,14 +487,19 @@ def test_a_one_class_vanilla_is_never_equivalent():
 def test_tied_differences_are_not_better():
     """Three seeds each one RTE dev example better (+1/277): the differences have no
     spread, and a t-test's p = 0 passed any level; the exact sign-flip p is 0.25."""
-    v = [0.6101, 0.6318, 0.5993]
-    one_up = cand("up", [x + 1 / 277 for x in v])
-    d = decide([vanilla(v), one_up], metric="accuracy")
+    # scores as a metric computes them, k/277: their differences are equal only up to
+    # the last bit of a float, which a t-test reads as a spread of 1e-17 (p ~ 1e-28)
+    k = np.array([190, 201, 185])
+    v, up = k / 277, (k + 1) / 277
+    assert np.std(up - v) > 0  # the premise: not exactly flat
+    d = decide([vanilla(v), cand("up", up)], metric="accuracy", power=True)
     a = d.assessment("up")
     assert a.p == pytest.approx(0.25) and a.status == "unresolved" and d.verdict == "unresolved"
     assert math.isinf(a.ci_low) and math.isinf(a.ci_high)  # nothing excluded at 3 seeds
+    # if the differences stay equal: 5 seeds show them inside ±0.01 (2^-5 < 0.05)
+    assert (a.seeds_needed, a.resolves_as) == (5, "equivalent")
     # two seeds (race.start 2): 0.5
-    two = decide([vanilla(v[:2]), cand("up", [x + 1 / 277 for x in v[:2]])], metric="accuracy")
+    two = decide([vanilla(v[:2]), cand("up", up[:2])], metric="accuracy")
     assert two.assessment("up").p == pytest.approx(0.5) and two.verdict == "unresolved"
 
 

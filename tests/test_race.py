@@ -81,8 +81,12 @@ def test_a_poor_configuration_stops_after_its_first_round():
     assert r.stopped["poor"][0] == 3 and r.stopped["poor"][1].startswith("eliminated")
     assert r.stopped["vanilla"][0] > 3  # the reference never stops early
     assert trials_used(r) < 4 * 15
-    statuses = {a.label: a.status for a in r.decision.assessments}
-    assert statuses["poor"] == "worse"  # a stopped configuration keeps its status
+    # a stopped configuration keeps the status of the look it stopped at: its seeds do
+    # not grow, and a later, looser look must not test them again
+    stop = next(look for look in r.looks if "poor:student" in look.eliminated)
+    final = r.decision.assessment("poor:student")
+    assert final.eliminated and final.status == stop.decision.assessment("poor:student").status
+    assert final.status != "better" and final.delta < -0.2
 
 
 def test_a_clear_winner_ends_the_race_early():

@@ -110,9 +110,10 @@ def decided_by_spec(run_dirs: Sequence[str | Path]) -> Decided:
                 f"runs before it on '{settings.split}'; report them separately"
             )
         settings = settings or found
+        # a dataset in two runs is the first run's: its settings and its race alike
         if found is not None:
             own.update((d, own.get(d, found)) for d in datasets)
-        races.update(raced)
+        races.update((d, races.get(d, race)) for d, race in raced.items())
     race_keys = [k for r in races.values() for k in planned_keys(r)]
     if settings is not None:
         settings = replace(settings, by_dataset=tuple(sorted(own.items())))
