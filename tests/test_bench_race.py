@@ -136,6 +136,7 @@ def test_candidates_carry_what_the_rule_needs(race):
 def _record(name, **kw):
     base = {
         "scenario": name,
+        "right_verdict": "equivalent" if name == "null" else "better",
         "trials_ratio": 0.8,
         "max_sweep_trials_ratio": 1.0,
         "power_loss": 0.0,
