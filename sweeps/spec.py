@@ -404,8 +404,8 @@ class SearchSpec(_Strict):
 class DecisionSpec(_Strict):
     """How a dataset's verdict is decided (``analysis._decide``; docs/analysis.md)."""
 
-    alpha: Annotated[float, Field(gt=0, lt=0.5, allow_inf_nan=False)] = 0.05
-    margin: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+    alpha: Annotated[float, NotBoolean, Field(gt=0, lt=0.5, allow_inf_nan=False)] = 0.05
+    margin: Annotated[float, NotBoolean, Field(gt=0, allow_inf_nan=False)] | None = Field(
         default=None,
         description="Equivalence margin in units of the primary metric; default per metric "
         "(accuracy and macro_f1 0.01, mcc 0.02).",
@@ -417,13 +417,15 @@ class DecisionSpec(_Strict):
         "split every dataset has (a cross-lingual test set: 'de').",
     )
 
-    min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+    min_gain: Annotated[float, NotBoolean, Field(ge=0, allow_inf_nan=False)] = Field(
         default=0.0,
         description="'better' means better than vanilla by more than this, in units of the "
         "primary metric (tested: Δ = min_gain rejected with Δ above it). Default 0.",
     )
 
-    max_failure_rate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = Field(
+    max_failure_rate: (
+        Annotated[float, NotBoolean, Field(gt=0, lt=1, allow_inf_nan=False)] | None
+    ) = Field(
         default=None,
         description="'better' only for a configuration whose rate of failed seeds (collapsed "
         "or diverged) is shown below this (one-sided 1 - alpha bound): 0.1 needs 29 seeds "

@@ -488,6 +488,12 @@ CASES: list[Case] = [
     *both("wandb mode", "'callbacks.wandb.mode'", callbacks={"wandb": {"mode": "sometimes"}}),
     *both("NaN decision margin", "'decision.margin'", decision={"margin": float("nan")}),
     *both("decision alpha 0", "'decision.alpha'", "Got 0", decision={"alpha": 0}),
+    *both("boolean margin", "'decision.margin'", "not a boolean", decision={"margin": True}),
+    *both("negative min_gain", "'decision.min_gain'", "Got -0.01", decision={"min_gain": -0.01}),
+    *both("boolean min_gain", "'decision.min_gain'", "not a boolean", decision={"min_gain": True}),
+    *both(
+        "failure rate 1", "'decision.max_failure_rate'", "Got 1", decision={"max_failure_rate": 1}
+    ),
     *both(
         "dataset max_length too small",
         "'datasets[0].max_length'",
