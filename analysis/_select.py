@@ -191,8 +191,10 @@ def _confirmation(long: pd.DataFrame, dataset: str, metric: str, chosen: str,
 
 def confirmation_of(differences: list[float], confidence: float) -> dict[str, Any]:
     """The paired test-split Δ of a chosen configuration, its interval, and the outcome:
-    confirmed only when the whole interval is above 0 (a false "confirmed" for a
-    configuration with no gain has chance (1 − confidence) / 2)."""
+    confirmed only when the whole interval is above 0. A false "confirmed" for a
+    configuration with no gain has chance (1 − confidence) / 2 only when the differences
+    are independent of the choice (fresh seeds); the same seeds' models carry the luck
+    they were chosen for (``bench/confirm.py`` measures how much)."""
     low, high = t_interval(differences, confidence)
     outcome = CONFIRMED if low > 0 else CONTRADICTED if high < 0 else NOT_CONFIRMED
     return {"n": len(differences), "delta": sum(differences) / len(differences),
