@@ -303,6 +303,7 @@ class Options:
     alpha: float = 0.05
     max_failure_rate: float | None = None
     min_gain: float = 0.0
+    budget_trials: int | None = None  # the race's ``race.budget_trials`` (per sweep)
 
     def settings(self) -> DecisionSettings:
         return DecisionSettings(
@@ -367,8 +368,8 @@ def simulate(scenario: Scenario, rep: int, opts: Options) -> dict[str, Any]:
                   power=False)  # fmt: skip
     race = race_dataset(
         names, scenario.vanilla.name, seeds, at, start=scenario.start or opts.start,
-        step=opts.step,
-        maximum=opts.maximum, metric=scenario.metric, settings=settings, with_power=False,
+        step=opts.step, maximum=opts.maximum, metric=scenario.metric, settings=settings,
+        budget_trials=opts.budget_trials, with_power=False,
     )  # fmt: skip
     decision = race.decision
     return {
@@ -612,6 +613,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="decision.max_failure_rate (default: none, as a spec's)",
     )
     p.add_argument("--min-gain", type=float, default=0.0, help="decision.min_gain")
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        dest="budget_trials",
+        help="race.budget_trials: the race stops before a round that passes it",
+    )
     p.add_argument("--scenario", action="append", choices=list(SCENARIOS),
                    help="repeatable; default: all")  # fmt: skip
     args = p.parse_args(argv)
@@ -625,6 +633,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--max-failure-rate is a rate in (0, 1)")
     if not args.min_gain >= 0:
         p.error("--min-gain is at least 0")
+    if args.budget_trials is not None and args.budget_trials < 1:
+        p.error("--budget is at least 1 trial")
     return args
 
 
@@ -632,7 +642,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     opts = Options(seed=args.seed, rho=args.rho, fail_rate=args.fail_rate, start=args.start,
                    step=args.step, maximum=args.maximum, alpha=args.alpha,
-                   max_failure_rate=args.max_failure_rate, min_gain=args.min_gain)  # fmt: skip
+                   max_failure_rate=args.max_failure_rate, min_gain=args.min_gain,
+                   budget_trials=args.budget_trials)  # fmt: skip
     names = args.scenario or list(SCENARIOS)
     t0 = time.perf_counter()
     rows = run_all(names, args.reps, opts, args.jobs)
@@ -645,7 +656,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         reps=args.reps, seed=args.seed, jobs=args.jobs, rho=args.rho, fail_rate=args.fail_rate,
         start=args.start, step=args.step, max=args.maximum, alpha=args.alpha,
         max_failure_rate=args.max_failure_rate, min_gain=args.min_gain,
-        wall_s=round(wall, 2), sweeps_per_s=round(args.reps * len(names) / wall, 1),
+        budget_trials=args.budget_trials, wall_s=round(wall, 2),
+        sweeps_per_s=round(args.reps * len(names) / wall, 1),
         machine=machine(),
     )  # fmt: skip
     emit(out)

@@ -224,3 +224,11 @@ def test_the_adversarial_scenarios_draw_what_they_say(race):
     assert abs(np.corrcoef(draws[:, 0].ravel(), draws[:, 1].ravel())[0, 1]) < 0.05
     near = race.SCENARIOS["many-near-equal"]
     assert len(near.configs) == 10 and max(map(abs, near.deltas().values())) <= 0.005 + 1e-12
+
+
+def test_a_budget_bounds_every_simulated_race(race):
+    opts = race.Options(maximum=15, budget_trials=40)
+    sc = race.SCENARIOS["null"]
+    rows = [race.simulate(sc, rep, opts) for rep in range(5)]
+    assert all(r["race_trials"] <= 40 for r in rows)
+    assert any(r["last_n"] < 15 for r in rows)  # the budget, not max, ended them
