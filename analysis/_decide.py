@@ -599,6 +599,8 @@ def decide(
         need_txt = "more seeds paired with vanilla"
     elif math.isfinite(need):
         need_txt = f"about {int(need)} seeds"
+        if boundary.looks and need > boundary.looks[-1]:  # a race cannot get there
+            need_txt += f", more than the race's max of {boundary.looks[-1]},"
     elif math.isnan(need):
         need_txt = "more seeds"
     else:

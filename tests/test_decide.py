@@ -536,3 +536,14 @@ def test_seeds_to_resolve_use_the_level_of_the_look_at_that_many_seeds():
     # at the current look's (much stricter) level it would have said more seeds
     at_now = _seeds_for(effect, look.now(ALPHA), "two-sided")
     assert at_now > n
+
+
+def test_seeds_beyond_a_races_max_are_said_to_be():
+    rng = np.random.default_rng(13)
+    v = 0.80 + 0.01 * standardized(rng, 5)
+    small = cand("s", v + 0.004 + 0.01 * standardized(rng, 5))
+    looks = (3, 5, 7)
+    d = decide([vanilla(v), small], metric="accuracy", boundary=Boundary(looks, 1))
+    assert d.verdict == "unresolved" and d.seeds_to_resolve > 7
+    assert "more than the race's max of 7" in d.reason
+    assert "race's max" not in decide([vanilla(v), small], metric="accuracy").reason
