@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,13 @@ def _comparable(result: dict) -> dict:
     return {k: result[k] for k in ("metrics", "history", "steps", "config")}
 
 
+def assert_same_logits(a: Path, b: Path) -> None:
+    """The ``logits.npz`` of two run directories hold the same arrays, bit for bit."""
+    with np.load(a / "logits.npz") as x, np.load(b / "logits.npz") as y:
+        for key in x.files:
+            np.testing.assert_array_equal(x[key], y[key])
+
+
 # RecAdam's γ keeps lr·γ <= 1 at tiny_config's lr, and its t0 puts the anneal mid-run
 RECADAM = {"recadam": {"gamma": 100.0, "k": 1.0, "t0": 6}}
 
@@ -51,12 +59,7 @@ def test_resume_after_interruption_is_exact(tiny_config, tmp_path, strategy, ext
     resumed = train(config, tmp_path / "resumed")
     assert resumed["resumed_from_steps"] == [8]
     assert _comparable(resumed) == _comparable(reference)
-    with (
-        np.load(tmp_path / "reference" / "logits.npz") as a,
-        np.load(tmp_path / "resumed" / "logits.npz") as b,
-    ):
-        for key in a.files:
-            np.testing.assert_array_equal(a[key], b[key])
+    assert_same_logits(tmp_path / "reference", tmp_path / "resumed")
 
 
 def test_checkpoint_of_another_config_is_refused(tiny_config, tmp_path):

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_resume import Interrupted, _die_at_step_8
+from test_resume import Interrupted, _die_at_step_8, assert_same_logits
+from test_trainer_invariants import _run, _student_history
 
 from trainer import load_config, train
 from trainer.inference import predict_logits
@@ -26,27 +27,17 @@ def task_config(request, tiny_config):
     return merge(tiny_config, {"data": {"name": TASKS[request.param]}})
 
 
-def _run(config: dict, out, **overrides) -> tuple[dict, dict[str, np.ndarray]]:
-    result = train(load_config(merge(config, overrides)), out)
-    with np.load(out / "logits.npz") as logits:
-        return result, dict(logits)
-
-
-def _history(result: dict) -> list:
-    return [(h["step"], h["train_loss"], h["dev"]) for h in result["history"]]
-
-
 def test_sda_k1_equals_sdv_k1_and_zero_lambda_equals_vanilla(task_config, tmp_path):
     sda, sda_logits = _run(task_config, tmp_path / "sda", strategy="sda", distill={"k": 1})
     sdv, sdv_logits = _run(task_config, tmp_path / "sdv", strategy="sdv", distill={"k": 1})
-    assert _history(sda) == _history(sdv)
+    assert _student_history(sda) == _student_history(sdv)
     np.testing.assert_array_equal(sda_logits["dev_logits"], sdv_logits["dev_logits"])
     vanilla, v_logits = _run(task_config, tmp_path / "vanilla")
     off, off_logits = _run(task_config, tmp_path / "off", strategy="sda",
                            distill={"lambda": 0.0, "k": 3})  # fmt: skip
-    assert _history(off) == _history(vanilla)
+    assert _student_history(off) == _student_history(vanilla)
     np.testing.assert_array_equal(v_logits["dev_logits"], off_logits["dev_logits"])
-    assert _history(sda) != _history(vanilla)  # distillation does change training
+    assert _student_history(sda) != _student_history(vanilla)  # distillation does change training
     assert vanilla["task"] == load_config(task_config).data.resolved_task
     assert set(vanilla["metrics"]["dev"]) == set(METRICS[vanilla["task"]])
 
@@ -60,12 +51,7 @@ def test_resume_after_interruption_is_exact(task_config, tmp_path, strategy):
     resumed = train(config, tmp_path / "resumed")
     assert resumed["resumed_from_steps"] == [8]
     assert resumed["history"] == reference["history"]
-    with (
-        np.load(tmp_path / "reference" / "logits.npz") as a,
-        np.load(tmp_path / "resumed" / "logits.npz") as b,
-    ):
-        for key in a.files:
-            np.testing.assert_array_equal(a[key], b[key])
+    assert_same_logits(tmp_path / "reference", tmp_path / "resumed")
 
 
 def test_a_regression_predicts_one_score_per_pair(tiny_config, tmp_path):

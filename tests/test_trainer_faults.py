@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from test_resume import assert_same_logits
 
 from sweeps.trial import final_metrics
 from trainer import ConfigError, load_config, train
@@ -142,9 +143,7 @@ def test_truncated_checkpoint_is_moved_aside_and_the_run_restarts_exactly(tiny_c
     assert record["path"] == str(state) and "\n" not in record["error"]
     assert (out / "checkpoint.corrupt-1" / "state.pt").is_file()  # kept, never deleted
     assert _comparable(resumed) == _comparable(reference)
-    with np.load(tmp_path / "reference" / "logits.npz") as a, np.load(out / "logits.npz") as b:
-        for key in a.files:
-            np.testing.assert_array_equal(a[key], b[key])
+    assert_same_logits(tmp_path / "reference", out)
 
 
 def test_foreign_checkpoint_falls_back_to_the_old_one(tiny_config, tmp_path):

@@ -59,15 +59,20 @@ def check_split(
     return pd.DataFrame(checked)
 
 
+def _at_least_two(values: list, label: str, origin: str, kind: str, model: str) -> None:
+    """One message for every task: a target with one distinct value has nothing to learn."""
+    if len(values) < 2:
+        raise DataError(
+            f"The {label!r} column of {origin} must hold at least 2 distinct {kind} to train "
+            f"{model}. Got only {values} instead."
+        )
+
+
 def check_labels(
     frames: dict[str, pd.DataFrame], raws: dict[str, RawSplit], label: str, classes: list[str]
 ) -> None:
     """Train must have two classes or more, and dev/test no label that train lacks."""
-    if len(classes) < 2:
-        raise DataError(
-            f"The {label!r} column of {raws['train'].origin} must hold at least 2 distinct "
-            f"labels to train a classifier. Got only {classes} instead."
-        )
+    _at_least_two(classes, label, raws["train"].origin, "labels", "a classifier")
     for split, frame in frames.items():
         unseen = ~frame["label"].isin(classes)
         if split != "train" and unseen.any():
@@ -81,22 +86,14 @@ def check_labels(
 
 def check_scores(scores: pd.Series, label: str, origin: str) -> None:
     """A regression needs scores that vary: a constant target has nothing to learn."""
-    if scores.nunique() < 2:
-        raise DataError(
-            f"The {label!r} column of {origin} must hold at least 2 distinct scores to train a "
-            f"regression. Got only {sorted(scores.unique().tolist())} instead."
-        )
+    _at_least_two(sorted(scores.unique().tolist()), label, origin, "scores", "a regression")
 
 
 def check_tags(
     frames: dict[str, pd.DataFrame], raws: dict[str, RawSplit], label: str, tags: list[str]
 ) -> None:
     """Train must have two tags or more, and dev/test no tag that train lacks."""
-    if len(tags) < 2:
-        raise DataError(
-            f"The {label!r} column of {raws['train'].origin} must hold at least 2 distinct "
-            f"tags to train a tagger. Got only {tags} instead."
-        )
+    _at_least_two(tags, label, raws["train"].origin, "tags", "a tagger")
     known = set(tags)
     for split, frame in frames.items():
         if split == "train":
