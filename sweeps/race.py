@@ -28,7 +28,15 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from analysis._decide import Candidate, Decision, DecisionSettings, decide, p_against
+from analysis._decide import (
+    Candidate,
+    Decision,
+    DecisionSettings,
+    _holm,
+    decide,
+    p_against,
+    step_down,
+)
 from analysis._sequential import ELIMINATION_RHO, Boundary
 
 ELIMINATED = "eliminated"
@@ -103,8 +111,6 @@ def _leader_eliminations(
 ) -> dict[str, str]:
     """Alive non-vanilla candidates significantly worse than the leader (Holm's
     step-down at the look's boundary)."""
-    from analysis._decide import _holm, step_down
-
     by_id = {a.id: a for a in decision.assessments}
     alive = [c for c in candidates if c.is_vanilla or c.id not in gone]
 
