@@ -18,6 +18,7 @@ from analysis._curves import plot_size_curve, size_curves
 from analysis._decide import Decision, DecisionSettings, decide
 from analysis._ensemble import average_weights, ensemble_table, run_ensembles, vote
 from analysis._load import (
+    CONFIRM_ROLE,
     AnalysisError,
     expected_trials,
     load,
@@ -32,6 +33,7 @@ from analysis._select import RULE, decisions, select, selection_dict
 from analysis._tables import config_label, describe, missing_trials, seed_stats
 
 __all__ = [
+    "CONFIRM_ROLE",
     "RULE",
     "AnalysisError",
     "Decision",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis._load import CONFIG_COLUMNS, SPLITS, AnalysisError, load
+from analysis._load import CONFIG_COLUMNS, SPLITS, AnalysisError, is_confirmation, load
 from analysis._tables import config_label
 from trainer.layout import ENSEMBLES_FILE, LOGITS_FILE, MODEL_FILE, read_parquet_file
 
@@ -183,7 +183,7 @@ def ensemble_table(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise AnalysisError(f"unknown ensemble method(s) {bad}; allowed: {list(METHODS)}")
-    done = df[df["finished"]]
+    done = df[df["finished"] & ~is_confirmation(df)]  # ensembles of the selection's seeds
     if datasets:
         done = done[done["dataset"].isin(list(datasets))]
     if strategies:

@@ -32,6 +32,9 @@ DIVERGED = "DIVERGED"  # finished early: the training loss went non-finite (its 
 CONFIG_COLUMNS = ("dataset", "strategy", "settings", "config_key")
 PATH_COLUMNS = ("result_path", "logits_path", "model_path")
 SPLITS = ("dev", "test")
+# The ``role`` of a fresh-seed confirmation trial (``sweeps.confirm``); a selection
+# trial's is empty.
+CONFIRM_ROLE = "confirm"
 
 
 class AnalysisError(UserInputError):
@@ -184,7 +187,7 @@ def tidy(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
         raise AnalysisError(f"the results table has no column(s) {missing}")
     df = upgrade_table(df.copy())
     for col in (*CONFIG_COLUMNS, "status", "primary_metric", "optuna_cell", "optuna_trial", "key",
-                "curve"):  # fmt: skip
+                "curve", "role"):  # fmt: skip
         if col not in df.columns:
             df[col] = None
     if "primary" in df.columns:  # the name before 0.1.0's results said what it holds
@@ -254,13 +257,24 @@ def splits_of(df: pd.DataFrame) -> list[str]:
     return [s for s in SPLITS if s in found] + sorted(found - set(SPLITS))
 
 
-def long_metrics(df: pd.DataFrame) -> pd.DataFrame:
+def is_confirmation(df: pd.DataFrame) -> pd.Series:
+    """The rows of fresh-seed confirmation trials (``role`` ``confirm``, ``sweeps.confirm``):
+    trained after the selection, and never part of it."""
+    if "role" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["role"].astype(object).eq(CONFIRM_ROLE)
+
+
+def long_metrics(df: pd.DataFrame, *, confirmation: bool = False) -> pd.DataFrame:
     """Finished trials in long form: one row per (trial, model, split, metric).
 
     ``model`` is ``student`` (columns ``dev_*``, ``test_*``) or ``averaged``
-    (``averaged_dev_*``: SE's averaged model, SDA's teacher).
+    (``averaged_dev_*``: SE's averaged model, SDA's teacher). The selection's trials, so
+    that every statistic, test and choice is made on them alone; ``confirmation``: the
+    fresh-seed confirmation trials instead.
     """
     done = df[df["finished"]] if "finished" in df.columns else df
+    done = done[is_confirmation(done) == confirmation]
     ids = [c for c in (*CONFIG_COLUMNS, *knob_columns(done), "seed", "key", "optuna_trial")
            if c in done.columns]  # fmt: skip
     frames = []

@@ -126,31 +126,37 @@ def selection_view(selection: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def fresh_text(c: dict) -> str:
+    """``Δ +0.012 [+0.004, +0.020] (n=10) on test``: a fresh-seed confirmation's numbers."""
+    seeds = c["seeds"]
+    span = f"seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+    text = f"Δ {delta_ci(c['delta'], c['ci_low'], c['ci_high'], c['n'])} on {c['split']}, {span}"
+    beside = [f"{k.removesuffix('_delta')} Δ {v:+.4f}" for k, v in c.items()
+              if k.endswith("_delta") and v == v]  # fmt: skip
+    return text + (f" ({'; '.join(beside)})" if beside else "")
+
+
 def confirmation_view(decided: dict[str, DatasetDecision], split: str = "dev") -> pd.DataFrame:
-    """Per dataset with a test split, the chosen configuration's paired Δ on ``split``
-    (where it was chosen) beside its Δ on test; empty without a test split."""
-    return pd.DataFrame(
-        [
-            {
-                "dataset": ds,
-                "selected": dd.decision.chosen_label,
-                f"Δ on {split} (selection split)": delta_ci(
-                    *(
-                        getattr(dd.decision.assessment(dd.decision.chosen), k)
-                        for k in ("delta", "ci_low", "ci_high", "n")
-                    )
-                ),
-                "Δ on test (same seeds) [CI]": delta_ci(
-                    dd.confirmation["delta"],
-                    dd.confirmation["ci_low"],
-                    dd.confirmation["ci_high"],
-                    dd.confirmation["n"],
-                ),
-            }
-            for ds, dd in decided.items()
-            if dd.confirmation is not None
-        ]
-    )
+    """Per dataset whose choice was checked, the chosen configuration's paired Δ on
+    ``split`` (where it was chosen) beside its Δ on test (the same seeds' models) and on
+    fresh seeds; empty when nothing was checked."""
+    rows = []
+    for ds, dd in decided.items():
+        same, fresh = dd.confirmation, dd.fresh
+        if same is None and fresh is None:
+            continue
+        a = dd.decision.assessment(dd.decision.chosen)
+        rows.append({
+            "dataset": ds,
+            "selected": dd.decision.chosen_label,
+            f"Δ on {split} (selection split)": delta_ci(a.delta, a.ci_low, a.ci_high, a.n),
+            "Δ on test (same seeds) [CI]": "—" if same is None else
+            delta_ci(same["delta"], same["ci_low"], same["ci_high"], same["n"])
+            + f": {same['outcome']}",
+            "Δ on fresh seeds [CI]": "—" if fresh is None
+            else f"{fresh_text(fresh)}: {fresh['outcome']}",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def stats_view(stats: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from analysis._curves import curves, plot_size_curve
 from analysis._decide import DecisionSettings
 from analysis._ensemble import ensemble_summary
 from analysis._format import delta_ci
-from analysis._load import dataset_names, splits_of
+from analysis._load import dataset_names, is_confirmation, splits_of
 from analysis._plots import plot_k, plot_lambda, plot_learning_curves, plot_seeds
 from analysis._render import MARKDOWN, Block
 from analysis._report_tables import (
@@ -24,6 +24,7 @@ from analysis._report_tables import (
     cost_view,
     curve_view,
     ensemble_view,
+    fresh_text,
     incomplete_view,
     selection_view,
     stats_view,
@@ -123,6 +124,14 @@ _CONFIRMATION_ADVICE = {
 }
 
 
+_FRESH_ADVICE = {
+    CONFIRMED: "",
+    NOT_CONFIRMED: " (its interval includes 0): the gain may have been the selection's "
+    "luck; treat the choice as provisional, or confirm on more fresh seeds",
+    CONTRADICTED: " (below vanilla on seeds it was not chosen on): do not use it",
+}
+
+
 def verdict_line(dd: DatasetDecision) -> str:
     """One line per dataset for the terminal and the report: verdict, choice, why."""
     d = dd.decision
@@ -139,6 +148,14 @@ def verdict_line(dd: DatasetDecision) -> str:
         line += (f" Test split (same seeds' models, rows held out from the choice): Δ "
                  f"{delta_ci(c['delta'], c['ci_low'], c['ci_high'], c['n'])}, "
                  f"{c['outcome']}{_CONFIRMATION_ADVICE[c['outcome']]}.")  # fmt: skip
+    if dd.fresh:
+        c = dd.fresh
+        line += (f" Fresh seeds (trained after the choice, {c['n']} of it and of vanilla): "
+                 f"{fresh_text(c)}: {c['outcome']}{_FRESH_ADVICE[c['outcome']]}.")  # fmt: skip
+    elif d.verdict == "better":
+        line += (" Not confirmed on fresh seeds yet: `confirm: {seeds: 10}` in the spec "
+                 "trains 10 new seeds of it and of vanilla after the choice, the only "
+                 "check that shares no luck with it.")  # fmt: skip
     if dd.race is not None:
         r = dd.race
         line += (f" Race: {r.trials} of {len(r.configs) * len(r.seeds)} trials, "
@@ -159,10 +176,12 @@ def header_section(
     finished = int(df["finished"].sum())
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     n_optuna = int((df["finished"] & df["optuna_trial"].notna()).sum())
-    planned = f"{finished - n_optuna} grid trials finished"
+    n_fresh = int((df["finished"] & is_confirmation(df)).sum())
+    planned = f"{finished - n_optuna - n_fresh} grid trials finished"
     if expected_keys:
         planned += f" of {len(expected_keys)} planned"
     planned += f", {n_optuna} Optuna candidate trials" if n_optuna else ""
+    planned += f", {n_fresh} fresh-seed confirmation trials" if n_fresh else ""
     # short hashes, keeping the '-dirty' mark: a tree changed under a running sweep shows
     full = sorted(set(df["git_commit"].dropna().astype(str))) if "git_commit" in df else []
     commits = sorted({c[:10] + ("-dirty" if c.endswith("-dirty") else "") for c in full})
@@ -297,14 +316,17 @@ def decision_section(
     confirmations = confirmation_view(decided, settings.split)
     if not confirmations.empty:
         blocks += [
-            Block("h3", "Check on the test split (the same seeds' models)"),
+            Block("h3", "Checks of the choice: the same seeds' models on test, and fresh seeds"),
             Block(
                 "text",
                 f"The configuration was selected on {settings.split}, so its "
                 f"{settings.split} Δ is biased upwards. The paired Δ on the test split "
                 "re-scores the same seeds' models on rows that played no part in the "
                 "selection: it removes the bias of the rows, not of the seeds — a lucky "
-                "seed helps on both splits. Fresh seeds would be the independent check.",
+                "seed helps on both splits. Fresh seeds (`confirm: {seeds: N}`: the chosen "
+                "configuration and vanilla trained again on seeds the selection never "
+                "used, scored on test where the data has it) are the independent check: "
+                "confirmed when their paired interval is above 0, contradicted when below.",
             ),
             Block("table", confirmations),
         ]

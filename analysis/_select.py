@@ -38,6 +38,11 @@ def rule(split: str = "dev") -> str:
         "against vanilla (paired by seed, its 1 − alpha interval): confirmed when the "
         f"interval is above 0, contradicted when below, else not confirmed — a {split} gain "
         "the held-out rows do not show may be the selection's own bias."
+    ) + (
+        " With `confirm: {seeds: N}` the chosen configuration and vanilla are trained "
+        "again on N seeds the selection never used and the same check is made on those "
+        "alone (on test where the data has it): the one check that shares no seed's luck "
+        "with the choice."
     )
     return (
         f"The {split} split, the dataset's primary metric, each configuration paired with "
@@ -118,6 +123,7 @@ class DatasetDecision:
     info: dict[str, dict[str, Any]]  # candidate id -> config columns, model, label
     confirmation: dict[str, Any] | None = None  # the chosen one on test, paired
     race: Any = None  # sweeps.race.DatasetRace of a raced dataset
+    fresh: dict[str, Any] | None = None  # the chosen one on fresh seeds (fresh_confirmation)
 
     def config_label(self, config: str) -> str:
         """The label of a configuration (any of its models' labels, without the model)."""
@@ -189,6 +195,41 @@ def _confirmation(long: pd.DataFrame, dataset: str, metric: str, chosen: str,
     return confirmation_of([x[s] - y[s] for s in common], confidence)
 
 
+def fresh_confirmation(
+    fresh: pd.DataFrame, dataset: str, metric: str, chosen: str, vanilla: str,
+    confidence: float, used: set[int], split: str = "dev",
+) -> dict[str, Any] | None:  # fmt: skip
+    """The chosen candidate against vanilla on fresh seeds (``fresh``: the long metrics
+    of the confirmation trials, ``sweeps.confirm``), paired by seed; None until two
+    fresh seeds of both have finished.
+
+    The outcome is taken on the test split where the trials score one (rows and seeds
+    both new to the choice), else on the selection's ``split`` (new seeds, the same
+    rows); the selection split's Δ is given beside it. A seed the selection used
+    (``used``: a grid grown since the confirmation ran) is no fresh seed and is left out.
+    """
+
+    def differences(on: str) -> dict[int, float]:
+        cands, _ = dataset_candidates(fresh, dataset, metric, split=on)
+        by_id = {c.id: c.values for c in cands}
+        if chosen not in by_id or vanilla not in by_id:
+            return {}
+        x, y = by_id[chosen], by_id[vanilla]
+        return {s: x[s] - y[s] for s in sorted(set(x) & set(y) - used)}
+
+    on_test = differences("test") if split != "test" else {}
+    outcome_split = "test" if on_test else split
+    diffs = on_test if outcome_split == "test" else differences(split)
+    if len(diffs) < 2:
+        return None
+    out = {**confirmation_of(list(diffs.values()), confidence), "split": outcome_split,
+           "seeds": list(diffs)}  # fmt: skip
+    if outcome_split != split:
+        beside = differences(split)
+        out[f"{split}_delta"] = sum(beside.values()) / len(beside) if beside else math.nan
+    return out
+
+
 def confirmation_of(differences: list[float], confidence: float) -> dict[str, Any]:
     """The paired test-split Δ of a chosen configuration, its interval, and the outcome:
     confirmed only when the whole interval is above 0. A false "confirmed" for a
@@ -221,6 +262,7 @@ def decisions(
     check_metric_choice(df, metric)
     settings = settings or DecisionSettings()
     long = long_metrics(df)
+    fresh = long_metrics(df, confirmation=True)
     flags = seed_flags(df)
     primaries = primary_metrics(df)
     out: dict[str, DatasetDecision] = {}
@@ -239,10 +281,16 @@ def decisions(
             decision = decide(cands, metric=m, settings=settings.of(dataset))
         vanilla = next(c.id for c in cands if c.is_vanilla)
         confirmation = None
+        confidence = 1 - settings.of(dataset).alpha
         if decision.chosen != vanilla and settings.split != "test":  # nothing to confirm on
             confirmation = _confirmation(long, dataset, m, decision.chosen, vanilla,
-                                         1 - settings.of(dataset).alpha)  # fmt: skip
-        out[dataset] = DatasetDecision(dataset, decision, info, confirmation, race)
+                                         confidence)  # fmt: skip
+        on_fresh = None
+        if decision.chosen != vanilla and len(fresh):
+            used = {s for c in cands for s in c.values}
+            on_fresh = fresh_confirmation(fresh, dataset, m, decision.chosen, vanilla,
+                                          confidence, used, settings.split)  # fmt: skip
+        out[dataset] = DatasetDecision(dataset, decision, info, confirmation, race, on_fresh)
     return out
 
 
@@ -381,6 +429,13 @@ def selection_dict(
         if dd.confirmation:
             c = dd.confirmation
             ds["test_confirmation"] = {
+                "delta": _plain(c["delta"]), "ci_low": _plain(c["ci_low"]),
+                "ci_high": _plain(c["ci_high"]), "n": c["n"], "outcome": c["outcome"],
+            }  # fmt: skip
+        if dd.fresh:
+            c = dd.fresh
+            ds["fresh_confirmation"] = {
+                "split": c["split"], "seeds": [int(x) for x in c["seeds"]],
                 "delta": _plain(c["delta"]), "ci_low": _plain(c["ci_low"]),
                 "ci_high": _plain(c["ci_high"]), "n": c["n"], "outcome": c["outcome"],
             }  # fmt: skip

@@ -33,6 +33,7 @@ from sweeps.spec import SweepSpec, load_spec
 from trainer.errors import ConfigError
 from trainer.knobs import format_value, ordered_keys, sort_value
 from trainer.layout import (
+    CONFIRM_EXPERIMENT,
     GRID_EXPERIMENT,
     OPTUNA_EXPERIMENT,
     RACE_EXPERIMENT,
@@ -190,6 +191,15 @@ def print_plan(
             + f" (decision: alpha {spec.decision.alpha:g})",
             soft_wrap=True,
         )
+    if spec.confirm is not None:
+        console.print(
+            f"confirmation: once a dataset's {'race' if spec.race else 'grid'} has chosen a "
+            f"configuration other than vanilla, it and vanilla are trained on "
+            f"{spec.confirm.seeds} fresh seeds ({_seed_span(spec.confirm_seeds)}): "
+            f"{2 * spec.confirm.seeds} more trials per dataset (one more per seed where the choice "
+            "is the SE average of a NoisyTune run), not counted below",
+            soft_wrap=True,
+        )
     console.print(
         f"rough cost: {left} trials to run; on this machine ({cpus} CPUs) about "
         f"{concurrency} at a time -> {math.ceil(left / concurrency)} waves"
@@ -234,6 +244,29 @@ def is_finished(run_dir: str, trial: TrialSpec) -> bool:
 
 
 # -- running ----------------------------------------------------------------------
+def _confirmations_left(plan: SweepPlan, run_dir: str) -> list[TrialSpec]:
+    """The confirmation trials the run dir's decisions ask for and that have not
+    finished (``sweeps.confirm``); SE evaluations come with their plain runs."""
+    if plan.spec.confirm is None:
+        return []
+    from sweeps.confirm import confirmation_trials
+
+    ensure_results(run_dir)  # the decisions read the results table
+    wanted = confirmation_trials(plan.spec, run_dir, plan.grid)
+    return [t for t in wanted if not is_finished(run_dir, t)]
+
+
+def _seed_span(seeds: list[int]) -> str:
+    return f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
+def _configs_of(trials: list[TrialSpec]) -> str:
+    """The configurations of some trials, named by their keys without the seed."""
+    from sweeps.grid import config_key
+
+    return ", ".join(dict.fromkeys(config_key(t) for t in trials))
+
+
 def _sized_trials(grid_trials: list[TrialSpec], race, search) -> list[TrialSpec]:
     """Every kind of trial this driver may run, for ``gpu: auto``: the grid's, the
     race's, and one seed of each Optuna cell (the searched λ does not change memory)."""
@@ -257,9 +290,10 @@ def load_run_spec(run_dir: str | Path) -> SweepSpec:
         raise ConfigError(f"{Path(run_dir, SWEEP_FILE)} holds an invalid spec: {err}") from None
 
 
-def _adopt_grid_trials(run_dir: str, trials: list[TrialSpec]) -> None:
-    """Write ``trial.json`` for every grid trial, so its directory describes itself and
-    ``results.parquet`` can be rebuilt from the trial directories alone."""
+def _adopt_trials(run_dir: str, trials: list[TrialSpec]) -> None:
+    """Write ``trial.json`` for every trial given (a grid's, a confirmation's), so its
+    directory describes itself and ``results.parquet`` can be rebuilt from the trial
+    directories alone (and an SE trial's result written when its plain run ends)."""
     for t in trials:
         path = trial_dir(run_dir, t.key) / TRIAL_FILE
         if path.is_file():
@@ -298,11 +332,12 @@ def run_sweep(
     if restart and remote:
         raise ConfigError("--restart moves a local run directory aside; remove a remote "
                           f"one ({run_dir}) with your storage's own tools")  # fmt: skip
-    if spec.race is not None and remote:
-        raise ConfigError(
-            "race: a seed race needs a local or shared run directory (its decisions replay "
-            f"from the trial directories), not {run_dir}"
-        )
+    for section, what in (("race", "a seed race"), ("confirm", "a confirmation")):
+        if getattr(spec, section) is not None and remote:
+            raise ConfigError(
+                f"{section}: {what} needs a local or shared run directory (its decisions "
+                f"replay from the trial directories), not {run_dir}"
+            )
     plan = plan_sweep(spec, share=spec.race is None and not remote)
     grid_trials = plan.grid
     preflight(plan, run_dir, address=address, num_cpus=num_cpus)
@@ -333,7 +368,7 @@ def run_sweep(
         refuse_if_changed(run_dir, read_record(run_dir), record)
         write_record(run_dir, record)
         if spec.race is None:  # a race runs only some of them: each describes itself at start
-            _adopt_grid_trials(run_dir, grid_trials)
+            _adopt_trials(run_dir, grid_trials)
         ensure_results(run_dir)
         if spec.race is not None:  # the race picks its trials from the whole grid
             try:
@@ -386,11 +421,12 @@ def _run_on_ray(
 
         race, outcomes = seed_race(spec, run_dir, grid_trials)
         if race.finished():
-            print(f"steadytune: every dataset's race in {run_dir} has ended; nothing to run",
-                  file=out)  # fmt: skip
-            return summary
+            print(f"steadytune: every dataset's race in {run_dir} has ended", file=out)
+            race = None
         grid_trials = []  # the race runs them
-    if not remote and not grid_trials and not race and not (search and search.remaining_trials):
+    confirming = [] if remote else _confirmations_left(plan, run_dir)
+    if (not remote and not grid_trials and not race and not confirming
+            and not (search and search.remaining_trials)):  # fmt: skip
         print(f"steadytune: every trial of {run_dir} has finished; nothing to run", file=out)
         return summary
     info = _ray.init_ray(run_dir, ray_start.address, num_cpus=ray_start.num_cpus,
@@ -424,6 +460,18 @@ def _run_on_ray(
                     trials=[t.to_dict() for t in grid_trials], **tuning, **common,
                 )  # fmt: skip
             summary["grid"] = _ray.fit(tuner)
+        confirming = [] if remote else _confirmations_left(plan, run_dir)
+        if confirming:
+            _adopt_trials(run_dir, confirming)
+            pending = [t for t in confirming if not t.derived_from]
+            print(f"steadytune: confirming the choice on fresh seeds "
+                  f"{_seed_span(plan.spec.confirm_seeds)}: {len(pending)} trial(s) of "
+                  f"{_configs_of(pending)}", file=out, flush=True)  # fmt: skip
+            tuner = _ray.build_tuner(
+                f"{CONFIRM_EXPERIMENT}-{stamp}", run_dir,
+                trials=[t.to_dict() for t in longest_first(pending)], **tuning, **common,
+            )  # fmt: skip
+            summary["confirm"] = _ray.fit(tuner)
         if search is not None:
             summary["optuna_storage"] = search.storage_url
             if remote and _ray.can_restore(run_dir, OPTUNA_EXPERIMENT):

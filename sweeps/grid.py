@@ -52,6 +52,9 @@ class TrialSpec:
     derived_from: str | None = None
     # the learning curve its dataset is a size of (``sweeps.spec.DatasetSpec``), or None
     curve: str | None = None
+    # "confirm": a fresh seed of a chosen configuration or of its vanilla, trained after
+    # the selection (``sweeps.confirm``) and kept out of it; None: a selection trial
+    role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -159,6 +159,7 @@ def differences(run_dir: str, old: dict[str, Any], new: dict[str, Any]) -> list[
         found[f"{len(gone)} recorded trial(s) are no longer in the spec (e.g. {gone[0]})"] += 1
     found.update(_search_changes(old, new))
     found.update(_race_changes(old, new))
+    found.update(_confirm_changes(old, new))
     return [change for change, _ in found.most_common()]
 
 
@@ -217,6 +218,18 @@ def _race_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 f"decision.{name}: {decision_before.get(name)!r} -> {decision_after.get(name)!r}"
             )
     return changes
+
+
+def _confirm_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Confirmation seeds may be added (growth); fewer, or none, would leave trials on
+    disk that the report tests but the spec no longer asks for."""
+    before = (old["spec"].get("confirm") or {}).get("seeds")
+    after = (new["spec"].get("confirm") or {}).get("seeds")
+    if before is None or (after is not None and after >= before):
+        return []
+    if after is None:
+        return ["confirm: the recorded confirmation on fresh seeds was removed"]
+    return [f"confirm.seeds: {before!r} -> {after!r}"]
 
 
 def refuse_if_changed(run_dir: str, old: dict[str, Any] | None, new: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis import CONFIRM_ROLE
 from sweeps.driver import load_run_spec, plan_rows
 from sweeps.grid import SweepPlan, plan_sweep
 from sweeps.results import DIVERGED, FAILED, FINISHED, read_results, trial_row
@@ -123,9 +124,23 @@ def read_progress(run_dir: str | Path) -> Progress:
     return Progress(
         name=spec.name,
         run_dir=str(run_dir),
-        cells=_cells(plan, rows),
-        scores=_scores(rows.values()),
+        cells=_cells(plan, rows) + _confirm_cells(spec, rows),
+        scores=_scores(r for r in rows.values() if r.get("role") != CONFIRM_ROLE),
     )
+
+
+def _confirm_cells(spec: Any, rows: dict[str, dict[str, Any]]) -> list[CellProgress]:
+    """The fresh-seed confirmation trials (``sweeps.confirm``) per (dataset, strategy) that
+    has any: each of the spec's ``confirm.seeds`` seeds is planned once a choice asks."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in rows.values():
+        if r.get("role") == CONFIRM_ROLE:
+            c = counts.setdefault((r["dataset"], r["strategy"]), [0, 0])
+            c[0 if r["status"] in _ENDED else 1] += 1
+    planned = len(spec.confirm_seeds)
+    return [CellProgress(dataset=d, strategy=s, kind="confirm", planned=planned,
+                         finished=done, failed=failed)
+            for (d, s), (done, failed) in sorted(counts.items())]  # fmt: skip
 
 
 def _of_plan(plan: SweepPlan, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

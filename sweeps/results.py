@@ -73,6 +73,8 @@ def make_row(
         "derived_from": trial.get("derived_from"),
         # the learning curve the dataset is a size of (its data.train_size), or None
         "curve": trial.get("curve"),
+        # "confirm": a fresh-seed confirmation trial (sweeps.confirm), never selected on
+        "role": trial.get("role"),
     }
     names = ("runtime_s", "diverged_at_step", "git_commit", "result_path", "logits_path",
              "model_path")  # fmt: skip

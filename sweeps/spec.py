@@ -24,6 +24,7 @@ A spec looks like this (see ``examples/quickstart.yaml``)::
     max_failures: 1
     decision: {alpha: 0.05, margin: 0.01}  # optional: the verdict's level and equivalence margin
     race: {start: 3, step: 2, max: 15}     # optional: seeds raced to a decision (no `seeds:`)
+    confirm: {seeds: 10}           # optional: the choice retrained on 10 fresh seeds, with vanilla
     data_dir: ../data              # optional: relative data files are read from here
                                    # (relative to this file; --data-dir overrides it)
 """
@@ -459,6 +460,24 @@ class RaceSpec(_Strict):
         return self
 
 
+# The most fresh seeds a confirmation may ask for: 2 × 100 trials per dataset is already
+# more than any grid here; a larger number is a typo, not a plan.
+MAX_CONFIRM_SEEDS = 100
+
+
+class ConfirmSpec(_Strict):
+    """The choice confirmed on fresh seeds (``sweeps/confirm.py``): once a dataset's
+    selection has ended with a configuration other than vanilla, ``seeds`` new seeds of
+    it and of vanilla are trained and the report tests it on those alone."""
+
+    seeds: Annotated[int, NotBoolean, Field(ge=2, le=MAX_CONFIRM_SEEDS)] = Field(
+        default=10,
+        description="Fresh seeds of the chosen configuration and of vanilla each; 10 confirm "
+        "a gain of one std of the seeds' paired differences with 80 % power (5: 1.7 "
+        "stds; 20: 0.66).",
+    )
+
+
 class MLflowSpec(_Strict):
     """``callbacks.mlflow``: Ray Tune's MLflowLoggerCallback, a run per trial."""
 
@@ -507,6 +526,7 @@ class SweepSpec(_Strict):
     search: SearchSpec | None = None
     decision: DecisionSpec = DecisionSpec()
     race: RaceSpec | None = None
+    confirm: ConfirmSpec | None = None
     callbacks: CallbacksSpec = CallbacksSpec()
 
     @field_validator("strategies", mode="before")
@@ -594,6 +614,14 @@ class SweepSpec(_Strict):
                 raise ParameterError(
                     "must be left out when 'race' is set: a race gives seeds to the grid's "
                     "configurations; search one λ without a race, or race a λ grid",
+                    key=("search",),
+                    value=self.search.param,
+                )
+            if self.confirm is not None:
+                raise ParameterError(
+                    "must be left out when 'confirm' is set: the confirmation retrains the "
+                    "configuration a grid or a race chose; confirm a searched λ by giving it "
+                    "to a grid",
                     key=("search",),
                     value=self.search.param,
                 )
@@ -750,6 +778,14 @@ class SweepSpec(_Strict):
                 return list(self.seeds)[: self.race.max]
             return list(range(self.race.max))
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def confirm_seeds(self) -> list[int]:
+        """The fresh seeds of a confirmation: after every seed the selection may use."""
+        if self.confirm is None:
+            return []
+        first = max(self.seed_list) + 1
+        return list(range(first, first + self.confirm.seeds))
 
     @property
     def candidate_seeds(self) -> list[int]:

@@ -13,7 +13,8 @@ trial of a sweep); a *run directory* is a sweep's ``<storage>/<name>/``::
         trials/              TRIALS_DIR
             <key>/           trial_dir(run_dir, key): one trial directory, below
         tune/                TUNE_DIR: one Tune experiment per driver run:
-            grid-<time>/, optuna-<time>/, race-<time>/   (GRID_, OPTUNA_, RACE_EXPERIMENT)
+            grid-<time>/, optuna-<time>/, race-<time>/, confirm-<time>/
+                             (GRID_, OPTUNA_, RACE_, CONFIRM_EXPERIMENT)
         ray/                 RAY_DIR (0700): the local Ray instance's private dir
             r/               RAY_TEMP_SUBDIR: Ray's temp dir (logs, sockets)
         ray-temp-dir.txt     RAY_POINTER_FILE: names /tmp/st-ray-*/ where ray/r is too long
@@ -85,6 +86,7 @@ REPORT_MARKER = ".steadytune-report"
 GRID_EXPERIMENT = "grid"
 OPTUNA_EXPERIMENT = "optuna"
 RACE_EXPERIMENT = "race"
+CONFIRM_EXPERIMENT = "confirm"
 
 
 # -- paths --------------------------------------------------------------------------
