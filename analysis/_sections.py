@@ -30,14 +30,16 @@ from analysis._report_tables import (
     stats_view,
 )
 from analysis._select import CONFIRMED, CONTRADICTED, NOT_CONFIRMED, DatasetDecision, rule
+from analysis._sequential import ELIMINATION_RHO, SPENDING_RHO
 from analysis._tables import config_label, cost_table
 
 RACE_NOTE = (
     "**Seed race.** Seeds were raced (`race:` in the spec): after each round every "
-    "configuration significantly behind the leader (paired, Holm, at α per round) "
-    "stopped, and the verdict was tested at the round's group-sequential level "
-    "(alpha spent as α·t³ over the fraction t of the maximum seeds). The decisions "
-    "shown are the race's own, at its last round's level."
+    "configuration significantly behind the leader (paired, Holm) stopped, at a level "
+    f"spending an elimination α of its own as α·t^{ELIMINATION_RHO:g} over the fraction t "
+    "of the maximum seeds, and the verdict was tested at the round's group-sequential "
+    f"level (α spent as α·t^{SPENDING_RHO:g}; the round the race ended at spends all that "
+    "was left). The decisions shown are the race's own, at its last round's level."
 )
 
 STATISTICS = """\

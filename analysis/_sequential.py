@@ -22,9 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# ρ = 3 spends little early (a look at a third of the seeds spends α/27) yet lets a large
-# effect stop a race halfway; docs/analysis.md ("Racing seeds") says why this one.
-SPENDING_RHO = 3.0
+# ρ = 5 spends almost nothing early (a look at a third of the seeds spends α/243) and
+# keeps 0.045 of α = 0.05 for a 7-look race's last look, so a race that runs to max loses
+# little power against the fixed grid, yet a large effect still stops it halfway;
+# docs/analysis.md ("Racing seeds") and docs/decisions.md say why this one (ρ = 3 lost
+# 0.047 of power where the effect is the margin's size).
+SPENDING_RHO = 5.0
 # A race's eliminations spend an α of their own, linearly (ρ = 1, Pocock-like: a look at
 # a fifth of the seeds may spend a fifth of it). Eliminating a configuration that is not
 # worse loses power but claims nothing to a user, so it may spend early; testing it at α

@@ -196,8 +196,13 @@ def print_plan(
             f"confirmation: once a dataset's {'race' if spec.race else 'grid'} has chosen a "
             f"configuration other than vanilla, it and vanilla are trained on "
             f"{spec.confirm.seeds} fresh seeds ({_seed_span(spec.confirm_seeds)}): "
-            f"{2 * spec.confirm.seeds} more trials per dataset (one more per seed where the choice "
-            "is the SE average of a NoisyTune run), not counted below",
+            f"{2 * spec.confirm.seeds} more trials per dataset"
+            + (
+                ""
+                if spec.race
+                else " (one more per seed where the choice is the SE average of a NoisyTune run)"
+            )
+            + ", not counted below",
             soft_wrap=True,
         )
     console.print(
@@ -433,8 +438,8 @@ def _run_on_ray(
                          dashboard=ray_start.dashboard, verbose=ray_start.verbose)  # fmt: skip
     print(f"steadytune: Ray {info}", file=out, flush=True)
     try:
-        gpu = resolve_gpu(spec.resources.gpu, _sized_trials(grid_trials, race, search),
-                          _ray.cluster_gpus())  # fmt: skip
+        sized = _sized_trials([*grid_trials, *confirming], race, search)
+        gpu = resolve_gpu(spec.resources.gpu, sized, _ray.cluster_gpus())
         check_feasible(spec.resources.cpu, gpu, _ray.cluster_nodes())
         common = dict(cpu=spec.resources.cpu, gpu=gpu, train_fn=train_fn)
         tuning = dict(max_concurrent=spec.max_concurrent, max_failures=spec.max_failures,
@@ -461,9 +466,9 @@ def _run_on_ray(
                 )  # fmt: skip
             summary["grid"] = _ray.fit(tuner)
         confirming = [] if remote else _confirmations_left(plan, run_dir)
-        if confirming:
-            _adopt_trials(run_dir, confirming)
-            pending = [t for t in confirming if not t.derived_from]
+        _adopt_trials(run_dir, confirming)
+        pending = [t for t in confirming if not t.derived_from]
+        if pending:
             print(f"steadytune: confirming the choice on fresh seeds "
                   f"{_seed_span(plan.spec.confirm_seeds)}: {len(pending)} trial(s) of "
                   f"{_configs_of(pending)}", file=out, flush=True)  # fmt: skip

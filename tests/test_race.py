@@ -150,8 +150,8 @@ def test_a_budget_stop_spends_all_the_alpha_left():
 def test_the_boundary_of_a_holm_step_is_the_boundary_of_its_share_of_alpha():
     """Holm's first step over m = 4 tests at the boundary of α/4, not the boundary of α
     divided by 4 (Maurer & Bretz 2013)."""
-    look = Boundary(schedule(3, 2, 15), 2)
-    assert look.now(0.05 / 4) != pytest.approx(look.now(0.05) / 4, rel=0.01)
+    look = Boundary(schedule(3, 2, 15), 5)
+    assert look.now(0.05 / 4) != pytest.approx(look.now(0.05) / 4, rel=0.02)
     p = [look.now(0.05 / 4) * 0.99, 0.9, 0.9, 0.9]
     assert list(step_down(p, 0.05, look)) == [True, False, False, False]
     p[0] = look.now(0.05 / 4) * 1.01

@@ -34,13 +34,13 @@ def test_levels_shape(levels):
     # the first look has nothing before it: its level is the α spent by then, α·t^ρ
     t0 = LOOKS[0] / LOOKS[-1]
     assert levels[0] == pytest.approx(ALPHA * t0**SPENDING_RHO, rel=1e-4)
-    # the last look keeps most of α (ρ = 3 spends little early) but not all of it
+    # the last look keeps most of α (SPENDING_RHO spends little early) but not all of it
     assert 0.6 * ALPHA < levels[-1] < ALPHA
 
 
 def test_spent():
     out = spent(ALPHA, np.array([0.2, 0.5, 1.0]))
-    np.testing.assert_allclose(out, ALPHA * np.array([0.2, 0.5, 1.0]) ** 3)
+    np.testing.assert_allclose(out, ALPHA * np.array([0.2, 0.5, 1.0]) ** SPENDING_RHO)
     assert spent(ALPHA, np.array([0.5, 0.9]))[-1] == ALPHA  # the last look spends all of α
     assert spent(ALPHA, np.array([0.5, 1.5]), rho=1.0)[0] == pytest.approx(0.5 * ALPHA)
 
