@@ -8,11 +8,13 @@ searcher adapter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,25 @@ def ray_temp_dir(run_dir: str) -> str:
     return str(candidate)
 
 
+@contextlib.contextmanager
+def _own_sigterm() -> Iterator[None]:
+    """Keep the driver's SIGTERM handler across ``ray.init``: Ray's core worker installs
+    a C-level one that aborts the process (exit −6, a stack dump) instead of letting the
+    CLI unwind — release the run dir, shut Ray down — and exit 143."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
 def init_ray(
     run_dir: str,
     address: str | None = None,
@@ -108,6 +129,12 @@ def init_ray(
     # forced snapshots (checkpoint_config.num_to_keep) are what makes resume exact; the
     # warning about their frequency is noise for short trials
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ctrl-C ends the driver there and then (KeyboardInterrupt, exit 130: the CLI says
+    # what is unfinished and how to resume). Tune's own handler would stop gracefully and
+    # return as if the sweep had ended — a "done" line, a partial report, exit 0 — and
+    # advise Tuner.restore, which a local run dir never needs: it resumes from its trial
+    # directories (each trial from its own checkpoint).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     if not verbose:  # Tune's legacy reporter at verbose=0 prints nothing; the new one does
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         # token auth is on by design here; Ray's notice advises turning it off
@@ -118,12 +145,13 @@ def init_ray(
         return {"address": "already connected"}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and address != "local":
-        ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=verbose)
+        with _own_sigterm():
+            ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=verbose)
         return {"address": address, "dashboard": getattr(ctx, "dashboard_url", None)}
     temp = ray_temp_dir(run_dir)
     local_ray.prepare_auth_token()
     watchdog = local_ray.start_watchdog(temp)
-    with local_ray.loopback_node_ip():
+    with local_ray.loopback_node_ip(), _own_sigterm():
         ctx = ray.init(
             num_cpus=num_cpus,
             include_dashboard=dashboard,

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -50,7 +49,7 @@ from trainer.catalog import TeacherSize
 from trainer.config import METRICS, StrategyName, setting_adapter, setting_kind
 from trainer.data_config import DataConfig
 from trainer.errors import ConfigError
-from trainer.fields import NotBoolean, Seed
+from trainer.fields import NotBoolean, Seed, Strict
 from trainer.loading import merge, parse_overrides, read_yaml_mapping
 from trainer.messages import (
     NO_VALUE,
@@ -62,12 +61,18 @@ from trainer.messages import (
 from trainer.metrics import METRICS as TASK_METRICS
 from trainer.strategies import STRATEGIES, knob, knob_matters
 
+# Upper bounds on what a spec may ask for, checked before anything is expanded: a count
+# beyond them is a typo (`seeds: 100000000000` would build the list before failing), and
+# a sweep that really needs more is several sweeps.
+MAX_SEEDS = 1000  # seeds per configuration (a list, a count, or a race's max)
+MAX_TRIALS = 10_000  # Optuna candidates per study, retries per trial
+
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
 _PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class _Strict(Strict):
+    """A spec section: unknown keys and booleans where numbers go are errors."""
 
 
 # A K grid: one list for every strategy that uses K, or a list per strategy. A tagged
@@ -327,8 +332,8 @@ class ResourcesSpec(_Strict):
     """Per-trial resources. ``gpu`` is a fraction (several trials share a GPU), a whole
     count, or ``auto`` (a fraction from the model's size and the GPU's memory)."""
 
-    cpu: Annotated[float, Field(gt=0)] = 1.0
-    gpu: Annotated[float, Field(ge=0)] | Literal["auto"] = 0.0
+    cpu: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    gpu: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"] = 0.0
 
     @field_validator("gpu")
     @classmethod
@@ -347,7 +352,7 @@ class SearchSpec(_Strict):
     low: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     log: bool = False
-    n_trials: Annotated[int, Field(ge=1)] = 10
+    n_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 10
     seeds_per_candidate: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Seeds per λ candidate (the first ones of `seeds`); default all."
     )
@@ -446,7 +451,7 @@ class RaceSpec(_Strict):
 
     start: Annotated[int, Field(ge=2)] = 3
     step: Annotated[int, Field(ge=1)] = 2
-    max: Annotated[int, Field(ge=2)] = 15
+    max: Annotated[int, Field(ge=2, le=MAX_SEEDS)] = 15
     budget_trials: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="At most this many trials per dataset's race."
     )
@@ -514,7 +519,10 @@ class SweepSpec(_Strict):
     model: str = "minilm-l6"
     datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
     strategies: Annotated[list[StrategyName], Field(min_length=1)]
-    seeds: Annotated[int, Field(ge=1)] | Annotated[list[Seed], Field(min_length=1)] = 3
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_SEEDS)]
+        | Annotated[list[Seed], Field(min_length=1, max_length=MAX_SEEDS)]
+    ) = 3
     grid: GridSpec = GridSpec()
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="Trainer config shared by every trial."
@@ -522,7 +530,7 @@ class SweepSpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     storage: str = "./runs"
-    max_failures: Annotated[int, Field(ge=0)] = 1
+    max_failures: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 1
     search: SearchSpec | None = None
     decision: DecisionSpec = DecisionSpec()
     race: RaceSpec | None = None
@@ -542,10 +550,11 @@ class SweepSpec(_Strict):
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, list))
-            or (isinstance(value, int) and value < 1)
+            or (isinstance(value, int) and not 1 <= value <= MAX_SEEDS)
         ):
             raise ParameterError(
-                "must be a number of seeds >= 1 (seeds 0, 1, ...) or a list of seeds"
+                f"must be a number of seeds from 1 to {MAX_SEEDS} (seeds 0, 1, ...) or a "
+                "list of seeds"
             )
         return value
 

@@ -494,6 +494,23 @@ CASES: list[Case] = [
     *both(
         "failure rate 1", "'decision.max_failure_rate'", "Got 1", decision={"max_failure_rate": 1}
     ),
+    # booleans are never numbers, and counts have bounds checked before expansion
+    *both(
+        "boolean lr in defaults", "'optim.lr'", "not a boolean", defaults={"optim": {"lr": True}}
+    ),
+    *both("boolean cpu", "'resources.cpu'", "not a boolean", resources={"cpu": True}),
+    *both("infinite cpu", "'resources.cpu'", "finite", resources={"cpu": float("inf")}),
+    *both("boolean max_concurrent", "'max_concurrent'", "not a boolean", max_concurrent=True),
+    *both("boolean max_failures", "'max_failures'", "not a boolean", max_failures=True),
+    *both("a boolean seed", "'seeds'", "not a boolean", seeds=[True, 1]),
+    *both("10^11 seeds", "'seeds'", "from 1 to 1000", seeds=10**11),
+    *both(
+        "10^9 Optuna trials",
+        "'search.n_trials'",
+        "10000",
+        search={"param": "distill.lambda", "low": 0.1, "high": 1.0, "n_trials": 10**9},
+    ),
+    *both("boolean fresh seeds", "'confirm.seeds'", "not a boolean", confirm={"seeds": True}),
     *both(
         "dataset max_length too small",
         "'datasets[0].max_length'",

@@ -66,7 +66,7 @@ def assert_one_line(message: str) -> None:
         ({"distill": {"k": "some"}},
          "config: The 'distill.k' parameter must be an int >= 1 or 'all'. Got 'some' instead."),
         ({"distill": {"k": True}},
-         "config: The 'distill.k' parameter must be an int >= 1 or 'all'. Got True instead."),
+         "config: The 'distill.k' parameter must be a number, not a boolean. Got True instead."),
         ({"optim": {"lr": 0}}, "config: The 'optim.lr' parameter must be greater than 0. Got 0 "
          "instead."),
         ({"strategy": "sdv", "distill": {"k": "all"}},
@@ -115,8 +115,8 @@ def test_config_problem_is_one_line_in_sklearn_shape(override, expected):
          "sweep spec: The 'resources.gpu' parameter must be a valid number or 'auto'. Got "
          "'half' instead."),
         ({"seeds": 0},
-         "sweep spec: The 'seeds' parameter must be a number of seeds >= 1 (seeds 0, 1, ...) "
-         "or a list of seeds. Got 0 instead."),
+         "sweep spec: The 'seeds' parameter must be a number of seeds from 1 to 1000 (seeds 0, "
+         "1, ...) or a list of seeds. Got 0 instead."),
         ({"seeds": [0, -1]},
          "sweep spec: The 'seeds[1]' parameter must be greater than or equal to 0. Got -1 "
          "instead."),

@@ -151,7 +151,7 @@ def test_search_leaves_searched_strategies_to_optuna():
          ["'search.low' parameter must be greater than 0 (a value of optim.lr)"]),
         ({"resources": {"gpu": "half"}}, ["'resources.gpu", "'auto'", "half"]),
         ({"resources": {"gpu": 1.5}}, ["'resources.gpu'", "whole number"]),
-        ({"seeds": 0}, ["'seeds' parameter must be a number of seeds >= 1", "Got 0 instead."]),
+        ({"seeds": 0}, ["'seeds' parameter must be a number of seeds from 1 to 1000", "Got 0"]),
         ({"seeds": [0, -1]}, ["'seeds[1]' parameter must be greater than or equal to 0"]),
         ({"seeds": [3, 3]}, ["'seeds' parameter must list each value once; 3 is there twice"]),
         ({"datasets": []}, ["'datasets'", "at least 1"]),

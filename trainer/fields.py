@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from trainer.messages import ParameterError
 
 
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation is made of, through unions, containers, Annotated
+    and Literal (a literal contributes its values' types); ``Any`` stands for itself."""
+    if annotation is Any or (isinstance(annotation, type) and not typing.get_args(annotation)):
+        return {annotation}
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return {type(v) for v in typing.get_args(annotation)}
+    if origin is Annotated:
+        return _leaf_types(typing.get_args(annotation)[0])
+    out: set[Any] = set()
+    for arg in typing.get_args(annotation):
+        out |= _leaf_types(arg)
+    if origin is not None and origin not in (typing.Union, types.UnionType):
+        out.add(origin)
+    return out
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """Whether a field takes numbers and no booleans (or anything)."""
+    leaves = _leaf_types(annotation)
+    return bool(leaves & {int, float}) and not leaves & {bool, Any, object}
+
+
 class Strict(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
+    """Unknown keys are errors: a typo must not silently fall back to a default. And a
+    boolean is never a number: YAML's ``true`` where a count, a rate or a size goes is a
+    mistake that pydantic would read as 1 (``optim.lr: true`` trained at lr 1.0)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _numbers_only(field.annotation):
+            return value
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, bool) for v in items):
+            raise ParameterError("must be a number, not a boolean")
+        return value
 
 
 # A finite float: NaN passes no comparison and inf passes `gt`, and either would only

@@ -56,22 +56,37 @@ def run_and_report(
     """Run (or continue) the sweep, write its report, and exit 1 if any trial failed."""
     from sweeps.driver import run_sweep
 
-    summary = run_sweep(
-        spec,
-        address=args.address,
-        run_dir=run_dir,
-        dry_run=dry_run,
-        restart=restart,
-        num_cpus=args.num_cpus,
-        dashboard=not args.no_dashboard,
-        verbose=args.verbose,
-    )
+    try:
+        summary = run_sweep(
+            spec,
+            address=args.address,
+            run_dir=run_dir,
+            dry_run=dry_run,
+            restart=restart,
+            num_cpus=args.num_cpus,
+            dashboard=not args.no_dashboard,
+            verbose=args.verbose,
+        )
+    except KeyboardInterrupt as stop:  # no report of a sweep cut short: resume it
+        where = run_dir or spec.run_dir()
+        raise type(stop)(f"{_unfinished(where)} — steadytune resume {where}") from None
     if not args.no_report:
         from sweeps.cli.report import report_after_sweep
 
         report_after_sweep(summary)
-    failed = sum(summary.get(k, {}).get("errors", 0) for k in ("grid", "optuna", "race"))
+    failed = sum(summary.get(k, {}).get("errors", 0) for k in ("grid", "optuna", "race", "confirm"))
     return 1 if failed else 0
+
+
+def _unfinished(run_dir: str) -> str:
+    """How many of a run dir's planned trials have not ended, in words."""
+    from sweeps.progress import read_progress
+    from trainer.errors import UserInputError
+
+    try:
+        return f"{read_progress(run_dir).unfinished} trial(s) unfinished"
+    except (UserInputError, OSError):  # interrupted before its sweep.json was written
+        return "nothing finished yet"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
