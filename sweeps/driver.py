@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from sweeps.grid import SweepPlan, TrialSpec, plan_sweep
 from sweeps.ledger import build_record, read_record, refuse_if_changed, write_record
 from sweeps.preflight import preflight
-from sweeps.results import collect_rows, ensure_results, finished_result
+from sweeps.results import collect_rows, ensure_results, finished_result, warn_damaged
 from sweeps.rundir import DriverLock, claim, is_remote, move_aside
 from sweeps.spec import SweepSpec, load_spec
 from trainer.errors import ConfigError
@@ -352,6 +352,8 @@ def run_sweep(
         refuse_if_changed(run_dir, old, record)
         if restart and old is not None:
             print(f"--restart would move {run_dir} aside first", file=out)
+        if not remote:
+            warn_damaged(run_dir, stream)
         state = trial_states(run_dir, grid_trials, old)
         return {"run_dir": run_dir, "trials": print_plan(plan, run_dir, stream, state),
                 "dry_run": True}  # fmt: skip
@@ -372,6 +374,7 @@ def run_sweep(
         reap_stale_instance(run_dir)  # a killed driver's Ray processes must not write on
         refuse_if_changed(run_dir, read_record(run_dir), record)
         write_record(run_dir, record)
+        warn_damaged(run_dir, out)
         if spec.race is None:  # a race runs only some of them: each describes itself at start
             _adopt_trials(run_dir, grid_trials)
         ensure_results(run_dir)

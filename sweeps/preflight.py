@@ -20,7 +20,7 @@ from sweeps.rundir import check_owned, check_writable, is_remote
 from sweeps.spec import SweepSpec
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, UserInputError
-from trainer.layout import RUN_MARKER
+from trainer.layout import RUN_MARKER, trial_dir
 from trainer.loading import load_config
 from trainer.messages import parameter_message
 
@@ -76,6 +76,9 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
     """A local instance has this machine's CPUs (or ``--num-cpus``) and GPUs: a trial
     asking for more would wait forever, so refuse it now. (On a cluster the same check
     runs against ``ray.nodes()`` once connected, still before any trial starts.)"""
+    if num_cpus is not None and num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be at least 1 (the local Ray instance's CPUs), "
+                          f"got {num_cpus}")  # fmt: skip
     if num_cpus:
         cpus = num_cpus
     elif hasattr(os, "sched_getaffinity"):
@@ -153,6 +156,39 @@ def check_trackers(spec: SweepSpec) -> None:
             )
 
 
+# The deepest file a trial writes below its directory (``checkpoint/`` and a temp name
+# beside it, ``trainer.checkpoint``), with room to spare.
+_DEEPEST_BELOW_TRIAL = len("/.checkpoint-999999/model.safetensors.tmp-xxxxxxxx")
+
+
+def check_path_lengths(plan: SweepPlan, run_dir: str) -> None:
+    """Every trial directory's name fits a file name, and every file a trial writes fits
+    a path, on the file system of the run dir: otherwise the first trial to start fails
+    with "File name too long", after ``sweep.json`` is written."""
+    existing = Path(run_dir)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        path_max = os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for t in plan.grid:
+        name = len(t.key.encode())
+        path = len(str(trial_dir(run_dir, t.key)).encode()) + _DEEPEST_BELOW_TRIAL
+        if name > name_max or path > path_max:
+            limit = (
+                f"{name} bytes, above the {name_max} a file name may have"
+                if (name > name_max)
+                else f"a path of {path} bytes, above {path_max}"
+            )
+            raise ConfigError(
+                f"trial directory {t.key[:60]!r}… (dataset {t.dataset[:40]!r}) would be "
+                f"{limit} on {str(existing)!r}: give the dataset a short 'id', or a "
+                "shorter 'storage'"
+            )
+
+
 def preflight(
     plan: SweepPlan,
     run_dir: str,
@@ -164,6 +200,7 @@ def preflight(
     spec = plan.spec
     if not is_remote(run_dir):
         check_writable(run_dir, "the run directory ('storage'/'name' or --run-dir)")
+        check_path_lengths(plan, run_dir)
         check_owned(run_dir, RUN_MARKER, "the run directory ('storage'/'name' or --run-dir)")
     if address is None:
         check_local_resources(spec, num_cpus)

@@ -25,7 +25,14 @@ from typing import Any
 from analysis import CONFIRM_ROLE
 from sweeps.driver import load_run_spec, plan_rows
 from sweeps.grid import SweepPlan, plan_sweep
-from sweeps.results import DIVERGED, FAILED, FINISHED, read_results, trial_row
+from sweeps.results import (
+    DIVERGED,
+    FAILED,
+    FINISHED,
+    described_keys,
+    read_results,
+    trial_row,
+)
 from trainer.layout import RESULTS_FILE, trials_dir
 from trainer.strategies import student_is_plain
 
@@ -96,7 +103,8 @@ class Progress:
 def ended_rows(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Key -> results row of every ended trial (finished, diverged or failed), read-only:
     the trial directories, and ``results.parquet`` for keys they do not describe."""
-    rows = _table_rows(Path(run_dir))
+    described = described_keys(run_dir)  # their directories say; a stale row does not
+    rows = {k: r for k, r in _table_rows(Path(run_dir)).items() if k not in described}
     trials = trials_dir(run_dir)
     for directory in sorted(trials.iterdir()) if trials.is_dir() else []:
         row = trial_row(directory) if directory.is_dir() else None

@@ -236,6 +236,40 @@ def trial_row(trial_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def damaged_results(run_dir: str | Path) -> list[Path]:
+    """The ``result.json`` files of a run dir's trials that cannot be read as a result
+    (truncated, not JSON, no config): never trusted — the trial counts as unfinished,
+    and the trainer moves the file aside and trains it anew when it runs again."""
+    trials = trials_dir(run_dir)
+    if not trials.is_dir():
+        return []
+    out = []
+    for path in sorted(d / RESULT_FILE for d in trials.iterdir() if d.is_dir()):
+        if path.is_file():
+            result = read_json_mapping(path)
+            if result is None or not isinstance(result.get("config"), dict):
+                out.append(path)
+    return out
+
+
+def warn_damaged(run_dir: str | Path, stream: Any = None) -> list[Path]:
+    """One line on ``stream`` (stderr) per damaged result (:func:`damaged_results`)."""
+    found = damaged_results(run_dir)
+    for path in found:
+        print(f"steadytune: {path} is damaged (not a result's JSON object): the trial counts "
+              "as unfinished; `steadytune resume` moves the file aside and trains it anew",
+              file=stream or sys.stderr)  # fmt: skip
+    return found
+
+
+def described_keys(run_dir: str | Path) -> set[str]:
+    """The keys of the trial directories that describe themselves (a ``trial.json``)."""
+    trials = trials_dir(run_dir)
+    if not trials.is_dir():
+        return set()
+    return {d.name for d in trials.iterdir() if read_json_mapping(d / TRIAL_FILE) is not None}
+
+
 def collect_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of every trial of a local run directory that has ended (SE trials whose
     plain run finished get their result written first)."""
@@ -267,7 +301,9 @@ def ensure_results(run_dir: str | Path) -> int:
     Every trial directory that describes an ended trial gives its row (a missing, stale
     or unreadable table is rewritten). Rows of the old table whose trial directory does
     not describe itself (a run of steadytune 0.1, a table copied without its trials) are
-    kept: a rebuild never loses a row.
+    kept: a rebuild never loses a row. A trial directory that describes itself but gives
+    no row (its ``result.json`` damaged since, or set aside) drops its old row: the
+    directory is the truth, and a stale row would count a result nobody can read.
     """
     import pandas as pd
 
@@ -279,10 +315,12 @@ def ensure_results(run_dir: str | Path) -> int:
         current = None
     frame = pd.DataFrame(rows)
     if current is not None and len(current):
-        derived = {r["key"] for r in rows}
+        derived = {r["key"] for r in rows} | described_keys(run_dir)
         kept = current[~current["key"].isin(derived)]
         frame = pd.concat([frame, kept], ignore_index=True) if rows else kept
     if frame.empty:
+        if current is not None and len(current):  # every old row was stale
+            path.unlink(missing_ok=True)
         return 0
     have = set() if current is None else set(zip(current["key"], current["status"], strict=True))
     stale = have != set(zip(frame["key"], frame["status"], strict=True))

@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import socket
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -74,14 +75,21 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_writable(path: str | Path, what: str) -> None:
-    """Refuse, without writing anything, a directory we could not create or write.
+    """Refuse a directory we could not create or write, leaving nothing behind.
 
-    ``path`` may not exist yet: then its nearest existing ancestor must be a writable
-    directory. ``what`` names the setting in the message (``'storage'``, ``--out``).
+    ``path`` may not exist yet: then its nearest existing ancestor must be a directory
+    a directory can be made in — tried, not inferred from permission bits (root may
+    "write" ``/proc`` and a read-only mount says writable): a probe directory is made
+    there and removed. ``what`` names the setting in the message (``'storage'``,
+    ``--out``).
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {str(path)!r} is a file, not a directory")
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{what} {str(path)!r} is a file, not a directory")
+    except OSError as exc:  # ENAMETOOLONG: the path itself cannot be looked up
+        raise ConfigError(f"{what} {str(path)[:80]!r}… cannot be used: {exc.strerror} "
+                          f"({len(str(path).encode())} bytes)") from None  # fmt: skip
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise ConfigError(
@@ -90,6 +98,11 @@ def check_writable(path: str | Path, what: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{what} {str(path)!r} is not writable (no write permission on "
                           f"{str(existing)!r})")  # fmt: skip
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".steadytune-probe-", dir=existing))
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be created: making a directory in "
+                          f"{str(existing)!r} fails ({exc.strerror})") from None  # fmt: skip
 
 
 def check_owned(path: str | Path, marker: str, what: str) -> None:

@@ -31,6 +31,7 @@ A spec looks like this (see ``examples/quickstart.yaml``)::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -66,6 +67,12 @@ from trainer.strategies import STRATEGIES, knob, knob_matters
 # a sweep that really needs more is several sweeps.
 MAX_SEEDS = 1000  # seeds per configuration (a list, a count, or a race's max)
 MAX_TRIALS = 10_000  # Optuna candidates per study, retries per trial
+
+# A dataset id names the trial directories (``sweeps.grid.trial_key``): two ids that a
+# file name would write alike ("a b", "a/b") must not become one.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=@-]*")
+# A sweep's name names its run directory.
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 # Keys of `defaults` that the spec sets per trial, so they cannot be defaults.
 _PER_TRIAL_KEYS = ("model", "data", "strategy", "seed")
@@ -118,7 +125,11 @@ class DatasetSpec(_Strict):
     decided on its own, whose ids are ``<id>@<size>`` and whose ``curve`` is ``<id>``.
     """
 
-    id: str | None = Field(default=None, description="Short name in results; default: the source.")
+    id: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="Short name in results (it names the trials' directories: letters, "
+        "digits and . _ - = @); default: the source.",
+    )
     metric: Literal[METRICS] | None = Field(  # type: ignore[valid-type]
         default=None,
         description="The primary dev metric; default: the task's first (accuracy, "
@@ -137,6 +148,16 @@ class DatasetSpec(_Strict):
         default=None, description="The learning curve a size of it belongs to (set by the spec)."
     )
     data: DataConfig
+
+    @field_validator("id")
+    @classmethod
+    def _id_names_files(cls, value: str | None) -> str | None:
+        if value is not None and not _ID_PATTERN.fullmatch(value):
+            raise ParameterError(
+                "must be letters, digits and . _ - = @, starting with a letter or digit: "
+                "it names the trials' directories"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -515,7 +536,7 @@ class CallbacksSpec(_Strict):
 
 
 class SweepSpec(_Strict):
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=_NAME_PATTERN)]
     model: str = "minilm-l6"
     datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
     strategies: Annotated[list[StrategyName], Field(min_length=1)]

@@ -111,7 +111,7 @@ def train_data_case(name: str, names: str, data: Callable[[Path], dict], *extra:
     return Case(f"train: {name}", make, names, list(extra))
 
 
-def sweep_case(name: str, names: str, *extra: str, dry: bool = False, **over) -> Case:
+def sweep_case(name: str, names: str, /, *extra: str, dry: bool = False, **over) -> Case:
     def make(tmp: Path, cache: Path) -> list[str]:
         spec = sweep_spec(tmp, cache, **over)
         return ["sweep", _yaml(tmp / "s.yaml", spec), *(["--dry-run"] if dry else [])]
@@ -119,7 +119,7 @@ def sweep_case(name: str, names: str, *extra: str, dry: bool = False, **over) ->
     return Case(f"sweep: {name}" + (" (dry run)" if dry else ""), make, names, list(extra))
 
 
-def both(name: str, names: str, *extra: str, **over) -> list[Case]:
+def both(name: str, names: str, /, *extra: str, **over) -> list[Case]:
     """The same bad spec through ``sweep`` and ``sweep --dry-run``: both must refuse it."""
     return [
         sweep_case(name, names, *extra, **over),
@@ -189,6 +189,18 @@ def victim_storage(tmp: Path, cache: Path) -> list[str]:
 def storage_is_file(tmp: Path, cache: Path) -> list[str]:
     (tmp / "afile").write_text("not a directory")
     return ["sweep", _yaml(tmp / "s.yaml", sweep_spec(tmp, cache, storage=str(tmp / "afile")))]
+
+
+def storage_too_deep(tmp: Path, cache: Path) -> list[str]:
+    """A run dir whose own path fits PATH_MAX (4096 bytes) but its trials' files do not."""
+    room = 4040 - len(str(tmp)) - len("/bad")
+    parts = ["d" * 200] * (room // 201) + ["e" * (room % 201 - 1)]
+    deep = tmp.joinpath(*parts)
+    return ["sweep", _yaml(tmp / "s.yaml", sweep_spec(tmp, cache, storage=str(deep)))]
+
+
+def no_cpus(tmp: Path, cache: Path) -> list[str]:
+    return ["sweep", _yaml(tmp / "s.yaml", sweep_spec(tmp, cache)), "--num-cpus", "0"]
 
 
 def locked_run(tmp: Path, cache: Path) -> list[str]:
@@ -511,6 +523,28 @@ CASES: list[Case] = [
         search={"param": "distill.lambda", "low": 0.1, "high": 1.0, "n_trials": 10**9},
     ),
     *both("boolean fresh seeds", "'confirm.seeds'", "not a boolean", confirm={"seeds": True}),
+    # what the real run would crash on, refused by the dry run too
+    *both("a 300-character name", "'name'", "at most 100", name="n" * 300),
+    *both("storage under /proc", "/proc/bad", storage="/proc"),
+    *both(
+        "a dataset id with a space",
+        "'datasets[0].id'",
+        "names the trials' directories",
+        datasets=[{"id": "a b", "name": "synthetic-sentiment", "train_size": 64}],
+    ),
+    *both(
+        "a 300-character dataset id",
+        "'datasets[0].id'",
+        "at most 100",
+        datasets=[{"id": "d" * 300, "name": "synthetic-sentiment", "train_size": 64}],
+    ),
+    Case(
+        "sweep: storage too deep for a trial's files",
+        storage_too_deep,
+        "'storage'",
+        ["trial directory", "a path of"],
+    ),
+    Case("sweep: --num-cpus 0", no_cpus, "--num-cpus", ["at least 1"]),
     *both(
         "dataset max_length too small",
         "'datasets[0].max_length'",

@@ -16,6 +16,16 @@ def test_a_setting_added_since_and_left_none_is_the_same_config():
     assert without_added_nulls(current, RECORDED) == RECORDED
 
 
+def test_an_empty_mapping_recorded_where_none_is_now_the_default_is_the_same_config():
+    """A CoNLL run of issue 26 recorded data.files.eval as {} before its default became
+    None; its trials are still its trials."""
+    recorded = {"seed": 0, "data": {"files": {"train": "t.txt", "eval": {}}}}
+    assert same_config(recorded, {"seed": 0, "data": {"files": {"train": "t.txt", "eval": None}}})
+    assert not same_config(
+        recorded, {"seed": 0, "data": {"files": {"train": "t.txt", "eval": {"de": "de.txt"}}}}
+    )
+
+
 def test_every_other_difference_is_a_different_config():
     for current in (
         {"seed": 0, "data": {"name": "sst2", "train_size": 1000, "test_from_train": 5}},

@@ -27,11 +27,22 @@ import torch
 
 from trainer.layout import STATE_FILE, corrupt_dir, old_dir
 
-__all__ = ["CorruptCheckpointWarning", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CorruptCheckpointWarning",
+    "CorruptResultWarning",
+    "load_checkpoint",
+    "save_aside",
+    "save_checkpoint",
+]
 
 
 class CorruptCheckpointWarning(UserWarning):
     """A checkpoint could not be used and was moved aside; the run recovers without it."""
+
+
+class CorruptResultWarning(UserWarning):
+    """A finished run's ``result.json`` could not be read and was moved aside; the run
+    trains anew (a trial is a pure function of its config: the same result comes back)."""
 
 
 def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
@@ -64,6 +75,12 @@ def _one_line(exc: BaseException) -> str:
     """``Type: first line of the message``: torch's read errors span several lines."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def save_aside(path: Path) -> Path:
+    """Rename an unreadable file or directory to the first free ``<name>.corrupt-<n>``
+    beside it: never deleted, never trusted."""
+    return _move_aside(path, path)
 
 
 def _move_aside(candidate: Path, directory: Path) -> Path:

@@ -26,11 +26,11 @@ result says ``"status": "diverged"``. A diverged seed is a result, not a missing
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,11 +42,11 @@ from torch import nn
 
 from trainer.averaging import flatten_parameters_
 from trainer.batches import TrainOrder, collate
-from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.checkpoint import CorruptResultWarning, load_checkpoint, save_aside, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError
 from trainer.inference import predict_logits, target_arrays
-from trainer.jsonio import to_json_safe, write_json_atomic
+from trainer.jsonio import read_json_mapping, to_json_safe, write_json_atomic
 from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
 from trainer.loading import config_to_dict
 from trainer.messages import parameter_message
@@ -198,7 +198,16 @@ def _finished_result(out_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] 
     path = out_dir / RESULT_FILE
     if not path.is_file() or not (out_dir / LOGITS_FILE).is_file():
         return None
-    result = json.loads(path.read_text())
+    result = read_json_mapping(path)
+    if result is None or not isinstance(result.get("config"), dict):
+        target = save_aside(path)
+        warnings.warn(
+            f"{path} is damaged (not a result's JSON object); moved it to {target.name} "
+            "and training anew",
+            CorruptResultWarning,
+            stacklevel=2,
+        )
+        return None
     if not same_config(result.get("config"), to_json_safe(resolved)):
         raise ConfigError(
             f"{out_dir} holds the result of a different config; use another --out or "

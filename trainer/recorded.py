@@ -19,11 +19,19 @@ from trainer.strategies import settings_label
 
 def without_added_nulls(current: Any, recorded: Any) -> Any:
     """``current`` less the keys ``recorded`` lacks and ``current`` holds as None, at
-    every depth where both are mappings."""
+    every depth where both are mappings. A recorded empty mapping where ``current``
+    holds None is the same "none" too: ``data.files.eval`` was ``{}`` for the runs
+    recorded between its introduction and its default becoming None (issue 26)."""
     if not isinstance(current, dict) or not isinstance(recorded, dict):
         return current
+
+    def kept(key: str, value: Any) -> Any:
+        if value is None and recorded[key] == {}:
+            return {}
+        return without_added_nulls(value, recorded[key])
+
     return {
-        key: without_added_nulls(value, recorded[key]) if key in recorded else value
+        key: kept(key, value) if key in recorded else value
         for key, value in current.items()
         if key in recorded or value is not None
     }

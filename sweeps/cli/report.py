@@ -140,7 +140,7 @@ def report_after_sweep(summary: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from analysis import write_report
-    from sweeps.results import ensure_results
+    from sweeps.results import ensure_results, warn_damaged
     from sweeps.rundir import check_owned, check_writable
     from sweeps.rundir import claim as claim_dir
     from trainer.errors import ConfigError
@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{run_dir}: no such run directory")
         if path.is_dir() and ((path / RUN_MARKER).is_file() or (path / SWEEP_FILE).is_file()):
             check_owned(path, RUN_MARKER, "the run directory")
+            warn_damaged(path)
             ensure_results(path)  # derived data: rebuilt if missing, corrupt or behind
     out = Path(args.out) if args.out else Path(args.run_dir[0]) / REPORT_DIR
     # the default report dir of a run dir steadytune made is its own; anywhere else, a

@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
 
     if (Path(args.target) / SWEEP_FILE).is_file():
         from sweeps.progress import read_progress
+        from sweeps.results import warn_damaged
 
+        warn_damaged(args.target)
         print_progress(read_progress(args.target))
     else:
         _print_job(args.target, args.address)
