@@ -25,6 +25,24 @@ class Block:
     kind: str  # "h1" | "h2" | "h3" | "text" | "table" | "figure"
     content: Any
     name: str = ""  # figure file stem
+    # Markdown a person wrote (--intro): rendered as written. Everything else is made
+    # from the results, whose names (dataset ids, file and directory names, error
+    # messages) are user text, and is rendered inert (:func:`inert`).
+    written: bool = False
+
+
+# What would make user text act in a Markdown viewer: the start of an HTML tag (a viewer
+# that passes HTML through would run <script> or load <img>), and link or image syntax
+# (![t](http://…) fetches a URL the text's author chose).
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_LINK = re.compile(r"\]\(")
+
+
+def inert(text: str) -> str:
+    """``text`` with HTML tag starts written as ``&lt;`` and link/image syntax broken
+    (``]\\(``), so it reads the same and does nothing; the report's own Markdown (bold,
+    code, p < 0.05) is untouched."""
+    return _LINK.sub("]\\(", _TAG_START.sub("&lt;", text))
 
 
 # CommonMark with pipe tables, as GitHub reads report.md. Raw HTML is off: an intro is
@@ -56,7 +74,7 @@ _REPORT_CSS = f"""
 
 
 def _md_cell(v: Any) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return inert(str(v)).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -73,10 +91,11 @@ def render_markdown(report: Report, figure_dir: str = "figures") -> str:
     """The report as Markdown, its figures linked as ``<figure_dir>/<name>.png``."""
     parts = []
     for b in report.blocks:
+        text = b.content if b.written or not isinstance(b.content, str) else inert(b.content)
         if b.kind in ("h1", "h2", "h3"):
-            parts.append("#" * int(b.kind[1]) + " " + b.content)
+            parts.append("#" * int(b.kind[1]) + " " + text)
         elif b.kind == "text":
-            parts.append(b.content)
+            parts.append(text)
         elif b.kind == "table":
             parts.append(markdown_table(b.content))
         elif b.kind == "figure":
@@ -121,10 +140,11 @@ def _alignment_css(tables: Iterable[pd.DataFrame]) -> str:
 
 def _block_html(b: Block, pngs: dict[str, bytes]) -> str:
     """One block as HTML: headings and text as the Markdown they are in report.md."""
+    text = b.content if b.written or not isinstance(b.content, str) else inert(b.content)
     if b.kind in ("h1", "h2", "h3"):
-        return f"<{b.kind}>{MARKDOWN.renderInline(b.content)}</{b.kind}>"
+        return f"<{b.kind}>{MARKDOWN.renderInline(text)}</{b.kind}>"
     if b.kind == "text":
-        return MARKDOWN.render(b.content)
+        return MARKDOWN.render(text)
     if b.kind == "table":
         return _table_html(b.content)
     if b.kind == "figure":
@@ -142,11 +162,19 @@ def render_body(report: Report, pngs: dict[str, bytes]) -> str:
     return f'<style>{css}</style>\n<div class="{WRAPPER}">\n{blocks}\n</div>'
 
 
+# The page loads nothing: its figures are inline data, its styles inline. Whatever a
+# name in it says, a browser fetches no URL and runs no script.
+_CSP = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "img-src data:; style-src 'unsafe-inline'\">"
+)
+
+
 def render_html(report: Report, pngs: dict[str, bytes]) -> str:
     """The report as one HTML page; ``pngs`` holds each figure block's PNG by name."""
     title = next((b.content for b in report.blocks if b.kind == "h1"), "steadytune report")
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{_CSP}'
         f"<title>{html.escape(title)}</title><style>{_PAGE_CSS}</style></head><body>\n"
         + render_body(report, pngs)
         + "\n</body></html>\n"

@@ -61,7 +61,7 @@ STATISTICS = """\
 def _text_block(lines: list[str]) -> list[Block]:
     """The lines as one text block, or none when they are blank."""
     chunk = "\n".join(lines).strip("\n")
-    return [Block("text", chunk)] if chunk.strip() else []
+    return [Block("text", chunk, written=True)] if chunk.strip() else []
 
 
 def _intro_blocks(intro: str | None) -> list[Block]:
@@ -75,7 +75,8 @@ def _intro_blocks(intro: str | None) -> list[Block]:
         if tok.type == "heading_open" and tok.level == 0 and tok.map:
             blocks += _text_block(lines[start : tok.map[0]])
             # the heading's text is its inline token, always the next one
-            blocks.append(Block(f"h{min(int(tok.tag[1]) + 1, 3)}", tokens[i + 1].content))
+            level = min(int(tok.tag[1]) + 1, 3)
+            blocks.append(Block(f"h{level}", tokens[i + 1].content, written=True))
             start = tok.map[1]
     return blocks + _text_block(lines[start:])
 

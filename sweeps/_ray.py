@@ -265,9 +265,21 @@ class ResultsCallback(tune.Callback):
         self.results_path = f"{run_dir}/{RESULTS_FILE}"
 
     def _write(self, trial, status: str) -> None:
+        """Record the trial's outcome; a failure to record it (a full disk, a trial dir
+        made read-only, a vanished mount) is that trial's, never the sweep's: an
+        exception here would end Tune and abandon every running trial. The trial then
+        has no outcome on disk, so it counts as unfinished and ``resume`` runs it."""
         spec = trial.config.get("trial")
         if spec is None:
             return
+        try:
+            self._record(trial, spec, status)
+        except OSError as exc:
+            print(f"steadytune: could not record the outcome of trial {spec['key']} "
+                  f"({type(exc).__name__}: {exc}): it counts as unfinished; `steadytune "
+                  "resume` runs it again", file=sys.stderr, flush=True)  # fmt: skip
+
+    def _record(self, trial, spec: dict, status: str) -> None:
         if is_remote(self.run_dir):
             row = results_mod.make_row(
                 spec, dict(trial.last_result or {}), trial_id=trial.trial_id, status=status

@@ -81,3 +81,43 @@ def test_the_trainer_moves_a_damaged_result_aside_and_trains_anew(tmp_path):
     assert any(issubclass(w.category, CorruptResultWarning) for w in caught)
     assert not (tmp_path / RESULT_FILE).exists()
     assert (tmp_path / f"{RESULT_FILE}.corrupt-1").read_text().endswith('"metr')
+
+
+def test_a_trial_outcome_that_cannot_be_recorded_does_not_end_the_sweep(tmp_path, capsys):
+    """Recording a failed trial's error.json in a directory that cannot take it raised
+    inside Tune's callback, which ended the sweep (issue 28); now it is that trial's."""
+    from types import SimpleNamespace
+
+    from sweeps._ray import ResultsCallback
+
+    key = "synthetic-sentiment_vanilla_s0"
+    trials = tmp_path / "run" / "trials"
+    trials.mkdir(parents=True)
+    (trials / key).write_text("a file where the trial's directory should be")
+    trial = SimpleNamespace(config={"trial": {"key": key}}, trial_id="t1", error_file=None,
+                            last_result={})  # fmt: skip
+    ResultsCallback(str(tmp_path / "run")).on_trial_error(0, [], trial)
+    err = capsys.readouterr().err
+    assert f"could not record the outcome of trial {key}" in err and "resume" in err
+
+
+EVIL = "![t](http://127.0.0.1:9/t.png)<script>alert(1)</script>"
+
+
+def test_user_text_in_a_report_is_text(finished_run):
+    """A dataset name (a data directory's name, say) holding Markdown and HTML: report.md
+    neither runs nor fetches it, report.html loads nothing from outside itself."""
+    import analysis
+    from analysis._render import render_html, render_markdown
+
+    run_dir, _ = finished_run
+    df = analysis.load(run_dir)
+    df["dataset"] = EVIL
+    df["error"] = EVIL
+    report = analysis.build_report(df, plots=False)
+    md = render_markdown(report)
+    assert "<script" not in md and "](http" not in md and "&lt;script>" in md
+    page = render_html(report, {})
+    assert "<script" not in page and 'src="http' not in page and "<img" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert report.selection_yaml["datasets"][EVIL]  # the data keeps the name as it is
