@@ -247,6 +247,7 @@ def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
     """Every grid trial of the spec, deduplicated, in a stable order."""
     trials: list[TrialSpec] = []
     seen: dict[str, str] = {}
+    owner: dict[str, int] = {}  # config fingerprint -> the index of its dataset
     searched = spec.search.param if spec.search else None
     for i in range(len(spec.datasets)):
         for strategy in spec.strategies:
@@ -256,6 +257,14 @@ def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
                 for seed in spec.seed_list:
                     t = build_trial(spec, i, strategy, seed, settings=point)
                     fingerprint = config_fingerprint(t.config)
+                    if fingerprint in seen and owner[fingerprint] != i:
+                        first = owner[fingerprint]
+                        raise ConfigError(
+                            f"datasets[{first}] and datasets[{i}] "
+                            f"({spec.datasets[first].label!r} and {t.dataset!r}) are the same "
+                            "data with the same settings: their trials would be the same runs "
+                            "under two ids; remove one, or make them differ"
+                        )
                     if fingerprint in seen:
                         continue  # another grid point that resolves to the same config
                     if t.key in seen.values():
@@ -265,6 +274,7 @@ def _grid_trials(spec: SweepSpec) -> list[TrialSpec]:
                             "make them differ sooner"
                         )
                     seen[fingerprint] = t.key
+                    owner[fingerprint] = i
                     trials.append(t)
     return trials
 

@@ -286,6 +286,10 @@ def latin1(tmp: Path) -> dict:
             "latin-1")), "dev": str(write_csv(tmp / "d" / "dev.csv", GOOD_ROWS[:10]))}}  # fmt: skip
 
 
+def huge_text(tmp: Path) -> dict:
+    return files_data(tmp, train_rows=[*GOOD_ROWS[:3], ("x" * 200_001, "1"), *GOOD_ROWS[3:]])
+
+
 def one_class(tmp: Path) -> dict:
     return files_data(tmp, train_rows=[(f"sentence {i}", "1") for i in range(20)])
 
@@ -466,6 +470,7 @@ CASES: list[Case] = [
     train_data_case("missing column", "'text'", wrong_column, "sentence"),
     train_data_case("empty text", "row 5", empty_text, "'sentence'"),
     train_data_case("one class", "at least 2", one_class),
+    train_data_case("a 200,000-character text", "row 3", huge_text, "at most 100,000"),
     train_data_case("unseen dev label", "'7'", unseen_label, "dev.csv"),
     train_data_case("latin-1 file", "train.csv", latin1, "encoding"),
     # train: files and arguments
@@ -545,6 +550,12 @@ CASES: list[Case] = [
         ["trial directory", "a path of"],
     ),
     Case("sweep: --num-cpus 0", no_cpus, "--num-cpus", ["at least 1"]),
+    *both(
+        "two ids for the same data",
+        "datasets[1]",
+        "'a' and 'b'",
+        datasets=[{"id": x, "name": "synthetic-sentiment", "train_size": 64} for x in "ab"],
+    ),
     *both(
         "dataset max_length too small",
         "'datasets[0].max_length'",

@@ -218,6 +218,12 @@ def _describe_label(value: object) -> str:
     return _describe(value)
 
 
+# The longest text one row may hold: a model reads max_length (≤ 512-ish) tokens of it,
+# and a multi-megabyte "sentence" (a file whose newlines were lost) sends the tokenizer
+# into gigabytes of memory and a Rust abort mid-trial instead of an error here.
+MAX_TEXT_CHARS = 100_000
+
+
 def _check_text(values: pd.Series, column: str, origin: str) -> None:
     ok = values.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy(dtype=bool)
     if not ok.all():
@@ -225,6 +231,14 @@ def _check_text(values: pd.Series, column: str, origin: str) -> None:
         raise DataError(
             f"The {column!r} column of {origin} must hold non-empty strings. Got "
             f"{_describe(values.iloc[row])} at {ROW.format(row)} instead."
+        )
+    long = values.str.len().to_numpy() > MAX_TEXT_CHARS
+    if long.any():
+        row = int(long.argmax())
+        raise DataError(
+            f"The {column!r} column of {origin} must hold texts of at most "
+            f"{MAX_TEXT_CHARS:,} characters (a model reads a few hundred tokens of one). "
+            f"Got {len(values.iloc[row]):,} characters at {ROW.format(row)} instead."
         )
 
 
