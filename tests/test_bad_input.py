@@ -203,6 +203,16 @@ def no_cpus(tmp: Path, cache: Path) -> list[str]:
     return ["sweep", _yaml(tmp / "s.yaml", sweep_spec(tmp, cache)), "--num-cpus", "0"]
 
 
+def fifo_spec(tmp: Path, cache: Path) -> list[str]:
+    os.mkfifo(tmp / "s.yaml")
+    return ["sweep", str(tmp / "s.yaml")]
+
+
+def empty_set_key(tmp: Path, cache: Path) -> list[str]:
+    spec = _yaml(tmp / "s.yaml", sweep_spec(tmp, cache))
+    return ["sweep", spec, "--dry-run", "--set", "defaults..optim=1"]
+
+
 def locked_run(tmp: Path, cache: Path) -> list[str]:
     run_dir = _recorded_run(tmp, cache)
     lock = DriverLock(run_dir).acquire()  # held by "another driver" (this process, another fd)
@@ -550,6 +560,8 @@ CASES: list[Case] = [
         ["trial directory", "a path of"],
     ),
     Case("sweep: --num-cpus 0", no_cpus, "--num-cpus", ["at least 1"]),
+    Case("sweep: a FIFO as the spec", fifo_spec, "s.yaml", ["not a regular file"]),
+    Case("sweep: --set with an empty key", empty_set_key, "--set", ["defaults..optim"]),
     *both(
         "two ids for the same data",
         "datasets[1]",

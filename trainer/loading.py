@@ -32,8 +32,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects key.sub=value, got {pair!r}")
+        if not sep or not key or "" in (part.strip() for part in key.split(".")):
+            raise ConfigError(f"--set expects key.sub=value (no empty key), got {pair!r}")
         try:
             value = yaml.load(raw, Loader=_UniqueKeyLoader)  # a SafeLoader
         except yaml.YAMLError as exc:
@@ -126,6 +126,8 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: the {what} path is a directory, not a file.")
+    if path.exists() and not path.is_file():  # a FIFO, a device: reading it would block
+        raise ConfigError(f"{path}: the {what} path is not a regular file.")
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
