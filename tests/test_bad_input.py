@@ -529,7 +529,7 @@ CASES: list[Case] = [
     *both("infinite cpu", "'resources.cpu'", "finite", resources={"cpu": float("inf")}),
     *both("boolean max_concurrent", "'max_concurrent'", "not a boolean", max_concurrent=True),
     *both("boolean max_failures", "'max_failures'", "not a boolean", max_failures=True),
-    *both("a boolean seed", "'seeds'", "not a boolean", seeds=[True, 1]),
+    *both("a boolean seed", "'seeds[0]'", "not a boolean", seeds=[True, 1]),
     *both("10^11 seeds", "'seeds'", "from 1 to 1000", seeds=10**11),
     *both(
         "10^9 Optuna trials",

@@ -59,17 +59,22 @@ def _chromium(*args: str) -> str:
     return out.stdout
 
 
+def _probe(tmp_path: Path, page: str) -> dict:
+    """What Chromium made of ``page``, read by the probe script. The page's own
+    Content-Security-Policy forbids every script, the probe too: the probed copy leaves
+    that one line out (the page is otherwise as written)."""
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", _PROBE + "</body>"))
+    found = re.search(r'data-probe="([^"]*)"', _chromium("--dump-dom", probed.as_uri()))
+    assert found, "the page did not finish loading"
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
 def test_report_renders_in_chromium(tmp_path):
     run = make_run(tmp_path, save_models=False)
     out = analysis.write_report(run, tmp_path / "out", intro=_INTRO).out_dir
-    page = (out / "report.html").read_text()
-    probed = tmp_path / "probed.html"
-    probed.write_text(page.replace("</body>", _PROBE + "</body>"))
-
-    dom = _chromium("--dump-dom", probed.as_uri())
-    found = re.search(r'data-probe="([^"]*)"', dom)
-    assert found, "the page did not finish loading"
-    probe = json.loads(found.group(1).replace("&quot;", '"'))
+    probe = _probe(tmp_path, (out / "report.html").read_text())
     assert probe["images"] >= 3 and probe["loaded"] == probe["images"]
     assert probe["raw"] == [] and probe["text"] > 2000
 
@@ -95,3 +100,19 @@ def test_a_missing_image_is_seen(tmp_path):
     found = re.search(r'data-probe="([^"]*)"', _chromium("--dump-dom", page.as_uri()))
     probe = json.loads(found.group(1).replace("&quot;", '"'))
     assert probe["images"] == 1 and probe["loaded"] == 0
+
+
+def test_user_text_shows_as_text_in_chromium(tmp_path):
+    """A dataset name holding an image and a script: the page shows both as text, loads
+    no image beyond its own figures and runs nothing (issue 28)."""
+    evil = "![t](http://127.0.0.1:9/t.png)<script>document.title='pwned'</script>"
+    df = analysis.load(make_run(tmp_path, save_models=False))
+    df["dataset"] = evil
+    report = analysis.build_report(df, plots=False)
+    from analysis._render import render_html
+
+    page = render_html(report, {})
+    probe = _probe(tmp_path, page)
+    assert probe["images"] == 0  # no figures asked for, and the name made none
+    dom = _chromium("--dump-dom", (tmp_path / "probed.html").as_uri())
+    assert "pwned" not in dom.split("<body", 1)[0] and "&lt;script&gt;" in dom

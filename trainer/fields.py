@@ -48,9 +48,12 @@ class Strict(BaseModel):
         field = cls.model_fields.get(info.field_name or "")
         if field is None or not _numbers_only(field.annotation):
             return value
-        items = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, bool) for v in items):
+        if isinstance(value, bool):
             raise ParameterError("must be a number, not a boolean")
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, bool):
+                    raise ParameterError("must be a number, not a boolean", key=(i,), value=item)
         return value
 
 
