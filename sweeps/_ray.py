@@ -38,6 +38,7 @@ from trainer.layout import (
     TRIAL_FILE,
     TRIAL_OUTPUTS,
     TUNE_DIR,
+    TUNE_TRIAL_DIRNAME_MAX,
     trial_dir,
     trial_uri,
 )
@@ -477,7 +478,7 @@ def trainable(cpu: float = 1.0, gpu: float = 0.0, train_fn=None):
 
 def _dirname(trial) -> str:
     key = (trial.config.get("trial") or {}).get("key", "trial")
-    return f"{key}_{trial.trial_id}"[:200]
+    return f"{key}_{trial.trial_id}"[:TUNE_TRIAL_DIRNAME_MAX]
 
 
 def build_tuner(

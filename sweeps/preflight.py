@@ -20,7 +20,13 @@ from sweeps.rundir import check_owned, check_writable, is_remote
 from sweeps.spec import SweepSpec
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, UserInputError
-from trainer.layout import RUN_MARKER, trial_dir
+from trainer.layout import (
+    OPTUNA_EXPERIMENT,
+    RUN_MARKER,
+    TUNE_DIR,
+    TUNE_TRIAL_DIRNAME_MAX,
+    trial_dir,
+)
 from trainer.loading import load_config
 from trainer.messages import parameter_message
 
@@ -156,9 +162,21 @@ def check_trackers(spec: SweepSpec) -> None:
             )
 
 
-# The deepest file a trial writes below its directory (``checkpoint/`` and a temp name
-# beside it, ``trainer.checkpoint``), with room to spare.
-_DEEPEST_BELOW_TRIAL = len("/.checkpoint-999999/model.safetensors.tmp-xxxxxxxx")
+# The deepest file a trial writes below its own directory (``checkpoint/`` and a temp
+# name beside it, ``trainer.checkpoint``) and below its Tune trial directory (Tune's
+# checkpoint and result files), with room to spare; the longest experiment directory.
+_BELOW_TRIAL = len("/.checkpoint-999999/model.safetensors.tmp-xxxxxxxx")
+_BELOW_TUNE = len("/checkpoint_000000/.metadata.json.tmp-xxxxxxxx")
+_EXPERIMENT = len(f"/{TUNE_DIR}/{OPTUNA_EXPERIMENT}-20261208-000000/")
+_TUNE_TRIAL_ID = len("_8cd71_00005")
+
+
+def deepest_path(run_dir: str, key: str) -> int:
+    """Bytes of the longest path a trial of ``key`` creates under ``run_dir``: in its
+    own directory or in its Tune trial directory."""
+    own = len(str(trial_dir(run_dir, key)).encode()) + _BELOW_TRIAL
+    tune_name = min(len(key.encode()) + _TUNE_TRIAL_ID, TUNE_TRIAL_DIRNAME_MAX)
+    return max(own, len(run_dir.encode()) + _EXPERIMENT + tune_name + _BELOW_TUNE)
 
 
 def check_path_lengths(plan: SweepPlan, run_dir: str) -> None:
@@ -175,7 +193,7 @@ def check_path_lengths(plan: SweepPlan, run_dir: str) -> None:
         name_max, path_max = 255, 4096
     for t in plan.grid:
         name = len(t.key.encode())
-        path = len(str(trial_dir(run_dir, t.key)).encode()) + _DEEPEST_BELOW_TRIAL
+        path = deepest_path(run_dir, t.key)
         if name > name_max or path > path_max:
             limit = (
                 f"{name} bytes, above the {name_max} a file name may have"

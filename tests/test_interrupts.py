@@ -37,23 +37,19 @@ def _finished(run_dir: Path) -> int:
     return len(pd.read_parquet(path)) if path.is_file() else 0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_sweep_exits_as_interrupted_and_resumes(tmp_path, monkeypatch, sig, code):
-    spec = grid_spec(tmp_path / "runs", strategies=["vanilla", "sda"], seeds=3,
-                     grid={"distill.k": [1]}, max_concurrent=1)  # fmt: skip
-    spec_path = tmp_path / "s.yaml"
-    spec_path.write_text(yaml.safe_dump(spec))
-    run_dir = tmp_path / "runs" / "g"
+def _interrupt(tmp_path: Path, spec_path: Path, run_dir: Path, sig: int, done: int) -> str:
+    """Run `steadytune sweep SPEC` (stand-in trainer) until ``done`` trials have
+    finished, send ``sig``; return the driver's output once it has exited."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_TRAIN_SLEEP": "0.5"}
-    log = tmp_path / "driver.log"
+    log = tmp_path / f"driver-{sig}.log"
     driver = subprocess.Popen(
         [sys.executable, "-c", CLI_DRIVER.format(tests=str(ROOT / "tests"), spec=str(spec_path))],
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
+    code = 130 if sig == signal.SIGINT else 143
     try:
         deadline = time.monotonic() + 120
-        while _finished(run_dir) < 1:
+        while _finished(run_dir) < done:
             assert driver.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial finished in time"
             time.sleep(0.2)
@@ -63,14 +59,26 @@ def test_an_interrupted_sweep_exits_as_interrupted_and_resumes(tmp_path, monkeyp
         if driver.poll() is None:
             driver.kill()
         _kill_ray_under(run_dir)
-    out = log.read_text()
-    last = out.strip().splitlines()[-1]
-    assert last.startswith("steadytune sweep: interrupted: ") and "unfinished" in last
-    assert last.endswith(f"steadytune resume {run_dir}")
-    assert "steadytune: done" not in out and "Tuner.restore" not in out
-    assert not (run_dir / "report").exists()  # no partial report unless asked
-    DriverLock(run_dir).acquire().release()  # the run dir is free again
-    assert _finished(run_dir) < 6
+    return log.read_text()
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_exits_as_interrupted_and_resumes(tmp_path, monkeypatch):
+    """Ctrl-C, then SIGTERM on the sweep run again, then `resume` finishes it."""
+    spec = grid_spec(tmp_path / "runs", strategies=["vanilla", "sda"], seeds=3,
+                     grid={"distill.k": [1]}, max_concurrent=1)  # fmt: skip
+    spec_path = tmp_path / "s.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    run_dir = tmp_path / "runs" / "g"
+    for sig, done in ((signal.SIGINT, 1), (signal.SIGTERM, 2)):
+        out = _interrupt(tmp_path, spec_path, run_dir, sig, done)
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("steadytune sweep: interrupted: ") and "unfinished" in last
+        assert last.endswith(f"steadytune resume {run_dir}")
+        assert "steadytune: done" not in out and "Tuner.restore" not in out
+        assert not (run_dir / "report").exists()  # no partial report unless asked
+        DriverLock(run_dir).acquire().release()  # the run dir is free again
+        assert _finished(run_dir) < 6
     assert resume_here(monkeypatch, run_dir) == 0
     df = pd.read_parquet(run_dir / "results.parquet")
     assert len(df) == 6 and df["key"].is_unique and (df["status"] == "TERMINATED").all()

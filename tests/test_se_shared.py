@@ -11,6 +11,7 @@ import pandas as pd
 
 from sweeps.driver import run_sweep
 from sweeps.grid import expand_grid
+from sweeps.preflight import deepest_path
 from sweeps.spec import load_spec
 from trainer import train
 from trainer.loading import load_config
@@ -78,6 +79,12 @@ def test_vanilla_and_se_train_once_per_seed_and_match_a_separate_se_run(tmp_path
     # a resumed sweep finds everything done and trains nothing
     again = run_sweep(spec, num_cpus=2, dashboard=False, stream=sys.stdout)
     assert "grid" not in again  # "every trial ... has finished; nothing to run"
+    # every path the run created is within the bound the dry run checks (issue 28)
+    run_dir = summary["run_dir"]
+    bound = max(deepest_path(run_dir, t.key) for t in expand_grid(spec))
+    created = [p for p in Path(run_dir).rglob("*") if "ray" not in p.relative_to(run_dir).parts]
+    assert len(created) > 20 and any("tune" in str(p) for p in created)
+    assert max(len(str(p).encode()) for p in created) <= bound
 
 
 def test_an_se_trial_fails_with_its_plain_run_and_recovers_with_it(tmp_path):

@@ -87,6 +87,9 @@ GRID_EXPERIMENT = "grid"
 OPTUNA_EXPERIMENT = "optuna"
 RACE_EXPERIMENT = "race"
 CONFIRM_EXPERIMENT = "confirm"
+# A Tune trial's directory under its experiment is named by the trial key and Tune's
+# trial id, cut to this many characters (``sweeps._ray``)
+TUNE_TRIAL_DIRNAME_MAX = 200
 
 
 # -- paths --------------------------------------------------------------------------
