@@ -145,7 +145,7 @@ def build_report(
     rep.missing = missing_trials(df, expected_keys)
     rep.warnings = trust_warnings(df)
 
-    rep.blocks += header_section(df, title, intro, expected_keys, rep.missing)
+    rep.blocks += header_section(df, title, intro, expected_keys, rep.missing, bool(races))
     rep.blocks += headline_section(df, rep.headline, rep.decisions, settings.split)
     rep.blocks += decision_section(
         rep.selection, rep.decision_table, rep.decisions, settings,

@@ -173,16 +173,18 @@ def header_section(
     intro: str | None,
     expected_keys: list[str] | None,
     missing: pd.DataFrame,
+    raced: bool = False,
 ) -> list[Block]:
     """The title, what the report is over (trials, datasets, code), a person's intro,
-    and a warning up front when the sweep is partial."""
+    and a warning up front when the sweep is partial. A raced run's trials are the ones
+    its races gave, not a grid's."""
     finished = int(df["finished"].sum())
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     n_optuna = int((df["finished"] & df["optuna_trial"].notna()).sum())
     n_fresh = int((df["finished"] & is_confirmation(df)).sum())
-    planned = f"{finished - n_optuna - n_fresh} grid trials finished"
+    planned = f"{finished - n_optuna - n_fresh} {'raced' if raced else 'grid'} trials finished"
     if expected_keys:
-        planned += f" of {len(expected_keys)} planned"
+        planned += f" of {len(expected_keys)} " + ("the races gave" if raced else "planned")
     planned += f", {n_optuna} Optuna candidate trials" if n_optuna else ""
     planned += f", {n_fresh} fresh-seed confirmation trials" if n_fresh else ""
     # short hashes, keeping the '-dirty' mark: a tree changed under a running sweep shows

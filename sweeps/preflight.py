@@ -197,7 +197,7 @@ def check_path_lengths(plan: SweepPlan, run_dir: str) -> None:
         if name > name_max or path > path_max:
             limit = (
                 f"{name} bytes, above the {name_max} a file name may have"
-                if (name > name_max)
+                if name > name_max
                 else f"a path of {path} bytes, above {path_max}"
             )
             raise ConfigError(

@@ -316,3 +316,4 @@ def test_race_example_on_ray_then_sigkill_and_resume_decides_the_same(tmp_path, 
     assert selection["datasets"]["synthetic-sentiment"]["race"]["seeds"]["noisytune nλ=5"] == 3
     md = (run_b / "report" / "report.md").read_text()
     assert "why it stopped" in md and "Seed race." in md
+    assert f"{len(done_a)} raced trials finished of {len(done_a)} the races gave" in md
