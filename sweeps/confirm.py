@@ -60,30 +60,30 @@ def chosen_configs(
     """Per decided unit (a dataset, or a dataset at one shared setting) whose selection
     has ended and chose something other than vanilla: (chosen configuration, vanilla's).
 
-    The decision is the report's (``analysis.decisions`` on the run's results, a raced
-    dataset's from its race), so the configuration confirmed is the one the report names.
+    The decision is the report's (``analysis.decisions`` on the run's results table,
+    which the caller brings up to date; a raced dataset's from its race), so the
+    configuration confirmed is the one the report names.
     """
     from analysis import AnalysisError, decisions, load
     from sweeps.race import config_of, seed_race
-    from sweeps.results import collect_rows
 
-    by_dataset: dict[str, list[TrialSpec]] = {}
-    for t in trials:
-        by_dataset.setdefault(t.dataset, []).append(t)
+    try:
+        df = load(run_dir)
+    except AnalysisError:
+        return {}  # no results table yet: nothing decided
     races: dict[str, Any] = {}
     if spec.race is not None:
         race, _ = seed_race(spec, run_dir, trials)
         races = {d: r for d, r in race.plan().items() if r.done}
         ended = set(races)
-    else:
-        have = {row["key"] for row in collect_rows(run_dir)}
+    else:  # a grid's dataset has ended when every trial of it has a row
+        have = set(df["key"])
+        by_dataset: dict[str, list[TrialSpec]] = {}
+        for t in trials:
+            by_dataset.setdefault(t.dataset, []).append(t)
         ended = {d for d, ts in by_dataset.items() if all(t.key in have for t in ts)}
     if not ended:
         return {}
-    try:
-        df = load(run_dir)
-    except AnalysisError:
-        return {}  # no results table yet: nothing decided
     dataset_of = {config_key(t): t.dataset for t in trials}
     out = {}
     for unit, dd in decisions(df, settings=spec.decision.settings(), races=races).items():

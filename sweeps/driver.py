@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sweeps.grid import SweepPlan, TrialSpec, plan_sweep
+from sweeps.grid import SweepPlan, TrialSpec, config_key, plan_sweep
 from sweeps.ledger import build_record, read_record, refuse_if_changed, write_record
 from sweeps.preflight import preflight
 from sweeps.results import collect_rows, ensure_results, finished_result, warn_damaged
@@ -267,8 +267,6 @@ def _seed_span(seeds: list[int]) -> str:
 
 def _configs_of(trials: list[TrialSpec]) -> str:
     """The configurations of some trials, named by their keys without the seed."""
-    from sweeps.grid import config_key
-
     return ", ".join(dict.fromkeys(config_key(t) for t in trials))
 
 
@@ -468,7 +466,8 @@ def _run_on_ray(
                     trials=[t.to_dict() for t in grid_trials], **tuning, **common,
                 )  # fmt: skip
             summary["grid"] = _ray.fit(tuner)
-        confirming = [] if remote else _confirmations_left(plan, run_dir)
+        if grid_trials or race is not None:  # the selection may have ended just now
+            confirming = [] if remote else _confirmations_left(plan, run_dir)
         _adopt_trials(run_dir, confirming)
         pending = [t for t in confirming if not t.derived_from]
         if pending:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from sweeps.grid import SweepPlan
-from sweeps.rundir import check_owned, check_writable, is_remote
+from sweeps.rundir import check_owned, check_writable, is_remote, nearest_existing
 from sweeps.spec import SweepSpec
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, UserInputError
@@ -183,9 +183,7 @@ def check_path_lengths(plan: SweepPlan, run_dir: str) -> None:
     """Every trial directory's name fits a file name, and every file a trial writes fits
     a path, on the file system of the run dir: otherwise the first trial to start fails
     with "File name too long", after ``sweep.json`` is written."""
-    existing = Path(run_dir)
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(Path(run_dir))
     try:
         name_max = os.pathconf(existing, "PC_NAME_MAX")
         path_max = os.pathconf(existing, "PC_PATH_MAX")

@@ -28,7 +28,7 @@ from typing import Any
 from sweeps.derived import derive_finished
 from sweeps.grid import TrialSpec, config_key
 from sweeps.rundir import is_remote
-from trainer.jsonio import read_json_mapping
+from trainer.jsonio import read_json_mapping, read_result
 from trainer.knobs import sort_value
 from trainer.layout import (
     ERROR_FILE,
@@ -243,13 +243,8 @@ def damaged_results(run_dir: str | Path) -> list[Path]:
     trials = trials_dir(run_dir)
     if not trials.is_dir():
         return []
-    out = []
-    for path in sorted(d / RESULT_FILE for d in trials.iterdir() if d.is_dir()):
-        if path.is_file():
-            result = read_json_mapping(path)
-            if result is None or not isinstance(result.get("config"), dict):
-                out.append(path)
-    return out
+    paths = sorted(d / RESULT_FILE for d in trials.iterdir() if d.is_dir())
+    return [path for path in paths if path.is_file() and read_result(path) is None]
 
 
 def warn_damaged(run_dir: str | Path, stream: Any = None) -> list[Path]:

@@ -68,7 +68,8 @@ def is_remote(run_dir: str | Path) -> bool:
     return "://" in str(run_dir) and not str(run_dir).startswith("file://")
 
 
-def _nearest_existing(path: Path) -> Path:
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (what a new directory is made in)."""
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
@@ -90,7 +91,7 @@ def check_writable(path: str | Path, what: str) -> None:
     except OSError as exc:  # ENAMETOOLONG: the path itself cannot be looked up
         raise ConfigError(f"{what} {str(path)[:80]!r}… cannot be used: {exc.strerror} "
                           f"({len(str(path).encode())} bytes)") from None  # fmt: skip
-    existing = _nearest_existing(path)
+    existing = nearest_existing(path)
     if not existing.is_dir():
         raise ConfigError(
             f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory"

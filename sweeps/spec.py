@@ -50,7 +50,7 @@ from trainer.catalog import TeacherSize
 from trainer.config import METRICS, StrategyName, setting_adapter, setting_kind
 from trainer.data_config import DataConfig
 from trainer.errors import ConfigError
-from trainer.fields import NotBoolean, Seed, Strict
+from trainer.fields import Seed, Strict
 from trainer.loading import merge, parse_overrides, read_yaml_mapping
 from trainer.messages import (
     NO_VALUE,
@@ -110,7 +110,7 @@ def values_for(ks: list[Any] | dict[str, list[Any]] | None, strategy: str) -> li
 
 
 # A training-set size of a learning curve
-Size = Annotated[int, NotBoolean, Field(ge=2)]
+Size = Annotated[int, Field(ge=2)]
 
 
 class DatasetSpec(_Strict):
@@ -431,8 +431,8 @@ class SearchSpec(_Strict):
 class DecisionSpec(_Strict):
     """How a dataset's verdict is decided (``analysis._decide``; docs/analysis.md)."""
 
-    alpha: Annotated[float, NotBoolean, Field(gt=0, lt=0.5, allow_inf_nan=False)] = 0.05
-    margin: Annotated[float, NotBoolean, Field(gt=0, allow_inf_nan=False)] | None = Field(
+    alpha: Annotated[float, Field(gt=0, lt=0.5, allow_inf_nan=False)] = 0.05
+    margin: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
         default=None,
         description="Equivalence margin in units of the primary metric; default per metric "
         "(accuracy and macro_f1 0.01, mcc 0.02).",
@@ -444,15 +444,13 @@ class DecisionSpec(_Strict):
         "split every dataset has (a cross-lingual test set: 'de').",
     )
 
-    min_gain: Annotated[float, NotBoolean, Field(ge=0, allow_inf_nan=False)] = Field(
+    min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         default=0.0,
         description="'better' means better than vanilla by more than this, in units of the "
         "primary metric (tested: Δ = min_gain rejected with Δ above it). Default 0.",
     )
 
-    max_failure_rate: (
-        Annotated[float, NotBoolean, Field(gt=0, lt=1, allow_inf_nan=False)] | None
-    ) = Field(
+    max_failure_rate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = Field(
         default=None,
         description="'better' only for a configuration whose rate of failed seeds (collapsed "
         "or diverged) is shown below this (one-sided 1 - alpha bound): 0.1 needs 29 seeds "
@@ -496,7 +494,7 @@ class ConfirmSpec(_Strict):
     selection has ended with a configuration other than vanilla, ``seeds`` new seeds of
     it and of vanilla are trained and the report tests it on those alone."""
 
-    seeds: Annotated[int, NotBoolean, Field(ge=2, le=MAX_CONFIRM_SEEDS)] = Field(
+    seeds: Annotated[int, Field(ge=2, le=MAX_CONFIRM_SEEDS)] = Field(
         default=10,
         description="Fresh seeds of the chosen configuration and of vanilla each; 10 confirm "
         "a gain of one std of the seeds' paired differences with 80 % power (5: 1.7 "

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["read_json_mapping", "to_json_safe", "write_json_atomic"]
+__all__ = ["read_json_mapping", "read_result", "to_json_safe", "write_json_atomic"]
 
 
 def to_json_safe(obj: Any) -> Any:
@@ -65,3 +65,10 @@ def read_json_mapping(path: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_result(path: str | Path) -> dict[str, Any] | None:
+    """A run's ``result.json`` as a mapping with its ``config``, or None when it is
+    missing or damaged (truncated, not JSON, no config): such a file is never trusted."""
+    data = read_json_mapping(path)
+    return data if data is not None and isinstance(data.get("config"), dict) else None

@@ -46,7 +46,7 @@ from trainer.checkpoint import CorruptResultWarning, load_checkpoint, save_aside
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError
 from trainer.inference import predict_logits, target_arrays
-from trainer.jsonio import read_json_mapping, to_json_safe, write_json_atomic
+from trainer.jsonio import read_result, to_json_safe, write_json_atomic
 from trainer.layout import CHECKPOINT_DIR, LOGITS_FILE, MODEL_FILE, RESULT_FILE
 from trainer.loading import config_to_dict
 from trainer.messages import parameter_message
@@ -198,8 +198,8 @@ def _finished_result(out_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] 
     path = out_dir / RESULT_FILE
     if not path.is_file() or not (out_dir / LOGITS_FILE).is_file():
         return None
-    result = read_json_mapping(path)
-    if result is None or not isinstance(result.get("config"), dict):
+    result = read_result(path)
+    if result is None:
         target = save_aside(path)
         warnings.warn(
             f"{path} is damaged (not a result's JSON object); moved it to {target.name} "

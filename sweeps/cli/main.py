@@ -73,23 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the driver is, so it unwinds like Ctrl-C (locks released,
-    Ray shut down) and exits 143 instead of dying mid-write."""
-
-
-_SIGNALLED: list[int] = []  # the SIGTERM seen (Ray's blocking calls re-raise any
-# exception a signal handler raises as a plain KeyboardInterrupt, losing its type)
+_TERMINATED: list[int] = []  # SIGTERM seen by this command (the exit code says so)
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    _SIGNALLED.append(signum)
-    raise Terminated
-
-
-def interrupted_line(command: str, detail: str = "") -> str:
-    """The one line an interrupted command ends with."""
-    return f"steadytune {command}: interrupted" + (f": {detail}" if detail else "")
+    """SIGTERM unwinds the driver like Ctrl-C (locks released, Ray shut down) instead of
+    killing it mid-write. A flag, not an exception type, says it was SIGTERM: Ray's
+    blocking calls re-raise a handler's exception as a plain KeyboardInterrupt."""
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,15 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.errors import UserInputError
 
     previous = signal.signal(signal.SIGTERM, _terminate)
-    _SIGNALLED.clear()
+    _TERMINATED.clear()
     try:
         return int(args.run(args) or 0)
     except UserInputError as err:
         print(f"steadytune {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        print(interrupted_line(args.command, str(stop)), file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) or _SIGNALLED else 130
+        detail = f": {stop}" if str(stop) else ""
+        print(f"steadytune {args.command}: interrupted{detail}", file=sys.stderr)
+        return 143 if _TERMINATED else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
 

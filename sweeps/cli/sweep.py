@@ -67,9 +67,9 @@ def run_and_report(
             dashboard=not args.no_dashboard,
             verbose=args.verbose,
         )
-    except KeyboardInterrupt as stop:  # no report of a sweep cut short: resume it
+    except KeyboardInterrupt:  # no report of a sweep cut short: resume it
         where = run_dir or spec.run_dir()
-        raise type(stop)(f"{_unfinished(where)} — steadytune resume {where}") from None
+        raise KeyboardInterrupt(f"{_unfinished(where)} — steadytune resume {where}") from None
     if not args.no_report:
         from sweeps.cli.report import report_after_sweep
 
